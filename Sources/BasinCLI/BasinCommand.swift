@@ -1,0 +1,6 @@
+import ArgumentParser
+
+public struct BasinCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(commandName: "basin")
+    public init() {}
+}

@@ -1,0 +1,113 @@
+/// Batch normalization over the channel dimension of `[N, C]`, `[N, C, L]` or `[N, C, H, W]`
+/// input (`nn.BatchNorm1d` / `nn.BatchNorm2d`, affine, tracking running statistics).
+///
+/// Training normalizes with the batch's biased variance and updates
+/// `running_var` with the unbiased one, as PyTorch does. Statistics are summed in Double.
+/// Scratch holds the batch mean and 1/σ per channel for backward.
+struct BatchNormKernel: LayerKernel {
+    let shape: [Int]
+    let eps: Double
+    let momentum: Double
+
+    var channels: Int { shape[0] }
+    var spatial: Int { shape.dropFirst().reduce(1, *) }
+    var inputShape: [Int] { shape }
+    var outputShape: [Int] { shape }
+
+    var parameterSpecs: [TensorSpec] {
+        [
+            TensorSpec(suffix: "weight", shape: [channels], initial: .constant(1)),
+            TensorSpec(suffix: "bias", shape: [channels], initial: .constant(0)),
+        ]
+    }
+
+    var stateSpecs: [TensorSpec] {
+        [
+            TensorSpec(suffix: "running_mean", shape: [channels], initial: .constant(0)),
+            TensorSpec(suffix: "running_var", shape: [channels], initial: .constant(1)),
+        ]
+    }
+
+    func scratchCount(batch: Int) -> Int { 2 * channels }
+
+    func forward(_ m: LayerMemory, mode: ForwardMode, layerIndex: Int) {
+        let c = channels, s = spatial, n = m.batch
+        let x = m.input.baseAddress!, y = m.output.baseAddress!
+        let gamma = m.parameters.baseAddress!, beta = gamma + c
+        let runningMean = m.state.baseAddress!, runningVar = runningMean + c
+        let savedMean = m.scratch.baseAddress!, savedInvStd = savedMean + c
+        let count = Double(n * s)
+        for ch in 0..<c {
+            var mean: Double, variance: Double
+            if mode.isTraining {
+                var sum = 0.0
+                for b in 0..<n {
+                    let p = x + (b * c + ch) * s
+                    for i in 0..<s { sum += Double(p[i]) }
+                }
+                mean = sum / count
+                var squares = 0.0
+                for b in 0..<n {
+                    let p = x + (b * c + ch) * s
+                    for i in 0..<s {
+                        let d = Double(p[i]) - mean
+                        squares += d * d
+                    }
+                }
+                variance = squares / count
+                let unbiased = count > 1 ? squares / (count - 1) : variance
+                runningMean[ch] = Float((1 - momentum) * Double(runningMean[ch]) + momentum * mean)
+                runningVar[ch] = Float((1 - momentum) * Double(runningVar[ch]) + momentum * unbiased)
+            } else {
+                mean = Double(runningMean[ch])
+                variance = Double(runningVar[ch])
+            }
+            let invStd = 1 / (variance + eps).squareRoot()
+            savedMean[ch] = Float(mean)
+            savedInvStd[ch] = Float(invStd)
+            let scale = Float(Double(gamma[ch]) * invStd)
+            let shift = Float(Double(beta[ch]) - mean * Double(gamma[ch]) * invStd)
+            for b in 0..<n {
+                let offset = (b * c + ch) * s
+                for i in 0..<s { y[offset + i] = x[offset + i] * scale + shift }
+            }
+        }
+    }
+
+    func backward(_ m: LayerMemory, _ g: LayerGradientMemory, mode: ForwardMode, layerIndex: Int) {
+        let c = channels, s = spatial, n = m.batch
+        let x = m.input.baseAddress!, gy = g.outputGradient.baseAddress!
+        let gamma = m.parameters.baseAddress!
+        let savedMean = m.scratch.baseAddress!, savedInvStd = savedMean + c
+        let gradGamma = g.parameterGradients.baseAddress!, gradBeta = gradGamma + c
+        let count = Double(n * s)
+        for ch in 0..<c {
+            let mean = Double(savedMean[ch]), invStd = Double(savedInvStd[ch])
+            var sumGrad = 0.0, sumGradXhat = 0.0
+            for b in 0..<n {
+                let offset = (b * c + ch) * s
+                for i in 0..<s {
+                    let grad = Double(gy[offset + i])
+                    sumGrad += grad
+                    sumGradXhat += grad * (Double(x[offset + i]) - mean) * invStd
+                }
+            }
+            gradGamma[ch] = Float(sumGradXhat)
+            gradBeta[ch] = Float(sumGrad)
+            guard let gradIn = g.inputGradient?.baseAddress else { continue }
+            let g0 = Double(gamma[ch]) * invStd
+            for b in 0..<n {
+                let offset = (b * c + ch) * s
+                for i in 0..<s {
+                    let grad = Double(gy[offset + i])
+                    if mode.isTraining {
+                        let xhat = (Double(x[offset + i]) - mean) * invStd
+                        gradIn[offset + i] = Float(g0 * (grad - sumGrad / count - xhat * sumGradXhat / count))
+                    } else {
+                        gradIn[offset + i] = Float(g0 * grad)
+                    }
+                }
+            }
+        }
+    }
+}

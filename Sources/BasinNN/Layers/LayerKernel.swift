@@ -1,0 +1,73 @@
+/// How a forward pass treats layers that differ between training and evaluation.
+public enum ForwardMode: Sendable, Equatable {
+    /// BatchNorm uses running statistics; Dropout is the identity.
+    case eval
+    /// BatchNorm uses batch statistics and updates running ones; Dropout draws its mask from
+    /// the `(seed, step)` stream, so the same step gives the same mask on any machine.
+    case train(seed: UInt64, step: UInt64)
+
+    public var isTraining: Bool {
+        if case .train = self { return true }
+        return false
+    }
+}
+
+/// How a parameter starts before training.
+public enum ParameterInit: Sendable, Equatable {
+    /// Uniform on [-bound, bound] (PyTorch's default Kaiming-uniform for Linear and Conv2d).
+    case uniform(bound: Float)
+    case constant(Float)
+}
+
+/// A named tensor a layer owns: a parameter (`weight`) or a state buffer (`running_mean`).
+public struct TensorSpec: Sendable, Equatable {
+    public var suffix: String
+    public var shape: [Int]
+    public var initial: ParameterInit
+
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// The memory one layer works on for one minibatch. Sizes are `batch × sample size`.
+///
+/// `input` and `output` are distinct regions; `parameters`, `state` and `scratch` are this
+/// layer's own slices.
+struct LayerMemory {
+    var batch: Int
+    var input: UnsafeMutableBufferPointer<Float>
+    var output: UnsafeMutableBufferPointer<Float>
+    var parameters: UnsafeMutableBufferPointer<Float>
+    var state: UnsafeMutableBufferPointer<Float>
+    var scratch: UnsafeMutableBufferPointer<Float>
+}
+
+/// Gradient memory for one layer's backward pass.
+///
+/// `parameterGradients` is overwritten (not accumulated). `inputGradient` is nil for the
+/// first layer, whose input gradient nobody needs.
+struct LayerGradientMemory {
+    var outputGradient: UnsafeMutableBufferPointer<Float>
+    var inputGradient: UnsafeMutableBufferPointer<Float>?
+    var parameterGradients: UnsafeMutableBufferPointer<Float>
+}
+
+/// A compiled layer: shapes fixed, forward and backward over raw minibatch memory.
+protocol LayerKernel: Sendable {
+    var inputShape: [Int] { get }
+    var outputShape: [Int] { get }
+    /// Parameters in PyTorch `state_dict` order.
+    var parameterSpecs: [TensorSpec] { get }
+    /// Non-parameter float buffers (BatchNorm running statistics) in `state_dict` order.
+    var stateSpecs: [TensorSpec] { get }
+    func scratchCount(batch: Int) -> Int
+    func forward(_ memory: LayerMemory, mode: ForwardMode, layerIndex: Int)
+    func backward(_ memory: LayerMemory, _ gradients: LayerGradientMemory, mode: ForwardMode, layerIndex: Int)
+}
+
+extension LayerKernel {
+    var inputSize: Int { inputShape.reduce(1, *) }
+    var outputSize: Int { outputShape.reduce(1, *) }
+    var parameterSpecs: [TensorSpec] { [] }
+    var stateSpecs: [TensorSpec] { [] }
+    func scratchCount(batch: Int) -> Int { 0 }
+}

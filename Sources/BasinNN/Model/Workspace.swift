@@ -1,0 +1,53 @@
+/// Preallocated memory for running one network on minibatches of up to `capacity` samples:
+/// every layer's output, the matching gradients, per-layer scratch and a staging area for
+/// gathered inputs.
+///
+/// A workspace belongs to one thread at a time; it is reused across minibatches so the
+/// training and evaluation loops allocate nothing.
+public final class Workspace {
+    public let capacity: Int
+    let network: Network
+    let activations: [UnsafeMutableBufferPointer<Float>]
+    let gradients: [UnsafeMutableBufferPointer<Float>]
+    let scratch: [UnsafeMutableBufferPointer<Float>]
+    /// Room for `capacity` input samples (minibatches gathered from a shuffled dataset).
+    public let input: UnsafeMutableBufferPointer<Float>
+    private let storage: UnsafeMutableBufferPointer<Float>
+
+    public init(network: Network, capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        self.network = network
+        let outputSizes = network.kernels.map { $0.outputSize * capacity }
+        let scratchSizes = network.kernels.map { $0.scratchCount(batch: capacity) }
+        let inputCount = network.inputSize * capacity
+        let total = 2 * outputSizes.reduce(0, +) + scratchSizes.reduce(0, +) + inputCount
+        let storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(total, 1))
+        storage.initialize(repeating: 0)
+        self.storage = storage
+        var offset = 0
+        func take(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
+            defer { offset += n }
+            return UnsafeMutableBufferPointer(rebasing: storage[offset..<(offset + n)])
+        }
+        activations = outputSizes.map(take)
+        gradients = outputSizes.map(take)
+        scratch = scratchSizes.map(take)
+        input = take(inputCount)
+    }
+
+    deinit {
+        storage.deallocate()
+    }
+
+    /// The network's output for the last forward pass: `batch × outputSize`, row-major.
+    public func output(batch: Int) -> UnsafeMutableBufferPointer<Float> {
+        guard let last = activations.last else { return UnsafeMutableBufferPointer(rebasing: input[0..<0]) }
+        return UnsafeMutableBufferPointer(rebasing: last[0..<(batch * network.outputSize)])
+    }
+
+    /// Where the loss writes ∂L/∂output before a backward pass.
+    public func outputGradient(batch: Int) -> UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(rebasing: gradients[gradients.count - 1][0..<(batch * network.outputSize)])
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+
+/// What one epoch of training did.
+public struct EpochReport: Sendable {
+    public var epoch: Int
+    public var learningRate: Double
+    /// Mean of the minibatch losses seen during the epoch (training mode).
+    public var meanLoss: Double
+}
+
+/// Minibatch training of a model: deterministic order, dropout and initialization from the seed.
+///
+/// Two runs with the same model, data and config produce bitwise-identical parameters (BLAS
+/// thread count held fixed).
+public struct Trainer {
+    public let config: TrainingConfig
+
+    public init(config: TrainingConfig) throws {
+        if let problem = config.validationError() { throw NNError("training settings: \(problem)") }
+        self.config = config
+    }
+
+    /// Trains `model` on `data` for `config.epochs` epochs.
+    ///
+    /// `onEpoch` is called with the model after each epoch (and after epoch 0 = the
+    /// starting point, with `epoch == 0` and NaN loss), so callers can snapshot a trajectory.
+    public func train(
+        _ model: inout Model, on data: Dataset,
+        onEpoch: (EpochReport, Model) throws -> Void = { _, _ in }
+    ) throws {
+        if let problem = config.loss.incompatibility(network: model.network, dataset: data) {
+            throw NNError("cannot train: \(problem)")
+        }
+        try onEpoch(EpochReport(epoch: 0, learningRate: config.lr, meanLoss: .nan), model)
+        guard data.count > 0 else { return }
+        let batchSize = min(config.batchSize, data.count)
+        let workspace = Workspace(network: model.network, capacity: batchSize)
+        var optimizer = Optimizer(config: config, parameterCount: model.parameters.count)
+        var gradients = [Float](repeating: 0, count: model.parameters.count)
+        let sampleSize = data.sampleSize
+        var step: UInt64 = 0
+        for epoch in 0..<config.epochs {
+            let lr = config.schedule.learningRate(base: config.lr, epoch: epoch, epochs: config.epochs)
+            var shuffle = RandomSource(seed: config.seed, stream: RandomStream.shuffle.id(epoch))
+            let order = shuffle.permutation(data.count)
+            var epochLoss = 0.0, batches = 0
+            var start = 0
+            while start < order.count {
+                let batch = min(batchSize, order.count - start)
+                data.features.withUnsafeBufferPointer { features in
+                    for b in 0..<batch {
+                        (workspace.input.baseAddress! + b * sampleSize).update(
+                            from: features.baseAddress! + order[start + b] * sampleSize, count: sampleSize)
+                    }
+                }
+                let mode = ForwardMode.train(seed: config.seed, step: step)
+                model.forward(workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace)
+                var tally = LossTally()
+                let first = start
+                config.loss.score(
+                    output: UnsafeBufferPointer(workspace.output(batch: batch)), batch: batch, dataset: data,
+                    sampleIndex: { order[first + $0] }, gradient: workspace.outputGradient(batch: batch), tally: &tally)
+                gradients.withUnsafeMutableBufferPointer { g in
+                    model.backward(
+                        workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace, gradients: g)
+                }
+                optimizer.step(parameters: &model.parameters, gradients: gradients, lr: lr)
+                epochLoss += tally.meanLoss
+                batches += 1
+                step += 1
+                start += batch
+            }
+            let mean = epochLoss / Double(max(batches, 1))
+            guard mean.isFinite else {
+                throw NNError("training diverged in epoch \(epoch + 1): the loss is \(mean); lower 'lr'")
+            }
+            try onEpoch(EpochReport(epoch: epoch + 1, learningRate: lr, meanLoss: mean), model)
+        }
+    }
+}
+
+extension Model {
+    /// Loss and accuracy over a whole dataset in evaluation mode, in chunks of `batchSize`.
+    public func evaluate(on data: Dataset, loss: LossFunction, batchSize: Int = 500) throws -> LossTally {
+        if let problem = loss.incompatibility(network: network, dataset: data) {
+            throw NNError("cannot evaluate: \(problem)")
+        }
+        var tally = LossTally()
+        guard data.count > 0 else { return tally }
+        let chunk = min(batchSize, data.count)
+        let workspace = Workspace(network: network, capacity: chunk)
+        data.features.withUnsafeBufferPointer { features in
+            var start = 0
+            while start < data.count {
+                let batch = min(chunk, data.count - start)
+                infer(features.baseAddress! + start * data.sampleSize, batch: batch, workspace: workspace)
+                let first = start
+                loss.score(
+                    output: UnsafeBufferPointer(workspace.output(batch: batch)), batch: batch, dataset: data,
+                    sampleIndex: { first + $0 }, gradient: nil, tally: &tally)
+                start += batch
+            }
+        }
+        return tally
+    }
+}

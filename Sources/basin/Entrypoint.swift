@@ -1,0 +1,8 @@
+import BasinCLI
+
+@main
+struct Entrypoint {
+    static func main() async {
+        await BasinCommand.main()
+    }
+}
