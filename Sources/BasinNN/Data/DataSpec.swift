@@ -1,0 +1,121 @@
+import Foundation
+
+/// Where a study's data comes from: a built-in generator or files, and how it is split and
+/// normalized. Decoded from the `data:` section of a spec.
+public struct DataSpec: Codable, Sendable, Equatable {
+    /// Files for one split: `.npy` or IDX features and labels, or one CSV.
+    public struct Files: Codable, Sendable, Equatable {
+        public var features: String?
+        public var labels: String?
+        public var csv: String?
+        /// CSV column holding the label; negative counts from the end (default -1, the last).
+        public var labelColumn: Int?
+
+        public init(features: String? = nil, labels: String? = nil, csv: String? = nil, labelColumn: Int? = nil) {
+            self.features = features
+            self.labels = labels
+            self.csv = csv
+            self.labelColumn = labelColumn
+        }
+
+        private enum CodingKeys: String, CodingKey { case features, labels, csv, labelColumn = "label_column" }
+    }
+
+    /// `blobs`, `spirals`, `teacher`, or `files` (train/test below).
+    public var source: String
+    public var samples: Int?
+    public var features: Int?
+    public var classes: Int?
+    public var noise: Double?
+    public var spread: Double?
+    public var turns: Double?
+    public var hidden: Int?
+    public var seed: UInt64?
+    public var train: Files?
+    public var test: Files?
+    /// Share of the samples held out as the test set when no test files are given (default 0.2).
+    public var testFraction: Double?
+    /// Standardize each feature with the training set's mean and standard deviation (default true).
+    public var normalize: Bool?
+    /// Shape of one sample, to reshape flat features (for example `[1, 28, 28]`).
+    public var shape: [Int]?
+
+    public init(source: String) {
+        self.source = source
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case source, samples, features, classes, noise, spread, turns, hidden, seed, train, test
+        case testFraction = "test_fraction", normalize, shape
+    }
+
+    public static let builtinSources = ["blobs", "spirals", "teacher"]
+}
+
+/// A training set and a test set, ready for a model.
+public struct DataSplit: Sendable {
+    public var train: Dataset
+    public var test: Dataset
+}
+
+extension DataSpec {
+    /// Generates or reads the data, splits and normalizes it. Relative paths are resolved
+    /// against `base` (the spec's directory).
+    public func load(relativeTo base: URL) throws -> DataSplit {
+        func field(_ name: String, _ value: Int?, _ fallback: Int, minimum: Int) throws -> Int {
+            let v = value ?? fallback
+            guard v >= minimum else { throw NNError("data: '\(name)' must be at least \(minimum), got \(v)") }
+            return v
+        }
+        let seed = self.seed ?? 0
+        var full: Dataset
+        var givenTest: Dataset?
+        switch source {
+        case "blobs":
+            full = SyntheticData.blobs(
+                samples: try field("samples", samples, 1000, minimum: 2), features: try field("features", features, 2, minimum: 1),
+                classes: try field("classes", classes, 3, minimum: 2), spread: spread ?? 3, noise: noise ?? 1, seed: seed)
+        case "spirals":
+            full = SyntheticData.spirals(
+                samples: try field("samples", samples, 1000, minimum: 2), classes: try field("classes", classes, 2, minimum: 2),
+                turns: turns ?? 1, noise: noise ?? 0.05, seed: seed)
+        case "teacher":
+            full = SyntheticData.teacher(
+                samples: try field("samples", samples, 2000, minimum: 2), features: try field("features", features, 10, minimum: 1),
+                classes: try field("classes", classes, 4, minimum: 2), hidden: try field("hidden", hidden, 32, minimum: 1), seed: seed)
+        case "files":
+            guard let train else { throw NNError("data: source 'files' needs a 'train' section") }
+            full = try DataFiles.load(train, relativeTo: base, field: "data.train")
+            if let test { givenTest = try DataFiles.load(test, relativeTo: base, field: "data.test") }
+        default:
+            throw NNError("data: unknown source '\(source)' (known: blobs, spirals, teacher, files)")
+        }
+        if let shape {
+            try DataFiles.reshape(&full, to: shape, field: "data.shape")
+            if givenTest != nil { try DataFiles.reshape(&givenTest!, to: shape, field: "data.shape") }
+        }
+        var split: DataSplit
+        if let givenTest {
+            guard givenTest.sampleShape == full.sampleShape else {
+                throw NNError("data: test samples have shape \(givenTest.sampleShape) but train samples \(full.sampleShape)")
+            }
+            split = DataSplit(train: full, test: givenTest)
+        } else {
+            let fraction = testFraction ?? 0.2
+            guard fraction >= 0, fraction < 1 else { throw NNError("data: 'test_fraction' must be in [0, 1), got \(fraction)") }
+            let (train, test) = full.split(testFraction: fraction, seed: seed)
+            split = DataSplit(train: train, test: test)
+        }
+        if split.train.isClassification {
+            let classes = max(split.train.classCount, split.test.classCount)
+            split.train.classCount = classes
+            split.test.classCount = classes
+        }
+        if normalize ?? true {
+            let (mean, std) = split.train.featureStatistics()
+            split.train.normalize(mean: mean, std: std)
+            split.test.normalize(mean: mean, std: std)
+        }
+        return split
+    }
+}
