@@ -1,6 +1,32 @@
 import ArgumentParser
+import Logging
 
+/// The `basin` command line.
 public struct BasinCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(commandName: "basin")
+    public static let configuration = CommandConfiguration(
+        commandName: "basin",
+        abstract: "Map neural-network loss landscapes, from one machine to a cluster.",
+        version: BasinVersion.string,
+        subcommands: [TrainCommand.self, EvalCommand.self, ExampleCommand.self]
+    )
+
     public init() {}
+
+    /// Sends log lines to standard error at the level named by `BASIN_LOG` (default `info`).
+    /// Called once, by the executable, before any command runs.
+    public static func bootstrapLogging() {
+        let environment = ProcessInfo.processInfo.environment
+        let level = environment["BASIN_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
 }
+
+public enum BasinVersion {
+    public static let string = "0.1.0"
+}
+
+import Foundation

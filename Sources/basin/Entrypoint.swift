@@ -3,6 +3,7 @@ import BasinCLI
 @main
 struct Entrypoint {
     static func main() async {
+        BasinCommand.bootstrapLogging()
         await BasinCommand.main()
     }
 }

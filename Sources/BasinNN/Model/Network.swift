@@ -26,6 +26,7 @@ public struct Network: Sendable {
         guard !description.input.isEmpty, description.input.allSatisfy({ $0 > 0 }) else {
             throw NNError("model 'input' must be a non-empty list of positive sizes, got \(description.input)")
         }
+        guard !description.layers.isEmpty else { throw NNError("model 'layers' is empty; a model needs at least one layer") }
         var shape = description.input
         var kernels: [any LayerKernel] = []
         var resolved: [LayerSpec] = []
