@@ -1,1 +1,120 @@
 import BasinNN
+import Foundation
+
+/// Shared helpers for Basin's tests.
+public enum TestSupport {
+    /// A fresh empty directory under the system's temporary directory.
+    public static func temporaryDirectory(_ name: String = "basin-test") -> URL {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("\(name)-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Deterministic Gaussian values.
+    public static func gaussian(_ count: Int, seed: UInt64, scale: Double = 1) -> [Float] {
+        var random = RandomSource(seed: seed, stream: 99)
+        return (0..<count).map { _ in Float(random.nextGaussian() * scale) }
+    }
+
+    /// The repository root (the directory holding Package.swift), found from this file.
+    public static var repositoryRoot: URL {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }
+}
+
+/// Compares a model's analytic parameter gradients with central finite differences of the
+/// objective Σ r ⊙ output (r fixed, summed in Double).
+public struct GradientCheck {
+    public struct Mismatch: CustomStringConvertible {
+        public var name: String
+        public var index: Int
+        public var analytic: Double
+        public var numeric: Double
+        public var description: String { "\(name)[\(index)]: analytic \(analytic) vs numeric \(numeric)" }
+    }
+
+    public var model: Model
+    public let input: [Float]
+    public let projection: [Float]
+    public let batch: Int
+    public let mode: ForwardMode
+
+    public init(description: ModelDescription, batch: Int, mode: ForwardMode, seed: UInt64 = 1) throws {
+        let network = try Network(description)
+        model = network.initialize(seed: seed)
+        // Nudge BatchNorm affine parameters and statistics away from 1/0 so they matter.
+        for entry in network.parameterLayout.entries + network.stateLayout.entries
+        where entry.name.contains("running") || (entry.shape.count == 1 && network.batchNormLayers.contains(Int(entry.name.split(separator: ".")[0])!)) {
+            let noise = TestSupport.gaussian(entry.count, seed: seed &+ UInt64(entry.offset) &+ 7, scale: 0.3)
+            for i in 0..<entry.count {
+                if entry.name.hasSuffix("running_var") {
+                    model.state[entry.offset + i] = 1 + abs(noise[i])
+                } else if entry.name.hasSuffix("running_mean") {
+                    model.state[entry.offset + i] = noise[i]
+                } else {
+                    model.parameters[entry.offset + i] += noise[i]
+                }
+            }
+        }
+        input = TestSupport.gaussian(batch * network.inputSize, seed: seed &+ 100)
+        projection = TestSupport.gaussian(batch * network.outputSize, seed: seed &+ 200)
+        self.batch = batch
+        self.mode = mode
+    }
+
+    public func objective(_ parameters: [Float]) -> Double {
+        var copy = model
+        copy.parameters = parameters
+        let workspace = Workspace(network: model.network, capacity: batch)
+        input.withUnsafeBufferPointer { copy.forward($0.baseAddress!, batch: batch, mode: mode, workspace: workspace) }
+        var sum = 0.0
+        for (o, r) in zip(workspace.output(batch: batch), projection) { sum += Double(o) * Double(r) }
+        return sum
+    }
+
+    public func analyticGradients() -> [Float] {
+        var copy = model
+        let workspace = Workspace(network: model.network, capacity: batch)
+        input.withUnsafeBufferPointer { copy.forward($0.baseAddress!, batch: batch, mode: mode, workspace: workspace) }
+        let gradOut = workspace.outputGradient(batch: batch)
+        for i in 0..<gradOut.count { gradOut[i] = projection[i] }
+        var gradients = [Float](repeating: .nan, count: model.parameters.count)
+        input.withUnsafeBufferPointer { x in
+            gradients.withUnsafeMutableBufferPointer {
+                copy.backward(x.baseAddress!, batch: batch, mode: mode, workspace: workspace, gradients: $0)
+            }
+        }
+        return gradients
+    }
+
+    /// Checks up to `perTensor` entries of every parameter tensor; returns the mismatches.
+    public func mismatches(
+        step: Float = 1e-3, relativeTolerance: Double = 2e-2, absoluteTolerance: Double = 3e-3, perTensor: Int = 24
+    ) -> [Mismatch] {
+        let analytic = analyticGradients()
+        var found: [Mismatch] = []
+        var random = RandomSource(seed: 5, stream: 5)
+        for entry in model.network.parameterLayout.entries {
+            let indices = entry.count <= perTensor
+                ? Array(entry.range) : (0..<perTensor).map { _ in entry.offset + random.nextInt(below: entry.count) }
+            for i in indices {
+                var plus = model.parameters, minus = model.parameters
+                plus[i] += step
+                minus[i] -= step
+                let actualStep = Double(plus[i]) - Double(minus[i])
+                let numeric = (objective(plus) - objective(minus)) / actualStep
+                let a = Double(analytic[i])
+                if !(abs(a - numeric) <= absoluteTolerance + relativeTolerance * max(abs(a), abs(numeric))) {
+                    found.append(Mismatch(name: entry.name, index: i - entry.offset, analytic: a, numeric: numeric))
+                }
+            }
+        }
+        return found
+    }
+}
