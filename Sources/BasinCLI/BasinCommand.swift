@@ -7,7 +7,7 @@ public struct BasinCommand: AsyncParsableCommand {
         commandName: "basin",
         abstract: "Map neural-network loss landscapes, from one machine to a cluster.",
         version: BasinVersion.string,
-        subcommands: [TrainCommand.self, EvalCommand.self, ExampleCommand.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, DataCommand.self, ExampleCommand.self]
     )
 
     public init() {}
