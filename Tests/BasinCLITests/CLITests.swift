@@ -1,2 +1,103 @@
+import ArgumentParser
+import BasinNN
+import BasinTestSupport
+import Foundation
 import Testing
-@Test func placeholderCLI() {}
+
+@testable import BasinCLI
+
+/// The commands driven in-process, as a user types them.
+@Suite struct CLITests {
+    let directory = TestSupport.temporaryDirectory("basin-cli")
+
+    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    private func run(_ arguments: [String]) throws {
+        var command = try BasinCommand.parseAsRoot(arguments)
+        try command.run()
+    }
+
+    /// The message and exit code `basin` would print for these arguments.
+    private func failure(_ arguments: [String]) -> (message: String, code: Int32) {
+        do {
+            try run(arguments)
+            return ("", 0)
+        } catch {
+            return (BasinCommand.message(for: error), BasinCommand.exitCode(for: error).rawValue)
+        }
+    }
+
+    @Test func trainThenEvalWithSnapshotsIsReproducible() throws {
+        try run(["example", "spirals", "-o", path("spirals.yaml")])
+        try run(["train", path("spirals.yaml"), "-o", path("a.safetensors"), "--epochs", "3", "--snapshots", path("snaps")])
+        try run(["train", path("spirals.yaml"), "-o", path("b.safetensors"), "--epochs", "3"])
+        let a = try Data(contentsOf: URL(fileURLWithPath: path("a.safetensors")))
+        let b = try Data(contentsOf: URL(fileURLWithPath: path("b.safetensors")))
+        #expect(a == b)
+        let snapshots = try FileManager.default.contentsOfDirectory(atPath: path("snaps")).sorted()
+        #expect(snapshots == (0...3).map { String(format: "epoch-%04d.safetensors", $0) })
+        // The last snapshot is the final model; the first is the initialization.
+        let last = try Checkpoint.load(contentsOf: URL(fileURLWithPath: path("snaps/epoch-0003.safetensors")))
+        let final = try Checkpoint.load(contentsOf: URL(fileURLWithPath: path("a.safetensors")))
+        #expect(last.parameters == final.parameters)
+        let first = try Checkpoint.load(contentsOf: URL(fileURLWithPath: path("snaps/epoch-0000.safetensors")))
+        #expect(first.parameters == final.network.initialize(seed: 0).parameters)
+        try run(["eval", path("a.safetensors"), "--spec", path("spirals.yaml")])
+        try run(["train", path("spirals.yaml"), "-o", path("c.safetensors"), "--epochs", "3", "--seed", "1"])
+        let c = try Data(contentsOf: URL(fileURLWithPath: path("c.safetensors")))
+        #expect(c != a)
+    }
+
+    @Test func everyExampleTrains() throws {
+        for name in Examples.all.keys.sorted() {
+            try run(["example", name, "-o", path("\(name).yaml")])
+            try run(["train", path("\(name).yaml"), "-o", path("\(name).safetensors"), "--epochs", "1"])
+            let model = try Checkpoint.load(contentsOf: URL(fileURLWithPath: path("\(name).safetensors")))
+            let finite = model.parameters.allSatisfy { $0.isFinite }
+            #expect(finite, "\(name)")
+        }
+    }
+
+    @Test func dataCommandWritesTheSplitAsNpy() throws {
+        try run(["example", "cnn", "-o", path("cnn.yaml")])
+        try run(["data", path("cnn.yaml"), "-o", path("data")])
+        let x = try NpyArray(contentsOf: URL(fileURLWithPath: path("data/train_x.npy")))
+        let y = try NpyArray(contentsOf: URL(fileURLWithPath: path("data/train_y.npy")))
+        #expect(x.shape == [1600, 1, 8, 8] && x.dtype == .f32)
+        #expect(y.shape == [1600] && y.dtype == .i64)
+    }
+
+    private func spec(_ name: String, _ text: String) throws -> String {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path(name)))
+        return path(name)
+    }
+
+    @Test func badInputGivesOneSentenceAndNonZeroExit() throws {
+        let cases: [(String, String, String)] = [
+            ("layer.yaml", "model:\n  input: [2]\n  layers: [{type: lineer, out_features: 3}]\ndata: {source: blobs}\n",
+             "field 'model.layers[0]': unknown layer type 'lineer'"),
+            ("field.yaml", "model:\n  input: [2]\n  layers: [{type: linear}]\ndata: {source: blobs}\n",
+             "missing field 'model.layers[0].out_features'"),
+            ("yaml.yaml", "model:\n  input: [2\n", "not valid YAML"),
+            ("shape.yaml", "model:\n  input: [3]\n  layers: [{type: linear, out_features: 3}]\ndata: {source: blobs}\n",
+             "the model takes [3] inputs but the data has samples of shape [2]"),
+            ("lr.yaml", "model:\n  input: [2]\n  layers: [{type: linear, out_features: 3}]\ndata: {source: blobs}\ntrain: {lr: 0}\n",
+             "train: 'lr' must be positive"),
+            ("source.yaml", "model:\n  input: [2]\n  layers: [relu]\ndata: {source: mnist}\n", "data: unknown source 'mnist'"),
+        ]
+        for (name, text, fragment) in cases {
+            let file = try spec(name, text)
+            let (message, code) = failure(["train", file, "-o", path("x.safetensors")])
+            #expect(code != 0, "\(name)")
+            #expect(message.contains(fragment), "\(name): \(message)")
+            #expect(message.contains(name) || message.contains("cannot train"), "\(name) names no file: \(message)")
+            #expect(!message.contains("\n"), "\(name): \(message)")
+        }
+        try run(["example", "spirals", "-o", path("ok.yaml")])
+        let missing = failure(["eval", path("none.safetensors"), "--spec", path("ok.yaml")])
+        #expect(missing.code != 0 && missing.message.contains("none.safetensors"))
+        let example = failure(["example", "nope"])
+        #expect(example.code != 0 && example.message.contains("unknown example 'nope'"))
+        #expect(!FileManager.default.fileExists(atPath: path("x.safetensors")))
+    }
+}

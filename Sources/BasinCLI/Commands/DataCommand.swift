@@ -18,7 +18,7 @@ struct DataCommand: ParsableCommand {
 
     func run() throws {
         let (trainingSpec, base) = try SpecFile.trainingSpec(spec)
-        let split = try trainingSpec.data.load(relativeTo: base)
+        let split = try SpecFile.loadData(trainingSpec, base: base, path: spec)
         let directory = URL(fileURLWithPath: output)
         for (name, set) in [("train", split.train), ("test", split.test)] {
             let x = TensorData(set.features, shape: [set.count] + set.sampleShape)

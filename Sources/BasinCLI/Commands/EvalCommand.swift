@@ -42,8 +42,12 @@ struct EvalCommand: ParsableCommand {
             throw NNError("\(model ?? checkpoint): \(error.description)")
         }
         let loaded = try Checkpoint.load(file, into: network, source: checkpoint)
-        let data = try trainingSpec.data.load(relativeTo: base)
-        let summary = try ModelSummary(model: loaded, data: data, loss: loss ?? trainingSpec.train.loss, seconds: nil)
+        let data = try SpecFile.loadData(trainingSpec, base: base, path: spec)
+        let lossFunction = loss ?? trainingSpec.train.loss
+        if let problem = lossFunction.incompatibility(network: network, dataset: data.train) {
+            throw NNError("cannot evaluate \(checkpoint) on the data of \(spec): \(problem)")
+        }
+        let summary = try ModelSummary(model: loaded, data: data, loss: lossFunction, seconds: nil)
         print(json ? summary.json : summary.line)
     }
 }

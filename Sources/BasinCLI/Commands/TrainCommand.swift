@@ -50,13 +50,14 @@ struct TrainCommand: ParsableCommand {
         if let lr { trainingSpec.train.lr = lr }
         if let batchSize { trainingSpec.train.batchSize = batchSize }
         let config = trainingSpec.train
+        if let problem = config.validationError() { throw ValidationError("\(problem) (after command-line overrides)") }
         let network: Network
         do {
             network = try Network(trainingSpec.model)
         } catch let error as NNError {
             throw NNError("\(spec): \(error.description)")
         }
-        let data = try trainingSpec.data.load(relativeTo: base)
+        let data = try SpecFile.loadData(trainingSpec, base: base, path: spec)
         let trainer = try Trainer(config: config)
         var model = network.initialize(seed: config.seed)
         let started = Date()

@@ -18,6 +18,10 @@ enum SpecFile {
         do {
             return try YAMLDecoder().decode(T.self, from: text)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let yaml = context.underlyingError {
+                let detail = String(describing: yaml).split(separator: "\n").first.map(String.init) ?? ""
+                throw NNError("\(source): not valid YAML (\(detail))")
+            }
             throw NNError("\(source): \(error.readable)")
         } catch let error as YamlError {
             throw NNError("\(source): not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
@@ -36,6 +40,16 @@ enum SpecFile {
     /// A training spec and the directory its relative data paths start from.
     static func trainingSpec(_ path: String) throws -> (spec: TrainingSpec, base: URL) {
         let (spec, url) = try load(TrainingSpec.self, path: path)
+        if let problem = spec.train.validationError() { throw NNError("\(path): train: \(problem)") }
         return (spec, url.deletingLastPathComponent())
+    }
+
+    /// The spec's data, with errors about the `data` section prefixed by the spec's path.
+    static func loadData(_ spec: TrainingSpec, base: URL, path: String) throws -> DataSplit {
+        do {
+            return try spec.data.load(relativeTo: base)
+        } catch let error as NNError where error.description.hasPrefix("data") {
+            throw NNError("\(path): \(error.description)")
+        }
     }
 }
