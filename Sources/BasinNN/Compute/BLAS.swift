@@ -1,9 +1,19 @@
 import CBLAS
+import Foundation
 
 /// Row-major single-precision GEMM through OpenBLAS, and its thread setting.
 public enum BLAS {
-    /// OpenBLAS threads for every later call in this process (Basin's default is 1: one worker per core).
+    /// Basin's default of one OpenBLAS thread (one worker per core), applied once before the
+    /// first workspace is made unless `OPENBLAS_NUM_THREADS` is set or `setThreads` came first.
+    static let defaultThreads: Void = {
+        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil {
+            openblas_set_num_threads(1)
+        }
+    }()
+
+    /// OpenBLAS threads for every later call in this process.
     public static func setThreads(_ count: Int) {
+        _ = defaultThreads
         openblas_set_num_threads(Int32(clamping: max(1, count)))
     }
 

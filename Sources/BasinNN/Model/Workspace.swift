@@ -16,6 +16,7 @@ public final class Workspace {
 
     public init(network: Network, capacity: Int) {
         precondition(capacity > 0)
+        _ = BLAS.defaultThreads
         self.capacity = capacity
         self.network = network
         let outputSizes = network.kernels.map { $0.outputSize * capacity }
