@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 
 /// The `basin` command line.
@@ -28,5 +29,3 @@ public struct BasinCommand: AsyncParsableCommand {
 public enum BasinVersion {
     public static let string = "0.1.0"
 }
-
-import Foundation

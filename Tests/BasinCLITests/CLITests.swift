@@ -29,7 +29,9 @@ import Testing
 
     @Test func trainThenEvalWithSnapshotsIsReproducible() throws {
         try run(["example", "spirals", "-o", path("spirals.yaml")])
-        try run(["train", path("spirals.yaml"), "-o", path("a.safetensors"), "--epochs", "3", "--snapshots", path("snaps")])
+        try run([
+            "train", path("spirals.yaml"), "-o", path("a.safetensors"), "--epochs", "3", "--snapshots", path("snaps"),
+        ])
         try run(["train", path("spirals.yaml"), "-o", path("b.safetensors"), "--epochs", "3"])
         let a = try Data(contentsOf: URL(fileURLWithPath: path("a.safetensors")))
         let b = try Data(contentsOf: URL(fileURLWithPath: path("b.safetensors")))
@@ -74,16 +76,30 @@ import Testing
 
     @Test func badInputGivesOneSentenceAndNonZeroExit() throws {
         let cases: [(String, String, String)] = [
-            ("layer.yaml", "model:\n  input: [2]\n  layers: [{type: lineer, out_features: 3}]\ndata: {source: blobs}\n",
-             "field 'model.layers[0]': unknown layer type 'lineer'"),
-            ("field.yaml", "model:\n  input: [2]\n  layers: [{type: linear}]\ndata: {source: blobs}\n",
-             "missing field 'model.layers[0].out_features'"),
+            (
+                "layer.yaml",
+                "model:\n  input: [2]\n  layers: [{type: lineer, out_features: 3}]\ndata: {source: blobs}\n",
+                "field 'model.layers[0]': unknown layer type 'lineer'"
+            ),
+            (
+                "field.yaml", "model:\n  input: [2]\n  layers: [{type: linear}]\ndata: {source: blobs}\n",
+                "missing field 'model.layers[0].out_features'"
+            ),
             ("yaml.yaml", "model:\n  input: [2\n", "not valid YAML"),
-            ("shape.yaml", "model:\n  input: [3]\n  layers: [{type: linear, out_features: 3}]\ndata: {source: blobs}\n",
-             "the model takes [3] inputs but the data has samples of shape [2]"),
-            ("lr.yaml", "model:\n  input: [2]\n  layers: [{type: linear, out_features: 3}]\ndata: {source: blobs}\ntrain: {lr: 0}\n",
-             "train: 'lr' must be positive"),
-            ("source.yaml", "model:\n  input: [2]\n  layers: [relu]\ndata: {source: mnist}\n", "data: unknown source 'mnist'"),
+            (
+                "shape.yaml",
+                "model:\n  input: [3]\n  layers: [{type: linear, out_features: 3}]\ndata: {source: blobs}\n",
+                "the model takes [3] inputs but the data has samples of shape [2]"
+            ),
+            (
+                "lr.yaml",
+                "model:\n  input: [2]\n  layers: [{type: linear, out_features: 3}]\ndata: {source: blobs}\ntrain: {lr: 0}\n",
+                "train: 'lr' must be positive"
+            ),
+            (
+                "source.yaml", "model:\n  input: [2]\n  layers: [relu]\ndata: {source: mnist}\n",
+                "data: unknown source 'mnist'"
+            ),
         ]
         for (name, text, fragment) in cases {
             let file = try spec(name, text)

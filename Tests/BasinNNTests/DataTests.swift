@@ -15,7 +15,8 @@ import Testing
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
         header += String(repeating: " ", count: 63 - (10 + header.utf8.count) % 64) + "\n"
         let length = header.utf8.count
-        return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(length & 0xff), UInt8(length >> 8)] + Array(header.utf8) + payload
+        return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(length & 0xff), UInt8(length >> 8)] + Array(header.utf8)
+            + payload
     }
 
     @Test func readsNumpyFilesAndWritesThemBack() throws {
@@ -28,9 +29,13 @@ import Testing
         let headerEnd = written.firstIndex(of: 0x0a)! + 1
         #expect(headerEnd % 64 == 0)  // data aligned for memory mapping
         #expect(try NpyArray(data: written, source: "y.npy").tensor.floats() == [1, 2, 3])
-        #expect(throws: NNError("z.npy: Fortran-ordered arrays are not supported; save with np.ascontiguousarray first")) {
+        #expect(
+            throws: NNError("z.npy: Fortran-ordered arrays are not supported; save with np.ascontiguousarray first")
+        ) {
             try NpyArray(
-                data: Data(numpyFile(descr: "<f4", shape: "(1,)", payload: [0, 0, 0, 0]).replacing(Array("False".utf8), with: Array("True ".utf8))),
+                data: Data(
+                    numpyFile(descr: "<f4", shape: "(1,)", payload: [0, 0, 0, 0]).replacing(
+                        Array("False".utf8), with: Array("True ".utf8))),
                 source: "z.npy")
         }
         #expect(throws: NNError("b.npy: dtype '>f4' is not supported (use little-endian float, integer or bool)")) {
@@ -60,7 +65,8 @@ import Testing
         // Big-endian IDX int32 values come out right.
         try write([0, 0, 0x0C, 1, 0, 0, 0, 2, 0, 0, 1, 2, 0xff, 0xff, 0xff, 0xfe], "ints.idx")
         #expect(try Idx.read(contentsOf: directory.appendingPathComponent("ints.idx")).integers() == [258, -2])
-        #expect(throws: NNError("\(directory.path)/gz.idx: the file is gzip-compressed; decompress it first (gunzip)")) {
+        #expect(throws: NNError("\(directory.path)/gz.idx: the file is gzip-compressed; decompress it first (gunzip)"))
+        {
             try write([0x1f, 0x8b, 0, 0], "gz.idx")
             return try Idx.read(contentsOf: directory.appendingPathComponent("gz.idx"))
         }

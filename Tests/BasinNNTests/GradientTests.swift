@@ -23,7 +23,10 @@ import Testing
         let layer = Self.flatCases.first { $0.0 == name }!.1
         let description = ModelDescription(
             input: [5],
-            layers: [.linear(inFeatures: nil, outFeatures: 6, bias: true), layer, .linear(inFeatures: nil, outFeatures: 3, bias: true)])
+            layers: [
+                .linear(inFeatures: nil, outFeatures: 6, bias: true), layer,
+                .linear(inFeatures: nil, outFeatures: 3, bias: true),
+            ])
         for mode in [ForwardMode.train(seed: 3, step: 2), .eval] {
             let check = try GradientCheck(description: description, batch: 4, mode: mode)
             let mismatches = check.mismatches()
@@ -32,8 +35,16 @@ import Testing
     }
 
     static let imageCases: [(String, LayerSpec)] = [
-        ("conv2d_stride_padding", .conv2d(inChannels: nil, outChannels: 3, kernel: .init(3), stride: .init(2), padding: .init(1), bias: true)),
-        ("conv2d_rect", .conv2d(inChannels: nil, outChannels: 2, kernel: .init(2, 3), stride: .init(1, 2), padding: .init(0, 1), bias: false)),
+        (
+            "conv2d_stride_padding",
+            .conv2d(inChannels: nil, outChannels: 3, kernel: .init(3), stride: .init(2), padding: .init(1), bias: true)
+        ),
+        (
+            "conv2d_rect",
+            .conv2d(
+                inChannels: nil, outChannels: 2, kernel: .init(2, 3), stride: .init(1, 2), padding: .init(0, 1),
+                bias: false)
+        ),
         ("maxpool2d", .maxPool2d(kernel: .init(2), stride: .init(2), padding: .init(0))),
         ("maxpool2d_overlap_pad", .maxPool2d(kernel: .init(3), stride: .init(2), padding: .init(1))),
         ("avgpool2d", .avgPool2d(kernel: .init(2), stride: .init(2), padding: .init(0))),
@@ -49,7 +60,8 @@ import Testing
         let description = ModelDescription(
             input: [2, 6, 6],
             layers: [
-                .conv2d(inChannels: nil, outChannels: 3, kernel: .init(3), stride: .init(1), padding: .init(1), bias: true),
+                .conv2d(
+                    inChannels: nil, outChannels: 3, kernel: .init(3), stride: .init(1), padding: .init(1), bias: true),
                 layer, .flatten, .linear(inFeatures: nil, outFeatures: 4, bias: true),
             ])
         for mode in [ForwardMode.train(seed: 3, step: 2), .eval] {
@@ -64,7 +76,8 @@ import Testing
     func lossGradient(_ loss: LossFunction) {
         let batch = 5, classes = 4
         let data = Dataset(
-            sampleShape: [1], features: [Float](repeating: 0, count: batch), labels: [0, 3, 1, 2, 3], classCount: classes)
+            sampleShape: [1], features: [Float](repeating: 0, count: batch), labels: [0, 3, 1, 2, 3],
+            classCount: classes)
         let logits = TestSupport.gaussian(batch * classes, seed: 11, scale: 3)
         func meanLoss(_ values: [Float]) -> Double {
             var tally = LossTally()
@@ -95,7 +108,8 @@ import Testing
         let logits: [Float] = [1000, -1000, 1000, -1000]
         var tally = LossTally()
         logits.withUnsafeBufferPointer {
-            LossFunction.crossEntropy.score(output: $0, batch: 2, dataset: data, sampleIndex: { $0 }, gradient: nil, tally: &tally)
+            LossFunction.crossEntropy.score(
+                output: $0, batch: 2, dataset: data, sampleIndex: { $0 }, gradient: nil, tally: &tally)
         }
         #expect(tally.lossSum == 2000)
         #expect(tally.correct == 1)

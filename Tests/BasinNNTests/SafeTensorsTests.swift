@@ -82,12 +82,18 @@ import Testing
         truncatedHeader.removeLast(3)
         expectError(truncatedHeader, contains: ["header length", "truncated"])
         expectError(file(header: "[1, 2]"), contains: ["not a JSON object", "byte offset 8"])
-        expectError(file(header: "{\"w\":{\"dtype\":\"Q8\",\"shape\":[1],\"data_offsets\":[0,1]}}", data: [0]), contains: ["'w'", "unknown dtype"])
         expectError(
-            file(header: "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", data: [UInt8](repeating: 0, count: 8)),
+            file(header: "{\"w\":{\"dtype\":\"Q8\",\"shape\":[1],\"data_offsets\":[0,1]}}", data: [0]),
+            contains: ["'w'", "unknown dtype"])
+        expectError(
+            file(
+                header: "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+                data: [UInt8](repeating: 0, count: 8)),
             contains: ["'w'", "truncated", "byte offset"])
         expectError(
-            file(header: "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", data: [UInt8](repeating: 0, count: 8)),
+            file(
+                header: "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+                data: [UInt8](repeating: 0, count: 8)),
             contains: ["'w'", "shape [3]", "12 bytes"])
     }
 
@@ -114,6 +120,8 @@ import Testing
         #expect(counter.contains("'1.num_batches_tracked' has dtype F32 but the model needs I64"))
         let extra = try loadError { $0["9.weight"] = TensorData([1] as [Float], shape: [1]) }
         #expect(extra.contains("tensor '9.weight' is not part of the model"))
-        #expect(try loadError { $0["0.weight"] = TensorData([Double](repeating: 0.5, count: 18), shape: [2, 1, 3, 3]) } == "")
+        #expect(
+            try loadError { $0["0.weight"] = TensorData([Double](repeating: 0.5, count: 18), shape: [2, 1, 3, 3]) }
+                == "")
     }
 }

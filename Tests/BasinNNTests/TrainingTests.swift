@@ -8,7 +8,8 @@ import Testing
         model: ModelDescription(
             input: [1, 6, 6],
             layers: [
-                .conv2d(inChannels: nil, outChannels: 4, kernel: .init(3), stride: .init(1), padding: .init(1), bias: true),
+                .conv2d(
+                    inChannels: nil, outChannels: 4, kernel: .init(3), stride: .init(1), padding: .init(1), bias: true),
                 .batchNorm2d(numFeatures: nil, eps: 1e-5, momentum: 0.1), .relu,
                 .maxPool2d(kernel: .init(2), stride: .init(2), padding: .init(0)), .flatten, .dropout(p: 0.2),
                 .linear(inFeatures: nil, outFeatures: 3, bias: true),
@@ -145,7 +146,9 @@ import Testing
     @Test func badSettingsAreRejectedByName() {
         var config = TrainingConfig()
         config.batchSize = 0
-        #expect(throws: NNError("training settings: 'batch_size' must be at least 1, got 0")) { try Trainer(config: config) }
+        #expect(throws: NNError("training settings: 'batch_size' must be at least 1, got 0")) {
+            try Trainer(config: config)
+        }
         config = TrainingConfig()
         config.nesterov = true
         #expect(throws: NNError("training settings: 'nesterov' needs momentum > 0 and dampening 0")) {

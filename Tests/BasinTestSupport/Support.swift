@@ -50,7 +50,9 @@ public struct GradientCheck {
         model = network.initialize(seed: seed)
         // Nudge BatchNorm affine parameters and statistics away from 1/0 so they matter.
         for entry in network.parameterLayout.entries + network.stateLayout.entries
-        where entry.name.contains("running") || (entry.shape.count == 1 && network.batchNormLayers.contains(Int(entry.name.split(separator: ".")[0])!)) {
+        where entry.name.contains("running")
+            || (entry.shape.count == 1 && network.batchNormLayers.contains(Int(entry.name.split(separator: ".")[0])!))
+        {
             let noise = TestSupport.gaussian(entry.count, seed: seed &+ UInt64(entry.offset) &+ 7, scale: 0.3)
             for i in 0..<entry.count {
                 if entry.name.hasSuffix("running_var") {
@@ -101,7 +103,8 @@ public struct GradientCheck {
         var found: [Mismatch] = []
         var random = RandomSource(seed: 5, stream: 5)
         for entry in model.network.parameterLayout.entries {
-            let indices = entry.count <= perTensor
+            let indices =
+                entry.count <= perTensor
                 ? Array(entry.range) : (0..<perTensor).map { _ in entry.offset + random.nextInt(below: entry.count) }
             for i in indices {
                 var plus = model.parameters, minus = model.parameters

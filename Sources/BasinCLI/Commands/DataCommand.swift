@@ -7,7 +7,8 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Write the spec's train/test split (after normalization) as .npy files.",
-        discussion: "Writes train_x.npy, train_y.npy, test_x.npy and test_y.npy: features float32 shaped [n, sample shape], labels int64 (or float32 targets)."
+        discussion:
+            "Writes train_x.npy, train_y.npy, test_x.npy and test_y.npy: features float32 shaped [n, sample shape], labels int64 (or float32 targets)."
     )
 
     @Argument(help: "Spec file (YAML) with a 'data' section.")
@@ -29,6 +30,8 @@ struct DataCommand: ParsableCommand {
                 : TensorData(set.targets, shape: [set.count, set.targetSize])
             try NpyArray(y).write(to: directory.appendingPathComponent("\(name)_y.npy"))
         }
-        print("train \(split.train.count) samples, test \(split.test.count) samples, shape \(split.train.sampleShape) -> \(output)")
+        print(
+            "train \(split.train.count) samples, test \(split.test.count) samples, shape \(split.train.sampleShape) -> \(output)"
+        )
     }
 }

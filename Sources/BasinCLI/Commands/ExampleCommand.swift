@@ -17,7 +17,8 @@ struct ExampleCommand: ParsableCommand {
 
     func validate() throws {
         guard Examples.all[name] != nil else {
-            throw ValidationError("unknown example '\(name)' (known: \(Examples.all.keys.sorted().joined(separator: ", ")))")
+            throw ValidationError(
+                "unknown example '\(name)' (known: \(Examples.all.keys.sorted().joined(separator: ", ")))")
         }
     }
 
@@ -35,66 +36,66 @@ struct ExampleCommand: ParsableCommand {
 enum Examples {
     static let all: [String: String] = [
         "spirals": """
-            # Two interleaved spirals, a 2-64-64-2 MLP trained with SGD + momentum.
-            model:
-              input: [2]
-              layers:
-                - {type: linear, out_features: 64}
-                - relu
-                - {type: linear, out_features: 64}
-                - relu
-                - {type: linear, out_features: 2}
-            data:
-              source: spirals
-              samples: 2000
-              noise: 0.05
-              test_fraction: 0.2
-              seed: 0
-            train:
-              optimizer: sgd
-              lr: 0.1
-              momentum: 0.9
-              nesterov: true
-              weight_decay: 0.0001
-              schedule: cosine
-              epochs: 40
-              batch_size: 64
-              seed: 0
+        # Two interleaved spirals, a 2-64-64-2 MLP trained with SGD + momentum.
+        model:
+          input: [2]
+          layers:
+            - {type: linear, out_features: 64}
+            - relu
+            - {type: linear, out_features: 64}
+            - relu
+            - {type: linear, out_features: 2}
+        data:
+          source: spirals
+          samples: 2000
+          noise: 0.05
+          test_fraction: 0.2
+          seed: 0
+        train:
+          optimizer: sgd
+          lr: 0.1
+          momentum: 0.9
+          nesterov: true
+          weight_decay: 0.0001
+          schedule: cosine
+          epochs: 40
+          batch_size: 64
+          seed: 0
 
-            """,
+        """,
         "cnn": """
-            # Gaussian blobs shown as 1x8x8 images, a small CNN with BatchNorm and Dropout trained with AdamW.
-            model:
-              input: [1, 8, 8]
-              layers:
-                - {type: conv2d, out_channels: 8, kernel_size: 3, padding: 1}
-                - {type: batchnorm2d}
-                - relu
-                - {type: maxpool2d, kernel_size: 2}
-                - {type: conv2d, out_channels: 16, kernel_size: 3, padding: 1}
-                - relu
-                - {type: avgpool2d, kernel_size: 2}
-                - flatten
-                - {type: dropout, p: 0.1}
-                - {type: linear, out_features: 4}
-            data:
-              source: blobs
-              samples: 2000
-              features: 64
-              classes: 4
-              spread: 0.5
-              noise: 1.0
-              shape: [1, 8, 8]
-              seed: 1
-            train:
-              optimizer: adamw
-              lr: 0.003
-              weight_decay: 0.01
-              schedule: {type: step, step_size: 5, gamma: 0.5}
-              epochs: 10
-              batch_size: 32
-              seed: 0
+        # Gaussian blobs shown as 1x8x8 images, a small CNN with BatchNorm and Dropout trained with AdamW.
+        model:
+          input: [1, 8, 8]
+          layers:
+            - {type: conv2d, out_channels: 8, kernel_size: 3, padding: 1}
+            - {type: batchnorm2d}
+            - relu
+            - {type: maxpool2d, kernel_size: 2}
+            - {type: conv2d, out_channels: 16, kernel_size: 3, padding: 1}
+            - relu
+            - {type: avgpool2d, kernel_size: 2}
+            - flatten
+            - {type: dropout, p: 0.1}
+            - {type: linear, out_features: 4}
+        data:
+          source: blobs
+          samples: 2000
+          features: 64
+          classes: 4
+          spread: 0.5
+          noise: 1.0
+          shape: [1, 8, 8]
+          seed: 1
+        train:
+          optimizer: adamw
+          lr: 0.003
+          weight_decay: 0.01
+          schedule: {type: step, step_size: 5, gamma: 0.5}
+          epochs: 10
+          batch_size: 32
+          seed: 0
 
-            """,
+        """,
     ]
 }

@@ -18,7 +18,8 @@ enum SpecFile {
         do {
             return try YAMLDecoder().decode(T.self, from: text)
         } catch let error as DecodingError {
-            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let yaml = context.underlyingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let yaml = context.underlyingError
+            {
                 let detail = String(describing: yaml).split(separator: "\n").first.map(String.init) ?? ""
                 throw NNError("\(source): not valid YAML (\(detail))")
             }

@@ -24,7 +24,8 @@ enum DataFiles {
         let sampleShape = features.shape.count == 1 ? [1] : Array(features.shape.dropFirst())
         if let integers = labels.integers() {
             guard labels.shape.count == 1 else {
-                throw NNError("\(url(labelsPath).path): integer labels must be one-dimensional, got shape \(labels.shape)")
+                throw NNError(
+                    "\(url(labelsPath).path): integer labels must be one-dimensional, got shape \(labels.shape)")
             }
             guard integers.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
                 throw NNError("\(url(labelsPath).path): class labels must be non-negative integers")
@@ -60,7 +61,8 @@ enum DataFiles {
         }
         var rows: [[Double]] = []
         var width: Int?
-        for (lineIndex, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+        for (lineIndex, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
+        {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let fields = trimmed.split(separator: ",", omittingEmptySubsequences: false).map {
@@ -75,7 +77,8 @@ enum DataFiles {
                 throw NNError("\(url.path): line \(lineIndex + 1) has a field that is not a number")
             }
             if let width, width != fields.count {
-                throw NNError("\(url.path): line \(lineIndex + 1) has \(fields.count) fields but earlier lines have \(width)")
+                throw NNError(
+                    "\(url.path): line \(lineIndex + 1) has \(fields.count) fields but earlier lines have \(width)")
             }
             width = fields.count
             rows.append(numbers.map { $0! })

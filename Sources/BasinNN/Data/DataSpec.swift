@@ -73,16 +73,21 @@ extension DataSpec {
         switch source {
         case "blobs":
             full = SyntheticData.blobs(
-                samples: try field("samples", samples, 1000, minimum: 2), features: try field("features", features, 2, minimum: 1),
-                classes: try field("classes", classes, 3, minimum: 2), spread: spread ?? 3, noise: noise ?? 1, seed: seed)
+                samples: try field("samples", samples, 1000, minimum: 2),
+                features: try field("features", features, 2, minimum: 1),
+                classes: try field("classes", classes, 3, minimum: 2), spread: spread ?? 3, noise: noise ?? 1,
+                seed: seed)
         case "spirals":
             full = SyntheticData.spirals(
-                samples: try field("samples", samples, 1000, minimum: 2), classes: try field("classes", classes, 2, minimum: 2),
+                samples: try field("samples", samples, 1000, minimum: 2),
+                classes: try field("classes", classes, 2, minimum: 2),
                 turns: turns ?? 1, noise: noise ?? 0.05, seed: seed)
         case "teacher":
             full = SyntheticData.teacher(
-                samples: try field("samples", samples, 2000, minimum: 2), features: try field("features", features, 10, minimum: 1),
-                classes: try field("classes", classes, 4, minimum: 2), hidden: try field("hidden", hidden, 32, minimum: 1), seed: seed)
+                samples: try field("samples", samples, 2000, minimum: 2),
+                features: try field("features", features, 10, minimum: 1),
+                classes: try field("classes", classes, 4, minimum: 2),
+                hidden: try field("hidden", hidden, 32, minimum: 1), seed: seed)
         case "files":
             guard let train else { throw NNError("data: source 'files' needs a 'train' section") }
             full = try DataFiles.load(train, relativeTo: base, field: "data.train")
@@ -97,12 +102,15 @@ extension DataSpec {
         var split: DataSplit
         if let givenTest {
             guard givenTest.sampleShape == full.sampleShape else {
-                throw NNError("data: test samples have shape \(givenTest.sampleShape) but train samples \(full.sampleShape)")
+                throw NNError(
+                    "data: test samples have shape \(givenTest.sampleShape) but train samples \(full.sampleShape)")
             }
             split = DataSplit(train: full, test: givenTest)
         } else {
             let fraction = testFraction ?? 0.2
-            guard fraction >= 0, fraction < 1 else { throw NNError("data: 'test_fraction' must be in [0, 1), got \(fraction)") }
+            guard fraction >= 0, fraction < 1 else {
+                throw NNError("data: 'test_fraction' must be in [0, 1), got \(fraction)")
+            }
             let (train, test) = full.split(testFraction: fraction, seed: seed)
             split = DataSplit(train: train, test: test)
         }

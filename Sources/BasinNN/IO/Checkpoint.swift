@@ -61,7 +61,8 @@ public enum Checkpoint {
         func floats(_ entry: TensorLayout.Entry) throws -> [Float] {
             let t = try tensor(entry.name, shape: entry.shape)
             guard t.dtype == .f32 || t.dtype == .f64, let values = t.floats() else {
-                throw NNError("\(source): tensor '\(entry.name)' has dtype \(t.dtype.rawValue) but the model needs F32 (or F64)")
+                throw NNError(
+                    "\(source): tensor '\(entry.name)' has dtype \(t.dtype.rawValue) but the model needs F32 (or F64)")
             }
             return values
         }
@@ -80,7 +81,8 @@ public enum Checkpoint {
             model.batchesTracked[i] = value
         }
         if let extra = file.names.first(where: { !expected.contains($0) }) {
-            throw NNError("\(source): tensor '\(extra)' is not part of the model (is the description the one it was saved from?)")
+            throw NNError(
+                "\(source): tensor '\(extra)' is not part of the model (is the description the one it was saved from?)")
         }
         return model
     }

@@ -44,7 +44,9 @@ public enum Idx {
         let size = dtype.byteSize
         let needed = shape.reduce(1, *) * size
         guard bytes.count - start >= needed else {
-            throw fail("shape \(shape) needs \(needed) data bytes from byte offset \(start) but only \(bytes.count - start) remain")
+            throw fail(
+                "shape \(shape) needs \(needed) data bytes from byte offset \(start) but only \(bytes.count - start) remain"
+            )
         }
         var out = [UInt8](repeating: 0, count: needed)
         for i in stride(from: 0, to: needed, by: size) {

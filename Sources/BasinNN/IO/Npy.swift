@@ -54,7 +54,9 @@ public struct NpyArray: Sendable, Equatable {
             throw fail("unsupported .npy format version \(major)")
         }
         guard headerStart + headerLength <= data.count else {
-            throw fail("the header at byte offset \(headerStart) says \(headerLength) bytes but the file ends at \(data.count)")
+            throw fail(
+                "the header at byte offset \(headerStart) says \(headerLength) bytes but the file ends at \(data.count)"
+            )
         }
         let base = data.startIndex
         let header = String(decoding: data[(base + headerStart)..<(base + headerStart + headerLength)], as: UTF8.self)
@@ -89,9 +91,12 @@ public struct NpyArray: Sendable, Equatable {
         let dataStart = headerStart + headerLength
         let needed = count * dtype.byteSize
         guard data.count - dataStart >= needed else {
-            throw fail("shape \(shape) of \(descr) needs \(needed) data bytes from byte offset \(dataStart) but only \(data.count - dataStart) remain")
+            throw fail(
+                "shape \(shape) of \(descr) needs \(needed) data bytes from byte offset \(dataStart) but only \(data.count - dataStart) remain"
+            )
         }
-        tensor = TensorData(dtype: dtype, shape: shape, bytes: Data(data[(base + dataStart)..<(base + dataStart + needed)]))
+        tensor = TensorData(
+            dtype: dtype, shape: shape, bytes: Data(data[(base + dataStart)..<(base + dataStart + needed)]))
     }
 
     /// The `.npy` bytes, version 1.0, data aligned to 64 bytes from the start of the file.

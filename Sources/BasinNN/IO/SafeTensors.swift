@@ -135,21 +135,28 @@ public struct SafeTensors: Sendable {
         var headerLength: UInt64 = 0
         for i in 0..<8 { headerLength |= UInt64(data[base + i]) << (8 * UInt64(i)) }
         guard headerLength <= UInt64(Self.maximumHeaderLength) else {
-            throw fail("the header length at byte offset 0 is \(headerLength) bytes, over the \(Self.maximumHeaderLength)-byte limit")
+            throw fail(
+                "the header length at byte offset 0 is \(headerLength) bytes, over the \(Self.maximumHeaderLength)-byte limit"
+            )
         }
         guard headerLength <= UInt64(data.count - 8) else {
-            throw fail("the header length at byte offset 0 says \(headerLength) bytes but only \(data.count - 8) bytes follow; the file is truncated")
+            throw fail(
+                "the header length at byte offset 0 says \(headerLength) bytes but only \(data.count - 8) bytes follow; the file is truncated"
+            )
         }
         let headerEnd = 8 + Int(headerLength)
         let headerBytes = data[(base + 8)..<(base + headerEnd)]
-        guard let json = try? JSONSerialization.jsonObject(with: headerBytes), let header = json as? [String: Any] else {
+        guard let json = try? JSONSerialization.jsonObject(with: headerBytes), let header = json as? [String: Any]
+        else {
             throw fail("the header at byte offset 8 (\(headerLength) bytes) is not a JSON object")
         }
         let dataLength = data.count - headerEnd
         var entries: [(name: String, start: Int, tensor: TensorData)] = []
         for (name, value) in header {
             if name == "__metadata__" {
-                guard let dict = value as? [String: Any] else { throw fail("'__metadata__' in the header is not an object") }
+                guard let dict = value as? [String: Any] else {
+                    throw fail("'__metadata__' in the header is not an object")
+                }
                 for (key, item) in dict {
                     guard let string = item as? String else {
                         throw fail("'__metadata__' entry '\(key)' is not a string")
@@ -158,8 +165,12 @@ public struct SafeTensors: Sendable {
                 }
                 continue
             }
-            guard let info = value as? [String: Any] else { throw fail("tensor '\(name)': header entry is not an object") }
-            guard let dtypeName = info["dtype"] as? String else { throw fail("tensor '\(name)': header entry has no 'dtype'") }
+            guard let info = value as? [String: Any] else {
+                throw fail("tensor '\(name)': header entry is not an object")
+            }
+            guard let dtypeName = info["dtype"] as? String else {
+                throw fail("tensor '\(name)': header entry has no 'dtype'")
+            }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw fail("tensor '\(name)': unknown dtype '\(dtypeName)'")
             }
@@ -177,7 +188,8 @@ public struct SafeTensors: Sendable {
             }
             guard end <= dataLength else {
                 throw fail(
-                    "tensor '\(name)': data_offsets [\(begin), \(end)] reach byte offset \(headerEnd + end) but the file ends at \(data.count); the file is truncated")
+                    "tensor '\(name)': data_offsets [\(begin), \(end)] reach byte offset \(headerEnd + end) but the file ends at \(data.count); the file is truncated"
+                )
             }
             var expected = dtype.byteSize, overflow = false
             for size in shape {
@@ -187,7 +199,8 @@ public struct SafeTensors: Sendable {
             }
             guard !overflow, expected == end - begin else {
                 throw fail(
-                    "tensor '\(name)': shape \(shape) of \(dtypeName) needs \(expected) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)")
+                    "tensor '\(name)': shape \(shape) of \(dtypeName) needs \(expected) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)"
+                )
             }
             let bytes = Data(data[(base + headerEnd + begin)..<(base + headerEnd + end)])
             entries.append((name, begin, TensorData(dtype: dtype, shape: shape, bytes: bytes)))
@@ -196,7 +209,9 @@ public struct SafeTensors: Sendable {
         var previousEnd = 0
         for entry in entries where entry.tensor.bytes.count > 0 {
             guard entry.start >= previousEnd else {
-                throw fail("tensor '\(entry.name)': data at byte offset \(headerEnd + entry.start) overlaps the previous tensor")
+                throw fail(
+                    "tensor '\(entry.name)': data at byte offset \(headerEnd + entry.start) overlaps the previous tensor"
+                )
             }
             previousEnd = entry.start + entry.tensor.bytes.count
         }
@@ -219,7 +234,8 @@ public struct SafeTensors: Sendable {
             let end = offset + tensor.bytes.count
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             parts.append(
-                "\(jsonString(name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
+                "\(jsonString(name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}"
+            )
             offset = end
         }
         header += parts.joined(separator: ",") + "}"

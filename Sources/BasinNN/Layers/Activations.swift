@@ -108,7 +108,8 @@ struct DropoutKernel: LayerKernel {
     func forward(_ m: LayerMemory, mode: ForwardMode, layerIndex: Int) {
         let n = m.batch * inputSize
         if case .train(let seed, let step) = mode, p > 0 {
-            applyMask(m.input.baseAddress!, m.output.baseAddress!, count: n, seed: seed, step: step, layerIndex: layerIndex)
+            applyMask(
+                m.input.baseAddress!, m.output.baseAddress!, count: n, seed: seed, step: step, layerIndex: layerIndex)
         } else {
             m.output.baseAddress!.update(from: m.input.baseAddress!, count: n)
         }

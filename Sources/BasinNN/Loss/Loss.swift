@@ -78,7 +78,8 @@ extension LossFunction {
     /// Why this loss cannot train `network` on `dataset`, or nil when it can.
     public func incompatibility(network: Network, dataset: Dataset) -> String? {
         if network.inputSize != dataset.sampleSize {
-            return "the model takes \(network.description.input) inputs but the data has samples of shape \(dataset.sampleShape)"
+            return
+                "the model takes \(network.description.input) inputs but the data has samples of shape \(dataset.sampleShape)"
         }
         if dataset.isClassification {
             if dataset.classCount > network.outputSize {
@@ -89,7 +90,8 @@ extension LossFunction {
                 return "cross_entropy needs integer class labels but the data has real-valued targets; use loss: mse"
             }
             if dataset.targetSize != network.outputSize {
-                return "the data has \(dataset.targetSize) targets per sample but the model has \(network.outputSize) outputs"
+                return
+                    "the data has \(dataset.targetSize) targets per sample but the model has \(network.outputSize) outputs"
             }
         }
         return nil

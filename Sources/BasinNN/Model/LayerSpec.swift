@@ -108,7 +108,8 @@ extension LayerSpec: Codable {
         func req<T: Decodable>(_ key: Key, _ type: T.Type) throws -> T {
             guard let value = try opt(key, type) else {
                 throw DecodingError.keyNotFound(
-                    key, .init(codingPath: decoder.codingPath, debugDescription: "layer '\(name)' needs '\(key.rawValue)'"))
+                    key,
+                    .init(codingPath: decoder.codingPath, debugDescription: "layer '\(name)' needs '\(key.rawValue)'"))
             }
             return value
         }
@@ -131,14 +132,17 @@ extension LayerSpec: Codable {
             let approximate = try opt(.approximate, String.self) ?? "none"
             guard approximate == "none" || approximate == "tanh" else {
                 throw DecodingError.dataCorrupted(
-                    .init(codingPath: decoder.codingPath, debugDescription: "gelu 'approximate' must be 'none' or 'tanh'"))
+                    .init(
+                        codingPath: decoder.codingPath, debugDescription: "gelu 'approximate' must be 'none' or 'tanh'")
+                )
             }
             self = .gelu(tanhApproximation: approximate == "tanh")
         case "maxpool2d", "avgpool2d":
             let kernel = try req(.kernelSize, Pair.self)
             let stride = try opt(.stride, Pair.self) ?? kernel
             let padding = try opt(.padding, Pair.self) ?? Pair(0)
-            self = name == "maxpool2d"
+            self =
+                name == "maxpool2d"
                 ? .maxPool2d(kernel: kernel, stride: stride, padding: padding)
                 : .avgPool2d(kernel: kernel, stride: stride, padding: padding)
         case "flatten": self = .flatten
@@ -146,7 +150,8 @@ extension LayerSpec: Codable {
             let features = try opt(.numFeatures, Int.self)
             let eps = try opt(.eps, Double.self) ?? 1e-5
             let momentum = try opt(.momentum, Double.self) ?? 0.1
-            self = name == "batchnorm1d"
+            self =
+                name == "batchnorm1d"
                 ? .batchNorm1d(numFeatures: features, eps: eps, momentum: momentum)
                 : .batchNorm2d(numFeatures: features, eps: eps, momentum: momentum)
         case "dropout": self = .dropout(p: try opt(.p, Double.self) ?? 0.5)

@@ -68,12 +68,15 @@ public struct Model: Sendable {
                     let memory = Self.memory(network, layer, params, state, input, batch: batch, workspace: workspace)
                     let inputGradient: UnsafeMutableBufferPointer<Float>? =
                         layer == 0
-                        ? nil : UnsafeMutableBufferPointer(rebasing: workspace.gradients[layer - 1][0..<(batch * kernel.inputSize)])
+                        ? nil
+                        : UnsafeMutableBufferPointer(
+                            rebasing: workspace.gradients[layer - 1][0..<(batch * kernel.inputSize)])
                     let gradientMemory = LayerGradientMemory(
                         outputGradient: UnsafeMutableBufferPointer(
                             rebasing: workspace.gradients[layer][0..<(batch * kernel.outputSize)]),
                         inputGradient: inputGradient,
-                        parameterGradients: UnsafeMutableBufferPointer(rebasing: gradients[network.parameterRanges[layer]]))
+                        parameterGradients: UnsafeMutableBufferPointer(
+                            rebasing: gradients[network.parameterRanges[layer]]))
                     kernel.backward(memory, gradientMemory, mode: mode, layerIndex: layer)
                 }
             }

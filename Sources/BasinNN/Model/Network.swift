@@ -26,7 +26,9 @@ public struct Network: Sendable {
         guard !description.input.isEmpty, description.input.allSatisfy({ $0 > 0 }) else {
             throw NNError("model 'input' must be a non-empty list of positive sizes, got \(description.input)")
         }
-        guard !description.layers.isEmpty else { throw NNError("model 'layers' is empty; a model needs at least one layer") }
+        guard !description.layers.isEmpty else {
+            throw NNError("model 'layers' is empty; a model needs at least one layer")
+        }
         var shape = description.input
         var kernels: [any LayerKernel] = []
         var resolved: [LayerSpec] = []
@@ -37,7 +39,8 @@ public struct Network: Sendable {
             let where_ = "layer \(index) (\(spec.typeName))"
             func check(_ given: Int?, _ actual: Int, _ field: String) throws {
                 if let given, given != actual {
-                    throw NNError("\(where_): '\(field)' is \(given) but its input has \(actual) (input shape \(shape))")
+                    throw NNError(
+                        "\(where_): '\(field)' is \(given) but its input has \(actual) (input shape \(shape))")
                 }
             }
             func image() throws -> (Int, Int, Int) {
@@ -65,7 +68,8 @@ public struct Network: Sendable {
                 try check(inChannels, c, "in_channels")
                 try positive([outChannels, k.h, k.w, s.h, s.w], "out_channels, kernel_size and stride")
                 guard p.h >= 0, p.w >= 0, h + 2 * p.h >= k.h, w + 2 * p.w >= k.w else {
-                    throw NNError("\(where_): kernel \(k.h)x\(k.w) does not fit input \(h)x\(w) with padding \(p.h),\(p.w)")
+                    throw NNError(
+                        "\(where_): kernel \(k.h)x\(k.w) does not fit input \(h)x\(w) with padding \(p.h),\(p.w)")
                 }
                 kernel = Conv2dKernel(
                     inChannels: c, outChannels: outChannels, height: h, width: w, kernel: k, stride: s, padding: p,
@@ -80,7 +84,9 @@ public struct Network: Sendable {
                 let (c, h, w) = try image()
                 try positive([k.h, k.w, s.h, s.w], "kernel_size and stride")
                 guard p.h >= 0, p.w >= 0, 2 * p.h <= k.h, 2 * p.w <= k.w, h + 2 * p.h >= k.h, w + 2 * p.w >= k.w else {
-                    throw NNError("\(where_): padding must be at most half the kernel and the kernel must fit the \(h)x\(w) input")
+                    throw NNError(
+                        "\(where_): padding must be at most half the kernel and the kernel must fit the \(h)x\(w) input"
+                    )
                 }
                 var isMax = false
                 if case .maxPool2d = spec { isMax = true }

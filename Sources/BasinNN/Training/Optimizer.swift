@@ -1,3 +1,5 @@
+import Foundation
+
 /// SGD, Adam and AdamW over a flat parameter buffer, following `torch.optim` update by update.
 public struct Optimizer: Sendable {
     public let config: TrainingConfig
@@ -59,5 +61,3 @@ public struct Optimizer: Sendable {
         }
     }
 }
-
-import Foundation

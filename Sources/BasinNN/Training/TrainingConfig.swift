@@ -1,3 +1,5 @@
+import Foundation
+
 /// Optimizer, schedule and loop settings for one training run, with PyTorch's meanings.
 public struct TrainingConfig: Codable, Sendable, Equatable {
     public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
@@ -32,11 +34,13 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             case "constant": self = .constant
             case "step":
                 self = .step(
-                    stepSize: try c.decode(Int.self, forKey: .stepSize), gamma: try c.decodeIfPresent(Double.self, forKey: .gamma) ?? 0.1)
+                    stepSize: try c.decode(Int.self, forKey: .stepSize),
+                    gamma: try c.decodeIfPresent(Double.self, forKey: .gamma) ?? 0.1)
             case "cosine": self = .cosine(etaMin: try c.decodeIfPresent(Double.self, forKey: .etaMin) ?? 0)
             case let other:
                 throw DecodingError.dataCorruptedError(
-                    forKey: .type, in: c, debugDescription: "unknown schedule '\(other)' (known: constant, step, cosine)")
+                    forKey: .type, in: c,
+                    debugDescription: "unknown schedule '\(other)' (known: constant, step, cosine)")
             }
         }
 
@@ -111,10 +115,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if momentum < 0 { return "'momentum' must be at least 0, got \(momentum)" }
         if weightDecay < 0 { return "'weight_decay' must be at least 0, got \(weightDecay)" }
         if nesterov && (momentum <= 0 || dampening != 0) { return "'nesterov' needs momentum > 0 and dampening 0" }
-        if betas.count != 2 || !betas.allSatisfy({ $0 >= 0 && $0 < 1 }) { return "'betas' must be two numbers in [0, 1)" }
+        if betas.count != 2 || !betas.allSatisfy({ $0 >= 0 && $0 < 1 }) {
+            return "'betas' must be two numbers in [0, 1)"
+        }
         if case .step(let stepSize, _) = schedule, stepSize < 1 { return "'schedule.step_size' must be at least 1" }
         return nil
     }
 }
-
-import Foundation
