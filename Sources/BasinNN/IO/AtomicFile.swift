@@ -1,7 +1,17 @@
 import Foundation
 
-/// Whole-file writes that never leave a half-written file under the final name.
+/// Whole-file reads with errors naming the file, and writes that never leave a half-written
+/// file under the final name.
 public enum AtomicFile {
+    /// The file's bytes, memory-mapped where possible.
+    public static func read(_ url: URL) throws -> Data {
+        do {
+            return try Data(contentsOf: url, options: .mappedIfSafe)
+        } catch {
+            throw NNError("\(url.path): cannot read the file (\(error.localizedDescription))")
+        }
+    }
+
     /// Writes `data` to a temporary file in the same directory, fsyncs it, renames it over
     /// `url`, then fsyncs the directory.
     public static func write(_ data: Data, to url: URL) throws {

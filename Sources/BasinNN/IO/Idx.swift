@@ -5,12 +5,7 @@ import Foundation
 public enum Idx {
     /// Reads an (uncompressed) IDX file into a tensor of the matching little-endian dtype.
     public static func read(contentsOf url: URL) throws -> TensorData {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw NNError("\(url.path): cannot read the file (\(error.localizedDescription))")
-        }
+        let data = try AtomicFile.read(url)
         return try read(data: data, source: url.path)
     }
 

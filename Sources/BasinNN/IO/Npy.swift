@@ -24,12 +24,7 @@ public struct NpyArray: Sendable, Equatable {
     }
 
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw NNError("\(url.path): cannot read the file (\(error.localizedDescription))")
-        }
+        let data = try AtomicFile.read(url)
         try self.init(data: data, source: url.path)
     }
 

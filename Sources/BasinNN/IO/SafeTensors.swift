@@ -117,12 +117,7 @@ public struct SafeTensors: Sendable {
     // MARK: Reading
 
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .mappedIfSafe)
-        } catch {
-            throw NNError("\(url.path): cannot read the file (\(error.localizedDescription))")
-        }
+        let data = try AtomicFile.read(url)
         try self.init(data: data, source: url.path)
     }
 
