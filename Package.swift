@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "basin", targets: ["basin"]),
         .library(name: "BasinNN", targets: ["BasinNN"]),
+        .library(name: "BasinLandscape", targets: ["BasinLandscape"]),
+        .library(name: "BasinSweep", targets: ["BasinSweep"]),
         .library(name: "BasinCLI", targets: ["BasinCLI"]),
     ],
     dependencies: [
@@ -24,10 +26,12 @@ let package = Package(
             name: "BasinNN",
             dependencies: ["CBLAS"]
         ),
+        .target(name: "BasinLandscape", dependencies: ["BasinNN"]),
+        .target(name: "BasinSweep", dependencies: ["BasinLandscape", "BasinNN"]),
         .target(
             name: "BasinCLI",
             dependencies: [
-                "BasinNN",
+                "BasinNN", "BasinLandscape", "BasinSweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -37,12 +41,14 @@ let package = Package(
         .executableTarget(
             name: "basin-bench",
             dependencies: [
-                "BasinNN", "CBLAS",
+                "BasinNN", "BasinLandscape", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "BasinTestSupport", dependencies: ["BasinNN"], path: "Tests/BasinTestSupport"),
         .testTarget(name: "BasinNNTests", dependencies: ["BasinNN", "BasinTestSupport"]),
+        .testTarget(name: "BasinLandscapeTests", dependencies: ["BasinLandscape", "BasinNN", "BasinTestSupport"]),
+        .testTarget(name: "BasinSweepTests", dependencies: ["BasinSweep", "BasinTestSupport"]),
         .testTarget(name: "BasinCLITests", dependencies: ["BasinCLI", "BasinNN", "BasinTestSupport"]),
     ]
 )

@@ -37,9 +37,11 @@ struct BatchNormKernel: LayerKernel {
         let runningMean = m.state.baseAddress!, runningVar = runningMean + c
         let savedMean = m.scratch.baseAddress!, savedInvStd = savedMean + c
         let count = Double(n * s)
+        var momentum = self.momentum
+        if case .recomputeStatistics(let index) = mode { momentum = 1 / Double(index + 1) }
         for ch in 0..<c {
             var mean: Double, variance: Double
-            if mode.isTraining {
+            if mode.usesBatchStatistics {
                 var sum = 0.0
                 for b in 0..<n {
                     let p = x + (b * c + ch) * s
@@ -100,7 +102,7 @@ struct BatchNormKernel: LayerKernel {
                 let offset = (b * c + ch) * s
                 for i in 0..<s {
                     let grad = Double(gy[offset + i])
-                    if mode.isTraining {
+                    if mode.usesBatchStatistics {
                         let xhat = (Double(x[offset + i]) - mean) * invStd
                         gradIn[offset + i] = Float(g0 * (grad - sumGrad / count - xhat * sumGradXhat / count))
                     } else {

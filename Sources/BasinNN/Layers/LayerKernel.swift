@@ -5,10 +5,17 @@ public enum ForwardMode: Sendable, Equatable {
     /// BatchNorm uses batch statistics and updates running ones; Dropout draws its mask from
     /// the `(seed, step)` stream, so the same step gives the same mask on any machine.
     case train(seed: UInt64, step: UInt64)
+    /// Re-estimates BatchNorm running statistics (PyTorch's `update_bn`): BatchNorm normalizes
+    /// with batch statistics and folds batch `index` into a cumulative average
+    /// (momentum 1/(index+1)); Dropout is the identity.
+    case recomputeStatistics(batchIndex: Int)
 
-    public var isTraining: Bool {
-        if case .train = self { return true }
-        return false
+    /// Whether BatchNorm normalizes with the batch's own statistics and updates running ones.
+    public var usesBatchStatistics: Bool {
+        switch self {
+        case .eval: false
+        case .train, .recomputeStatistics: true
+        }
     }
 }
 

@@ -26,7 +26,7 @@ public struct Model: Sendable {
     public mutating func forward(
         _ input: UnsafePointer<Float>, batch: Int, mode: ForwardMode, workspace: Workspace
     ) {
-        if mode.isTraining {
+        if mode.usesBatchStatistics {
             for i in batchesTracked.indices { batchesTracked[i] += 1 }
         }
         let network = self.network
@@ -110,5 +110,37 @@ public struct Model: Sendable {
             let memory = memory(network, layer, params, state, input, batch: batch, workspace: workspace)
             network.kernels[layer].forward(memory, mode: mode, layerIndex: layer)
         }
+    }
+}
+
+extension Model {
+    /// Replaces the BatchNorm running statistics by their average over `data` in chunks of
+    /// `batchSize`, in order (PyTorch's `torch.optim.swa_utils.update_bn`; Garipov et al.'s
+    /// `update_bn`). Dropout is off while collecting. Does nothing for a model without BatchNorm.
+    public mutating func recomputeBatchNormStatistics(on data: Dataset, batchSize: Int = 128) {
+        guard network.hasBatchNorm, data.count > 0 else { return }
+        resetBatchNormStatistics()
+        let chunk = min(batchSize, data.count)
+        let workspace = Workspace(network: network, capacity: chunk)
+        data.features.withUnsafeBufferPointer { features in
+            var start = 0, index = 0
+            while start < data.count {
+                let batch = min(chunk, data.count - start)
+                forward(
+                    features.baseAddress! + start * data.sampleSize, batch: batch,
+                    mode: .recomputeStatistics(batchIndex: index), workspace: workspace)
+                start += batch
+                index += 1
+            }
+        }
+    }
+
+    /// Running means 0, variances 1, counters 0: a fresh BatchNorm.
+    public mutating func resetBatchNormStatistics() {
+        for entry in network.stateLayout.entries {
+            let value: Float = entry.name.hasSuffix("running_var") ? 1 : 0
+            for i in entry.range { state[i] = value }
+        }
+        for i in batchesTracked.indices { batchesTracked[i] = 0 }
     }
 }

@@ -165,4 +165,27 @@ public struct Network: Sendable {
             network: self, parameters: parameters, state: state,
             batchesTracked: [Int64](repeating: 0, count: batchNormLayers.count))
     }
+
+    /// Where layer `index`'s parameters start in the flat buffer.
+    public func parameterRange(ofLayer index: Int) -> Range<Int> { parameterRanges[index] }
+
+    /// Where layer `index`'s state (running statistics) lies in the flat state buffer.
+    public func stateRange(ofLayer index: Int) -> Range<Int> { stateRanges[index] }
+
+    /// Layers `range` as a network of their own. Its flat parameters (and state) are exactly
+    /// the slice `parameterRange(ofLayer: lower)..<...` of this network's, in the same order;
+    /// only the names are renumbered from 0.
+    public func layers(_ range: Range<Int>) throws -> Network {
+        let input = range.lowerBound == 0 ? description.input : kernels[range.lowerBound - 1].outputShape
+        return try Network(ModelDescription(input: input, layers: Array(description.layers[range])))
+    }
+
+    /// Flat parameter (and state) slices covering layers `range`.
+    public func parameterSlice(_ range: Range<Int>) -> Range<Int> {
+        parameterRanges[range.lowerBound].lowerBound..<parameterRanges[range.upperBound - 1].upperBound
+    }
+
+    public func stateSlice(_ range: Range<Int>) -> Range<Int> {
+        stateRanges[range.lowerBound].lowerBound..<stateRanges[range.upperBound - 1].upperBound
+    }
 }

@@ -6,6 +6,12 @@ public struct EpochReport: Sendable {
     public var learningRate: Double
     /// Mean of the minibatch losses seen during the epoch (training mode).
     public var meanLoss: Double
+
+    public init(epoch: Int, learningRate: Double, meanLoss: Double) {
+        self.epoch = epoch
+        self.learningRate = learningRate
+        self.meanLoss = meanLoss
+    }
 }
 
 /// Minibatch training of a model: deterministic order, dropout and initialization from the seed.
