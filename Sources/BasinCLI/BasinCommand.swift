@@ -8,7 +8,10 @@ public struct BasinCommand: AsyncParsableCommand {
         commandName: "basin",
         abstract: "Map neural-network loss landscapes, from one machine to a cluster.",
         version: BasinVersion.string,
-        subcommands: [TrainCommand.self, EvalCommand.self, DataCommand.self, ExampleCommand.self]
+        subcommands: [
+            TrainCommand.self, EvalCommand.self, SurfaceCommand.self, InterpolateCommand.self, PlaneCommand.self,
+            CurveCommand.self, InspectCommand.self, PlotCommand.self, DataCommand.self, ExampleCommand.self,
+        ]
     )
 
     public init() {}

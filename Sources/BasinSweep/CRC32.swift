@@ -6,7 +6,8 @@ public enum CRC32 {
         return c
     }
 
-    public static func checksum<C: Collection>(_ bytes: C, continuing crc: UInt32 = 0) -> UInt32 where C.Element == UInt8 {
+    public static func checksum<C: Collection>(_ bytes: C, continuing crc: UInt32 = 0) -> UInt32
+    where C.Element == UInt8 {
         var c = ~crc
         for byte in bytes { c = table[Int((c ^ UInt32(byte)) & 0xff)] ^ (c >> 8) }
         return ~c

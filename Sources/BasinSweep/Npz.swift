@@ -60,7 +60,8 @@ public enum Npz {
         func u32(_ o: Int) -> Int { u16(o) | u16(o + 2) << 16 }
         guard bytes.count >= 22 else { throw fail("too short to be a zip/.npz file") }
         var end = bytes.count - 22
-        while end >= 0 && !(bytes[end] == 0x50 && bytes[end + 1] == 0x4b && bytes[end + 2] == 5 && bytes[end + 3] == 6) {
+        while end >= 0 && !(bytes[end] == 0x50 && bytes[end + 1] == 0x4b && bytes[end + 2] == 5 && bytes[end + 3] == 6)
+        {
             end -= 1
         }
         guard end >= 0 else { throw fail("no zip end-of-central-directory record; not a .npz file or truncated") }

@@ -52,7 +52,8 @@ public struct ResultFile: Sendable {
                     throw NNError("\(source): member '\(name)' is not valid JSON")
                 }
             } else if name.hasSuffix(".npy") {
-                arrays.append((String(name.dropLast(4)), try NpyArray(data: bytes, source: "\(source) member '\(name)'").tensor))
+                arrays.append(
+                    (String(name.dropLast(4)), try NpyArray(data: bytes, source: "\(source) member '\(name)'").tensor))
             }
         }
     }

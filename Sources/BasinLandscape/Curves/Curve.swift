@@ -54,8 +54,10 @@ public struct Curve: Codable, Sendable, Equatable {
             if j == bends + 1 { return end }
             let w = Double(j) / n
             return Model(
-                network: start.network, parameters: VectorMath.combination([1 - w, w], [start.parameters, end.parameters]),
-                state: VectorMath.combination([1 - w, w], [start.state, end.state]), batchesTracked: start.batchesTracked)
+                network: start.network,
+                parameters: VectorMath.combination([1 - w, w], [start.parameters, end.parameters]),
+                state: VectorMath.combination([1 - w, w], [start.state, end.state]),
+                batchesTracked: start.batchesTracked)
         }
     }
 }

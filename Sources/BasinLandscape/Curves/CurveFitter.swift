@@ -73,7 +73,8 @@ public struct CurveFitter {
                     output: UnsafeBufferPointer(workspace.output(batch: batch)), batch: batch, dataset: data,
                     sampleIndex: { order[first + $0] }, gradient: workspace.outputGradient(batch: batch), tally: &tally)
                 gradients.withUnsafeMutableBufferPointer { g in
-                    model.backward(workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace, gradients: g)
+                    model.backward(
+                        workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace, gradients: g)
                 }
                 for j in 1...curve.bends {
                     let cj = Float(c[j])

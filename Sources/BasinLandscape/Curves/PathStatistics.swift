@@ -44,10 +44,14 @@ public struct Barrier: Codable, Sendable, Equatable {
     public static let definitions = [
         "loss_barrier": "max_t L(theta(t)) - (L(theta_0) + L(theta_1)) / 2 over evaluated t in [0, 1] (Git Re-Basin)",
         "error_barrier": "max_t E(theta(t)) - (E(theta_0) + E(theta_1)) / 2, E = 1 - accuracy (Frankle et al. 2020)",
-        "integral": "sum_i (v_i + v_{i-1}) / 2 * |theta(t_i) - theta(t_{i-1})| / sum_i |theta(t_i) - theta(t_{i-1})| (Garipov et al. 2018)",
+        "integral":
+            "sum_i (v_i + v_{i-1}) / 2 * |theta(t_i) - theta(t_{i-1})| / sum_i |theta(t_i) - theta(t_{i-1})| (Garipov et al. 2018)",
     ]
 
-    public init(t: [Double], loss: [Double], accuracy: [Double], start: (loss: Double, accuracy: Double), end: (loss: Double, accuracy: Double)) {
+    public init(
+        t: [Double], loss: [Double], accuracy: [Double], start: (loss: Double, accuracy: Double),
+        end: (loss: Double, accuracy: Double)
+    ) {
         let inside = t.indices.filter { t[$0] >= -1e-12 && t[$0] <= 1 + 1e-12 }
         let maxLoss = inside.map { loss[$0] }.max() ?? .nan
         let maxError = inside.map { 1 - accuracy[$0] }.max() ?? .nan

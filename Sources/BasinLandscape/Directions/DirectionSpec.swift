@@ -28,7 +28,9 @@ public struct DirectionSpec: Codable, Sendable, Equatable {
     public var orthogonalize: Bool = false
     public var seed: UInt64 = 0
 
-    public init(norm: Normalization = .filter, ignore: OneDimensional = .biasbn, orthogonalize: Bool = false, seed: UInt64 = 0) {
+    public init(
+        norm: Normalization = .filter, ignore: OneDimensional = .biasbn, orthogonalize: Bool = false, seed: UInt64 = 0
+    ) {
         self.norm = norm
         self.ignore = ignore
         self.orthogonalize = orthogonalize

@@ -83,7 +83,8 @@ public enum Directions {
             for entry in layout.entries {
                 let name = "d\(i).\(entry.name)"
                 guard let tensor = file[name], tensor.shape == entry.shape, let values = tensor.floats() else {
-                    throw NNError("\(url.path): tensor '\(name)' is missing or not shaped \(entry.shape) like the model")
+                    throw NNError(
+                        "\(url.path): tensor '\(name)' is missing or not shaped \(entry.shape) like the model")
                 }
                 d.replaceSubrange(entry.range, with: values)
             }

@@ -21,7 +21,9 @@ public struct LandscapeEvaluator: Sendable {
     /// Upper bound on the floats held by per-point parameter copies in the fast path.
     public var groupFloats = 16 << 20
 
-    public init(family: AffineFamily, train: Dataset, test: Dataset?, loss: LossFunction, batchNorm: BatchNormMode) throws {
+    public init(family: AffineFamily, train: Dataset, test: Dataset?, loss: LossFunction, batchNorm: BatchNormMode)
+        throws
+    {
         for data in [train] + (test.map { [$0] } ?? []) {
             if let problem = loss.incompatibility(network: family.network, dataset: data) {
                 throw NNError("cannot evaluate: \(problem)")

@@ -15,7 +15,8 @@ public struct Axis: Codable, Sendable, Equatable, CustomStringConvertible {
     /// Parses `MIN:MAX:STEPS` (for example `-1:1:21`).
     public init(parsing text: String, name: String) throws {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 3, let low = Double(parts[0]), let high = Double(parts[1]), let steps = Int(parts[2]) else {
+        guard parts.count == 3, let low = Double(parts[0]), let high = Double(parts[1]), let steps = Int(parts[2])
+        else {
             throw NNError("\(name): '\(text)' is not MIN:MAX:STEPS (for example -1:1:21)")
         }
         guard steps >= 1, low.isFinite, high.isFinite, steps == 1 || high > low else {

@@ -12,7 +12,9 @@ public struct TrajectoryPCA: Sendable {
 
     public init(snapshots: [[Float]], final: [Float], components: Int = 2) throws {
         guard snapshots.count >= components + 1 else {
-            throw NNError("trajectory: PCA of \(components) directions needs at least \(components + 1) snapshots, got \(snapshots.count)")
+            throw NNError(
+                "trajectory: PCA of \(components) directions needs at least \(components + 1) snapshots, got \(snapshots.count)"
+            )
         }
         let n = snapshots.count, p = final.count
         let offsets = snapshots.map { VectorMath.difference($0, final) }

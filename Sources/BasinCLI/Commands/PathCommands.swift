@@ -1,0 +1,196 @@
+import ArgumentParser
+import BasinLandscape
+import BasinNN
+import BasinSweep
+import Foundation
+import Logging
+
+/// `basin interpolate`: the straight line between two models, over any range of t.
+struct InterpolateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "interpolate",
+        abstract: "Evaluate θ(t) = (1 − t)·θA + t·θB over a range of t, with path statistics and barriers."
+    )
+
+    @OptionGroup var options: LandscapeOptions
+
+    @Argument(help: "Model at t = 0.")
+    var from: String
+
+    @Argument(help: "Model at t = 1.")
+    var to: String
+
+    @Option(parsing: .unconditional, help: "t as MIN:MAX:STEPS.")
+    var t: Axis = Axis(min: 0, max: 1, steps: 21)
+
+    func run() throws {
+        let (spec, data) = try options.load()
+        let models = try options.checkpoints([from, to], spec: spec)
+        let job = LandscapeJob.path(.interpolate, through: models, curve: .line, t: t.values)
+        try options.run(job, data: data, loss: spec.train.loss, inputs: Self.names(["from": from, "to": to]))
+    }
+
+    static func names(_ paths: [String: String]) -> [String: JSONValue] {
+        paths.mapValues { .string(($0 as NSString).lastPathComponent) }
+    }
+}
+
+/// `basin plane`: the plane through three models.
+struct PlaneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plane",
+        abstract: "Evaluate the plane through three models (raw basis θ2−θ1, θ3−θ1, or orthonormal)."
+    )
+
+    enum Basis: String, ExpressibleByArgument { case raw, orthonormal }
+
+    @OptionGroup var options: LandscapeOptions
+
+    @Argument(help: "Three models: θ1 (origin), θ2, θ3.")
+    var models: [String]
+
+    @Option(help: "Basis: raw (models at (0,0), (1,0), (0,1)) or orthonormal (distances in parameter space).")
+    var basis: Basis = .raw
+
+    @Option(parsing: .unconditional, help: "x axis as MIN:MAX:STEPS (default covers the models with a margin).")
+    var x: Axis?
+
+    @Option(parsing: .unconditional, help: "y axis as MIN:MAX:STEPS.")
+    var y: Axis?
+
+    func validate() throws {
+        guard models.count == 3 else { throw ValidationError("plane needs exactly three models, got \(models.count)") }
+    }
+
+    func run() throws {
+        let (spec, data) = try options.load()
+        let loaded = try options.checkpoints(models, spec: spec)
+        // Default axes: the models' coordinates with a 25% margin.
+        let (_, coordinates) = LandscapeJob.plane(
+            through: loaded, orthonormal: basis == .orthonormal, x: Axis(min: 0, max: 1, steps: 1),
+            y: Axis(min: 0, max: 1, steps: 1))
+        func axis(_ j: Int) -> Axis {
+            let values = coordinates.map { $0[j] }
+            let low = values.min()!, high = values.max()!, margin = 0.25 * (high - low)
+            return Axis(min: low - margin, max: high + margin, steps: 21)
+        }
+        var (job, _) = LandscapeJob.plane(
+            through: loaded, orthonormal: basis == .orthonormal, x: x ?? axis(0), y: y ?? axis(1))
+        job.metadata["basis"] = .string(basis.rawValue)
+        job.metadata["model_coordinates"] = .array(coordinates.map { .array($0.map { .number($0) }) })
+        try options.run(
+            job, data: data, loss: spec.train.loss,
+            inputs: ["models": .array(models.map { .string(($0 as NSString).lastPathComponent) })]
+        ) {
+            result in
+            result.set("model_x", TensorData(coordinates.map { $0[0] }, shape: [3]))
+            result.set("model_y", TensorData(coordinates.map { $0[1] }, shape: [3]))
+        }
+    }
+}
+
+/// `basin curve`: fit a Bezier or polychain curve between two models and evaluate it beside
+/// the straight line.
+struct CurveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "curve",
+        abstract:
+            "Fit a Bezier or polychain curve between two models (Garipov et al. 2018) and evaluate it and the straight line."
+    )
+
+    @OptionGroup var options: LandscapeOptions
+
+    @Argument(help: "Model at t = 0.")
+    var from: String
+
+    @Argument(help: "Model at t = 1.")
+    var to: String
+
+    @Option(help: "Curve kind: bezier or polychain.")
+    var kind: Curve.Kind = .bezier
+
+    @Option(help: "Movable control points between the ends.")
+    var bends: Int = 1
+
+    @Option(help: "Points along t ∈ [0, 1] to evaluate.")
+    var points: Int = 21
+
+    @Option(help: "Fitting epochs (default: the spec's train.epochs).")
+    var epochs: Int?
+
+    @Option(help: "Fitting learning rate (default: the spec's train.lr).")
+    var lr: Double?
+
+    @Option(help: "Fitting optimizer (default: the spec's train.optimizer).")
+    var optimizer: TrainingConfig.OptimizerKind?
+
+    @Option(
+        name: .customLong("weight-decay"),
+        help: "Garipov's ½·wd·‖θ(t)‖² regularizer (default: the spec's train.weight_decay).")
+    var weightDecay: Double?
+
+    @Option(help: "Fitting seed (default: the spec's train.seed).")
+    var seed: UInt64?
+
+    @Option(name: .customLong("save-curve"), help: "Write the fitted control points to this .safetensors file.")
+    var saveCurve: String?
+
+    func validate() throws {
+        guard bends >= 1 else { throw ValidationError("--bends must be at least 1") }
+        guard points >= 2 else { throw ValidationError("--points must be at least 2") }
+    }
+
+    func run() throws {
+        let (spec, data) = try options.load()
+        let ends = try options.checkpoints([from, to], spec: spec)
+        var config = spec.train
+        if let epochs { config.epochs = epochs }
+        if let lr { config.lr = lr }
+        if let optimizer { config.optimizer = optimizer }
+        if let weightDecay { config.weightDecay = weightDecay }
+        if let seed { config.seed = seed }
+        let curve = Curve(kind: kind, bends: bends)
+        let fitter = try CurveFitter(curve: curve, config: config)
+        let logger = Logger(label: "basin.curve")
+        let controlPoints = try fitter.fit(from: ends[0], to: ends[1], on: data.train) { report in
+            logger.info("curve epoch \(report.epoch)/\(config.epochs) loss \(String(format: "%.6g", report.meanLoss))")
+        }
+        if let saveCurve {
+            var file = SafeTensors()
+            for (j, point) in controlPoints.enumerated() {
+                for entry in point.network.parameterLayout.entries {
+                    file["p\(j).\(entry.name)"] = TensorData(Array(point.parameters[entry.range]), shape: entry.shape)
+                }
+            }
+            file.metadata = [
+                "basin.curve": curve.kind.rawValue, "basin.bends": String(bends),
+                Checkpoint.modelMetadataKey: ends[0].network.description.canonicalJSON(),
+            ]
+            try file.write(to: URL(fileURLWithPath: saveCurve))
+        }
+        let t = Axis(min: 0, max: 1, steps: points).values
+        var job = LandscapeJob.path(.curve, through: controlPoints, curve: curve, t: t)
+        job.metadata["curve"] = .object([
+            "kind": .string(kind.rawValue), "bends": .integer(bends), "fit": try JSONValue(encoding: config),
+            "fit_definition": .string(
+                "one t ~ U(0,1) per minibatch; loss + 0.5 * weight_decay * |theta(t)|^2; bends start on the straight line"
+            ),
+        ])
+        let line = LandscapeJob.path(.interpolate, through: ends, curve: .line, t: t)
+        let batchNorm = options.bn ?? .recompute
+        let lineMetrics = try line.evaluate(
+            0..<line.points.count, data: data, loss: spec.train.loss, batchNorm: batchNorm, fast: !options.plain)
+        let lineResult = line.result(lineMetrics, prefix: "line_")
+        try options.run(
+            job, data: data, loss: spec.train.loss, inputs: InterpolateCommand.names(["from": from, "to": to])
+        ) {
+            result in
+            for (name, tensor) in lineResult.arrays { result.set(name, tensor) }
+            result.metadata = LandscapeOptions.merge(
+                result.metadata,
+                [
+                    "line_statistics": lineResult.metadata["statistics"] ?? .null
+                ])
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import BasinLandscape
+import BasinNN
+import Foundation
+
+/// A resolved landscape computation: an affine family, the grid of coefficient rows to
+/// evaluate, and how the results become arrays.
+///
+/// Points `0..<gridCount` fill the arrays in row-major `shape` order (`[ny, nx]`, x along a
+/// row; `[n]` for paths). Path jobs append the two ends (t = 0, t = 1) after the grid so
+/// barriers use the models' own values whatever the grid.
+public struct LandscapeJob: Sendable {
+    public enum Kind: String, Codable, Sendable {
+        case surface, interpolate, plane, curve
+    }
+
+    public var kind: Kind
+    public var family: AffineFamily
+    public var points: [[Double]]
+    public var shape: [Int]
+    /// Coordinate arrays stored with the result (`x`, `y`, or `t`).
+    public var axes: [(name: String, values: [Double])]
+    /// Whether this is a path (1-D in t) whose statistics and barriers are reported.
+    public var isPath: Bool
+    public var metadata: [String: JSONValue]
+
+    public var gridCount: Int { shape.reduce(1, *) }
+
+    /// θ0 + x·d1 (+ y·d2) around a model; `y` nil for a 1-D line.
+    public static func surface(around model: Model, directions: [[Float]], x: Axis, y: Axis?) -> LandscapeJob {
+        let xs = x.values, ys = y?.values
+        let family = AffineFamily.around(model, directions: Array(directions.prefix(ys == nil ? 1 : 2)))
+        var points: [[Double]] = []
+        if let ys {
+            for yv in ys { for xv in xs { points.append([1, xv, yv]) } }
+        } else {
+            points = xs.map { [1, $0] }
+        }
+        return LandscapeJob(
+            kind: .surface, family: family, points: points, shape: ys.map { [$0.count, xs.count] } ?? [xs.count],
+            axes: [("x", xs)] + (ys.map { [("y", $0)] } ?? []), isPath: false, metadata: [:])
+    }
+
+    /// A path through control points (two models for a straight line) at parameters `t`.
+    public static func path(_ kind: Kind, through controlPoints: [Model], curve: Curve, t: [Double]) -> LandscapeJob {
+        let family = AffineFamily.through(controlPoints)
+        return LandscapeJob(
+            kind: kind, family: family,
+            points: t.map(curve.coefficients(at:)) + [curve.coefficients(at: 0), curve.coefficients(at: 1)],
+            shape: [t.count], axes: [("t", t)], isPath: true, metadata: [:])
+    }
+
+    /// The plane through three models. `raw`: θ1 + x(θ2 − θ1) + y(θ3 − θ1), the models at (0,0),
+    /// (1,0), (0,1). `orthonormal`: θ1 + x·u + y·v with u, v an orthonormal basis of the same
+    /// plane (Gram–Schmidt), coordinates in parameter-space distance.
+    public static func plane(through models: [Model], orthonormal: Bool, x: Axis, y: Axis) -> (LandscapeJob, [[Double]])
+    {
+        let xs = x.values, ys = y.values
+        var points: [[Double]] = []
+        let family: AffineFamily
+        let coordinates: [[Double]]
+        if orthonormal {
+            var u = VectorMath.difference(models[1].parameters, models[0].parameters)
+            var v = VectorMath.difference(models[2].parameters, models[0].parameters)
+            let du = VectorMath.difference(models[1].state, models[0].state)
+            let dv = VectorMath.difference(models[2].state, models[0].state)
+            let uNorm = VectorMath.norm(u)
+            let projection = VectorMath.dot(v, u) / (uNorm * uNorm)
+            Directions.orthogonalize(&v, against: u)
+            let vNorm = VectorMath.norm(v)
+            u = u.map { Float(Double($0) / uNorm) }
+            v = v.map { Float(Double($0) / vNorm) }
+            // States follow the same change of basis, so each model keeps its own statistics.
+            let uState = du.map { Float(Double($0) / uNorm) }
+            let vState = zip(dv, du).map { Float((Double($0) - projection * Double($1)) / vNorm) }
+            family = AffineFamily(
+                network: models[0].network, bases: [models[0].parameters, u, v],
+                states: [models[0].state, uState, vState])
+            for yv in ys { for xv in xs { points.append([1, xv, yv]) } }
+            coordinates = [[0, 0], [uNorm, 0], [projection * uNorm, vNorm]]
+        } else {
+            family = AffineFamily.through(models)
+            for yv in ys { for xv in xs { points.append([1 - xv - yv, xv, yv]) } }
+            coordinates = [[0, 0], [1, 0], [0, 1]]
+        }
+        let job = LandscapeJob(
+            kind: .plane, family: family, points: points, shape: [ys.count, xs.count], axes: [("x", xs), ("y", ys)],
+            isPath: false, metadata: [:])
+        return (job, coordinates)
+    }
+
+    /// Evaluates points `range` (a shard) with the fast or the plain evaluator.
+    public func evaluate(
+        _ range: Range<Int>, data: DataSplit, loss: LossFunction, batchNorm: BatchNormMode, fast: Bool = true
+    ) throws -> [PointMetrics] {
+        let evaluator = try LandscapeEvaluator(
+            family: family, train: data.train, test: data.test.count > 0 ? data.test : nil, loss: loss,
+            batchNorm: batchNorm)
+        let selected = Array(points[range])
+        return fast ? try evaluator.fast(selected) : try evaluator.plain(selected)
+    }
+
+    /// The result file for per-point metrics (nil = not computed: NaN and `done` false).
+    public func result(_ metrics: [PointMetrics?], prefix: String = "") -> ResultFile {
+        precondition(metrics.count == points.count)
+        var file = ResultFile()
+        for (name, value) in PointMetrics.fields {
+            let values = metrics[0..<gridCount].map { $0.map(value) ?? .nan }
+            file.set(prefix + name, TensorData(values.map { Float($0) }, shape: shape))
+        }
+        for (name, values) in axes where prefix.isEmpty { file.set(name, TensorData(values, shape: [values.count])) }
+        file.set(
+            prefix + "done",
+            TensorData(metrics[0..<gridCount].map { $0 == nil ? 0 : 1 } as [UInt8], shape: shape).asBool)
+        var meta = metadata
+        meta["kind"] = .string(kind.rawValue)
+        meta["shape"] = .array(shape.map { .integer($0) })
+        meta["complete"] = .bool(metrics.allSatisfy { $0 != nil })
+        meta["points_done"] = .integer(metrics[0..<gridCount].filter { $0 != nil }.count)
+        meta["points_total"] = .integer(gridCount)
+        if isPath, metrics.allSatisfy({ $0 != nil }) {
+            meta["statistics"] = pathStatistics(metrics.map { $0! })
+        }
+        file.metadata = .object(meta)
+        return file
+    }
+
+    /// Min/max/mean/integral of each metric along the path, and the loss and error barriers.
+    func pathStatistics(_ metrics: [PointMetrics]) -> JSONValue {
+        let grid = Array(metrics[0..<gridCount])
+        let t = axes.first { $0.name == "t" }?.values ?? []
+        let lengths = PathStatistics.segmentLengths(family, points: Array(points[0..<gridCount]))
+        var out: [String: JSONValue] = [:]
+        for (name, value) in PointMetrics.fields {
+            let values = grid.map(value)
+            if values.allSatisfy({ $0.isNaN }) { continue }
+            let s = PathStatistics(values: values, segmentLengths: lengths)
+            out[name] = .object([
+                "min": .number(s.min), "max": .number(s.max), "mean": .number(s.mean), "integral": .number(s.integral),
+            ])
+        }
+        let start = metrics[gridCount], end = metrics[gridCount + 1]
+        for split in ["train", "test"] {
+            let loss = grid.map { split == "train" ? $0.trainLoss : $0.testLoss }
+            let accuracy = grid.map { split == "train" ? $0.trainAccuracy : $0.testAccuracy }
+            if loss.allSatisfy({ $0.isNaN }) { continue }
+            let barrier = Barrier(
+                t: t, loss: loss, accuracy: accuracy,
+                start: split == "train" ? (start.trainLoss, start.trainAccuracy) : (start.testLoss, start.testAccuracy),
+                end: split == "train" ? (end.trainLoss, end.trainAccuracy) : (end.testLoss, end.testAccuracy))
+            out["\(split)_loss_barrier"] = .number(barrier.lossBarrier)
+            out["\(split)_error_barrier"] = .number(barrier.errorBarrier)
+            out["\(split)_endpoint_loss"] = .array([
+                .number(split == "train" ? start.trainLoss : start.testLoss),
+                .number(split == "train" ? end.trainLoss : end.testLoss),
+            ])
+        }
+        out["definitions"] = .object(Barrier.definitions.mapValues { .string($0) })
+        return .object(out)
+    }
+}
+
+extension TensorData {
+    /// The same bytes typed as NumPy bool (`|b1`).
+    var asBool: TensorData { TensorData(dtype: .bool, shape: shape, bytes: bytes) }
+}
