@@ -56,6 +56,11 @@ public struct DataSpec: Codable, Sendable, Equatable {
 public struct DataSplit: Sendable {
     public var train: Dataset
     public var test: Dataset
+
+    public init(train: Dataset, test: Dataset) {
+        self.train = train
+        self.test = test
+    }
 }
 
 extension DataSpec {
