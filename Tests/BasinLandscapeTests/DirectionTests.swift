@@ -17,7 +17,8 @@ import Testing
 
     /// Every dim-0 slice of a ≥2-D parameter has the norm of the same slice of θ.
     @Test func filterNormalizationMatchesItsDefinition() {
-        let d = Directions.random(around: model, count: 1, spec: DirectionSpec(norm: .filter, ignore: .biasbn, seed: 1))[0]
+        let d = Directions.random(
+            around: model, count: 1, spec: DirectionSpec(norm: .filter, ignore: .biasbn, seed: 1))[0]
         for entry in model.network.parameterLayout.entries where entry.shape.count > 1 {
             let slice = entry.count / entry.shape[0]
             for s in 0..<entry.shape[0] {
@@ -29,8 +30,10 @@ import Testing
     }
 
     @Test func layerNormalizationAndBiasBN() {
-        let layer = Directions.random(around: model, count: 1, spec: DirectionSpec(norm: .layer, ignore: .biasbn, seed: 1))[0]
-        let keep = Directions.random(around: model, count: 1, spec: DirectionSpec(norm: .none, ignore: .keep, seed: 1))[0]
+        let layer = Directions.random(
+            around: model, count: 1, spec: DirectionSpec(norm: .layer, ignore: .biasbn, seed: 1))[0]
+        let keep = Directions.random(around: model, count: 1, spec: DirectionSpec(norm: .none, ignore: .keep, seed: 1))[
+            0]
         for entry in model.network.parameterLayout.entries {
             if entry.shape.count <= 1 {
                 #expect(layer[entry.range].allSatisfy { $0 == 0 }, "\(entry.name) zeroed by biasbn")
@@ -41,8 +44,10 @@ import Testing
             }
         }
         // Other seeds give other directions; the same seed the same bits.
-        let again = Directions.random(around: model, count: 1, spec: DirectionSpec(norm: .layer, ignore: .biasbn, seed: 1))[0]
-        let other = Directions.random(around: model, count: 1, spec: DirectionSpec(norm: .layer, ignore: .biasbn, seed: 2))[0]
+        let again = Directions.random(
+            around: model, count: 1, spec: DirectionSpec(norm: .layer, ignore: .biasbn, seed: 1))[0]
+        let other = Directions.random(
+            around: model, count: 1, spec: DirectionSpec(norm: .layer, ignore: .biasbn, seed: 2))[0]
         #expect(again == layer && other != layer)
     }
 

@@ -5,7 +5,9 @@ import Foundation
 import Testing
 
 @Suite struct EvaluatorTests {
-    static func data(_ source: String, samples: Int, features: Int, shape: [Int]? = nil, classes: Int = 3) throws -> DataSplit {
+    static func data(_ source: String, samples: Int, features: Int, shape: [Int]? = nil, classes: Int = 3) throws
+        -> DataSplit
+    {
         var spec = DataSpec(source: source)
         spec.samples = samples
         spec.features = features
@@ -28,7 +30,11 @@ import Testing
 
     static func grid(_ n: Int) -> [[Double]] {
         var points: [[Double]] = []
-        for j in 0..<n { for i in 0..<n { points.append([1, -1 + 2 * Double(i) / Double(n - 1), -1 + 2 * Double(j) / Double(n - 1)]) } }
+        for j in 0..<n {
+            for i in 0..<n {
+                points.append([1, -1 + 2 * Double(i) / Double(n - 1), -1 + 2 * Double(j) / Double(n - 1)])
+            }
+        }
         return points
     }
 
@@ -38,13 +44,15 @@ import Testing
                 input: [20],
                 layers: [
                     .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
-                    .linear(inFeatures: nil, outFeatures: 16, bias: true), .tanh, .linear(inFeatures: nil, outFeatures: 3, bias: true),
+                    .linear(inFeatures: nil, outFeatures: 16, bias: true), .tanh,
+                    .linear(inFeatures: nil, outFeatures: 3, bias: true),
                 ]))
         let model = network.initialize(seed: 1)
         let directions = Directions.random(around: model, count: 2, spec: DirectionSpec(seed: 2))
         let split = try Self.data("teacher", samples: 700, features: 20)
         var evaluator = try LandscapeEvaluator(
-            family: .around(model, directions: directions), train: split.train, test: split.test, loss: .crossEntropy, batchNorm: .eval)
+            family: .around(model, directions: directions), train: split.train, test: split.test, loss: .crossEntropy,
+            batchNorm: .eval)
         evaluator.chunkSize = 128
         evaluator.groupFloats = 3000  // several point groups
         let points = Self.grid(5)
@@ -60,10 +68,14 @@ import Testing
             ModelDescription(
                 input: [1, 8, 8],
                 layers: [
-                    .conv2d(inChannels: nil, outChannels: 4, kernel: .init(3), stride: .init(1), padding: .init(1), bias: true),
+                    .conv2d(
+                        inChannels: nil, outChannels: 4, kernel: .init(3), stride: .init(1), padding: .init(1),
+                        bias: true),
                     .batchNorm2d(numFeatures: nil, eps: 1e-5, momentum: 0.1), .relu,
                     .maxPool2d(kernel: .init(2), stride: .init(2), padding: .init(0)),
-                    .conv2d(inChannels: nil, outChannels: 6, kernel: .init(3), stride: .init(1), padding: .init(0), bias: true),
+                    .conv2d(
+                        inChannels: nil, outChannels: 6, kernel: .init(3), stride: .init(1), padding: .init(0),
+                        bias: true),
                     .relu, .flatten, .linear(inFeatures: nil, outFeatures: 3, bias: true),
                 ]))
         var model = network.initialize(seed: 4)

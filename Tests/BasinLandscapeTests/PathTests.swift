@@ -5,7 +5,9 @@ import Foundation
 import Testing
 
 @Suite struct PathTests {
-    @Test(arguments: [Curve(kind: .bezier, bends: 1), Curve(kind: .bezier, bends: 3), Curve(kind: .polychain, bends: 2)])
+    @Test(arguments: [
+        Curve(kind: .bezier, bends: 1), Curve(kind: .bezier, bends: 3), Curve(kind: .polychain, bends: 2),
+    ])
     func curvesStartAndEndAtTheModels(_ curve: Curve) {
         var start = [Double](repeating: 0, count: curve.controlPointCount), end = start
         start[0] = 1
@@ -16,7 +18,8 @@ import Testing
             #expect(abs(curve.coefficients(at: t).reduce(0, +) - 1) < 1e-12)
         }
         // Bends start on the straight line: the untrained curve is the line.
-        let network = try! Network(ModelDescription(input: [2], layers: [.linear(inFeatures: nil, outFeatures: 2, bias: true)]))
+        let network = try! Network(
+            ModelDescription(input: [2], layers: [.linear(inFeatures: nil, outFeatures: 2, bias: true)]))
         let a = network.initialize(seed: 1), b = network.initialize(seed: 2)
         let family = AffineFamily.through(curve.initialControlPoints(from: a, to: b))
         let line = AffineFamily.through([a, b])
@@ -35,7 +38,8 @@ import Testing
         let expected: Double = (0.5 * 4 * 1 + 0.5 * 5 * 3) / 4
         #expect(s.integral == expected)
         let barrier = Barrier(
-            t: [-0.5, 0, 0.5, 1, 1.5], loss: [9, 1, 4, 2, 9], accuracy: [0, 0.9, 0.5, 0.8, 0], start: (1, 0.9), end: (2, 0.8))
+            t: [-0.5, 0, 0.5, 1, 1.5], loss: [9, 1, 4, 2, 9], accuracy: [0, 0.9, 0.5, 0.8, 0], start: (1, 0.9),
+            end: (2, 0.8))
         #expect(barrier.lossBarrier == 4 - 1.5)  // t outside [0, 1] ignored
         #expect(abs(barrier.errorBarrier - (0.5 - 0.15)) < 1e-12)
     }
@@ -51,7 +55,8 @@ import Testing
                 input: [2],
                 layers: [
                     .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
-                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu, .linear(inFeatures: nil, outFeatures: 2, bias: true),
+                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
+                    .linear(inFeatures: nil, outFeatures: 2, bias: true),
                 ]))
         var config = TrainingConfig()
         config.optimizer = .adam
@@ -71,7 +76,8 @@ import Testing
         #expect(points[0].parameters == ends[0].parameters && points[2].parameters == ends[1].parameters)
         let t = Axis(min: 0, max: 1, steps: 21).values
         func maxLoss(_ family: AffineFamily, _ c: Curve) throws -> Double {
-            let evaluator = try LandscapeEvaluator(family: family, train: split.train, test: nil, loss: .crossEntropy, batchNorm: .eval)
+            let evaluator = try LandscapeEvaluator(
+                family: family, train: split.train, test: nil, loss: .crossEntropy, batchNorm: .eval)
             return try evaluator.fast(t.map(c.coefficients(at:))).map(\.trainLoss).max()!
         }
         let lineMax = try maxLoss(.through(ends), .line)

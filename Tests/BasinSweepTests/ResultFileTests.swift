@@ -8,29 +8,6 @@ import Testing
 @Suite struct ResultFileTests {
     let directory = TestSupport.temporaryDirectory("basin-results")
 
-    static var numpyAvailable: Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import numpy"]
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }
-
-    /// Runs Python on a result file; returns its standard output.
-    static func python(_ script: String, _ path: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test func roundTripAlignedAndChecked() throws {
         var file = ResultFile(metadata: .object(["kind": .string("test"), "nan": .number(.nan)]))
         file.set("a", TensorData([1, .nan, 3, 4, 5, 6] as [Float], shape: [2, 3]))
@@ -62,11 +39,13 @@ import Testing
     /// directions d1 = (1, 0), d2 = (0, 2), so loss(x, y) = (w0 + b0 + x + 2y)². Row j of each
     /// array is y[j], column i is x[i].
     @Test func surfaceArraysAreRowsOfY() throws {
-        let network = try Network(ModelDescription(input: [1], layers: [.linear(inFeatures: nil, outFeatures: 1, bias: true)]))
+        let network = try Network(
+            ModelDescription(input: [1], layers: [.linear(inFeatures: nil, outFeatures: 1, bias: true)]))
         let model = Model(network: network, parameters: [0.5, -0.25], state: [], batchesTracked: [])
         let data = Dataset(sampleShape: [1], features: [1], targets: [0], targetSize: 1)
         let job = LandscapeJob.surface(
-            around: model, directions: [[1, 0], [0, 2]], x: Axis(min: -1, max: 1, steps: 5), y: Axis(min: 0, max: 1, steps: 3))
+            around: model, directions: [[1, 0], [0, 2]], x: Axis(min: -1, max: 1, steps: 5),
+            y: Axis(min: 0, max: 1, steps: 3))
         let metrics = try job.evaluate(
             0..<job.points.count, data: DataSplit(train: data, test: data.subset([])), loss: .mse, batchNorm: .eval)
         let url = directory.appendingPathComponent("analytic.npz")
@@ -85,10 +64,11 @@ import Testing
         }
         #expect(file["test_loss"]!.floats()!.allSatisfy { $0.isNaN })
         #expect(file.metadata["complete"] == JSONValue.bool(true))
-        if Self.numpyAvailable {
-            let script = "import sys, numpy as np, json; d = np.load(sys.argv[1]); l = d['train_loss']; "
+        if TestSupport.numpyAvailable {
+            let script =
+                "import sys, numpy as np, json; d = np.load(sys.argv[1]); l = d['train_loss']; "
                 + "print(l.shape, l.dtype, d['done'].dtype, d['done'].all(), round(float(l[2, 4]), 4), json.loads(d['basin.json'])['kind'])"
-            #expect(try Self.python(script, url.path) == "(3, 5) float32 bool True 10.5625 surface")
+            #expect(try TestSupport.python(script, url.path) == "(3, 5) float32 bool True 10.5625 surface")
         } else {
             print("numpy not importable: skipping the numpy.load check")
         }
@@ -96,11 +76,14 @@ import Testing
 
     /// Missing points are NaN with `done` false.
     @Test func partialResultsMarkMissingPoints() throws {
-        let network = try Network(ModelDescription(input: [1], layers: [.linear(inFeatures: nil, outFeatures: 2, bias: true)]))
+        let network = try Network(
+            ModelDescription(input: [1], layers: [.linear(inFeatures: nil, outFeatures: 2, bias: true)]))
         let model = network.initialize(seed: 0)
-        let job = LandscapeJob.surface(around: model, directions: [[Float](repeating: 0.1, count: 4)], x: Axis(min: 0, max: 1, steps: 4), y: nil)
+        let job = LandscapeJob.surface(
+            around: model, directions: [[Float](repeating: 0.1, count: 4)], x: Axis(min: 0, max: 1, steps: 4), y: nil)
         let data = Dataset(sampleShape: [1], features: [1, 2], labels: [0, 1])
-        let some = try job.evaluate(0..<2, data: DataSplit(train: data, test: data.subset([])), loss: .crossEntropy, batchNorm: .eval)
+        let some = try job.evaluate(
+            0..<2, data: DataSplit(train: data, test: data.subset([])), loss: .crossEntropy, batchNorm: .eval)
         let result = job.result([some[0], nil, some[1], nil])
         #expect(result["done"]?.integers() == [1, 0, 1, 0])
         let loss = result["train_loss"]!.floats()!
@@ -117,7 +100,8 @@ import Testing
             ModelDescription(
                 input: [4],
                 layers: [
-                    .linear(inFeatures: nil, outFeatures: 8, bias: true), .batchNorm1d(numFeatures: nil, eps: 1e-5, momentum: 0.1),
+                    .linear(inFeatures: nil, outFeatures: 8, bias: true),
+                    .batchNorm1d(numFeatures: nil, eps: 1e-5, momentum: 0.1),
                     .relu, .linear(inFeatures: nil, outFeatures: 3, bias: true),
                 ]))
         var spec = DataSpec(source: "blobs")
@@ -130,7 +114,8 @@ import Testing
             return m
         }
         let (_, coordinates) = LandscapeJob.plane(
-            through: models, orthonormal: orthonormal, x: Axis(min: 0, max: 1, steps: 1), y: Axis(min: 0, max: 1, steps: 1))
+            through: models, orthonormal: orthonormal, x: Axis(min: 0, max: 1, steps: 1),
+            y: Axis(min: 0, max: 1, steps: 1))
         for (k, point) in coordinates.enumerated() {
             let (job, _) = LandscapeJob.plane(
                 through: models, orthonormal: orthonormal, x: Axis(min: point[0], max: point[0], steps: 1),

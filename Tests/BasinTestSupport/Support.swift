@@ -17,6 +17,30 @@ public enum TestSupport {
         return (0..<count).map { _ in Float(random.nextGaussian() * scale) }
     }
 
+    /// Whether `python3 -c "import numpy"` works here.
+    public static let numpyAvailable: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import numpy"]
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+
+    /// Runs `python3 -c script path` and returns its trimmed standard output.
+    public static func python(_ script: String, _ path: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// The repository root (the directory holding Package.swift), found from this file.
     public static var repositoryRoot: URL {
         var url = URL(fileURLWithPath: #filePath)

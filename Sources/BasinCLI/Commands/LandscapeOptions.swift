@@ -117,8 +117,13 @@ extension DirectionSpec.OneDimensional: ExpressibleByArgument {}
 extension Curve.Kind: ExpressibleByArgument {}
 extension TrainingConfig.OptimizerKind: ExpressibleByArgument {}
 
-extension Axis: ExpressibleByArgument {
-    public init?(argument: String) {
-        try? self.init(parsing: argument, name: "axis")
+extension Axis {
+    /// Parses a command-line axis, failing with the sentence `Axis(parsing:)` gives.
+    static func argument(_ text: String) throws -> Axis {
+        do {
+            return try Axis(parsing: text, name: "axis")
+        } catch let error as NNError {
+            throw ValidationError(error.description)
+        }
     }
 }

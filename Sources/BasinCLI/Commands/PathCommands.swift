@@ -20,7 +20,7 @@ struct InterpolateCommand: ParsableCommand {
     @Argument(help: "Model at t = 1.")
     var to: String
 
-    @Option(parsing: .unconditional, help: "t as MIN:MAX:STEPS.")
+    @Option(parsing: .unconditional, help: "t as MIN:MAX:STEPS.", transform: Axis.argument)
     var t: Axis = Axis(min: 0, max: 1, steps: 21)
 
     func run() throws {
@@ -52,10 +52,12 @@ struct PlaneCommand: ParsableCommand {
     @Option(help: "Basis: raw (models at (0,0), (1,0), (0,1)) or orthonormal (distances in parameter space).")
     var basis: Basis = .raw
 
-    @Option(parsing: .unconditional, help: "x axis as MIN:MAX:STEPS (default covers the models with a margin).")
+    @Option(
+        parsing: .unconditional, help: "x axis as MIN:MAX:STEPS (default covers the models with a margin).",
+        transform: Axis.argument)
     var x: Axis?
 
-    @Option(parsing: .unconditional, help: "y axis as MIN:MAX:STEPS.")
+    @Option(parsing: .unconditional, help: "y axis as MIN:MAX:STEPS.", transform: Axis.argument)
     var y: Axis?
 
     func validate() throws {

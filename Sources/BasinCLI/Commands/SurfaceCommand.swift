@@ -17,10 +17,12 @@ struct SurfaceCommand: ParsableCommand {
     @Option(help: "The model at the centre (.safetensors).")
     var checkpoint: String
 
-    @Option(parsing: .unconditional, help: "x axis as MIN:MAX:STEPS.")
+    @Option(parsing: .unconditional, help: "x axis as MIN:MAX:STEPS.", transform: Axis.argument)
     var x: Axis?
 
-    @Option(parsing: .unconditional, help: "y axis as MIN:MAX:STEPS; leave out with --line for a 1-D result.")
+    @Option(
+        parsing: .unconditional, help: "y axis as MIN:MAX:STEPS; leave out with --line for a 1-D result.",
+        transform: Axis.argument)
     var y: Axis?
 
     @Flag(help: "A 1-D line instead of a plane.")
@@ -54,9 +56,6 @@ struct SurfaceCommand: ParsableCommand {
         if line && y != nil { throw ValidationError("--line and --y exclude each other") }
         if directions != nil && trajectory != nil {
             throw ValidationError("--directions and --trajectory exclude each other")
-        }
-        for (name, axis) in [("--x", x), ("--y", y)] where axis == nil && CommandLine.arguments.contains(name) {
-            throw ValidationError("\(name) must be MIN:MAX:STEPS with STEPS ≥ 1 and MAX > MIN")
         }
     }
 
