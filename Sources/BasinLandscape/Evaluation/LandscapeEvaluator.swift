@@ -20,6 +20,9 @@ public struct LandscapeEvaluator: Sendable {
     public var batchNormBatchSize = 128
     /// Upper bound on the floats held by per-point parameter copies in the fast path.
     public var groupFloats = 16 << 20
+    /// Upper bound on the floats of the K first-layer responses of one chunk in the fast path,
+    /// so they stay in cache while every point of a group combines them.
+    public var responseFloats = 1 << 19
 
     public init(family: AffineFamily, train: Dataset, test: Dataset?, loss: LossFunction, batchNorm: BatchNormMode)
         throws
@@ -50,11 +53,13 @@ public struct LandscapeEvaluator: Sendable {
 
     /// The reference: every point evaluated with the full network.
     public func plain(_ points: [[Double]]) throws -> [PointMetrics] {
-        try points.map { c in
+        let workspace = Workspace(
+            network: family.network, capacity: max(1, min(chunkSize, max(train.count, test?.count ?? 0))))
+        return try points.map { c in
             var model = family.model(at: c)
             if recomputes { model.recomputeBatchNormStatistics(on: train, batchSize: batchNormBatchSize) }
-            let trainTally = try model.evaluate(on: train, loss: loss, batchSize: chunkSize)
-            let testTally = try test.map { try model.evaluate(on: $0, loss: loss, batchSize: chunkSize) }
+            let trainTally = try model.evaluate(on: train, loss: loss, workspace: workspace)
+            let testTally = try test.map { try model.evaluate(on: $0, loss: loss, workspace: workspace) }
             return PointMetrics(train: trainTally, test: testTally)
         }
     }
@@ -74,6 +79,7 @@ public struct LandscapeEvaluator: Sendable {
         let tailBases = family.bases.map { Array($0[tailRange]) }
         let tailStates = family.states.map { Array($0[tailStateRange]) }
         let groupSize = max(1, min(points.count, groupFloats / max(tailRange.count, 1)))
+        let fastChunk = max(8, min(chunkSize, responseFloats / max((family.dimension + 1) * head.outputSize, 1)))
         var results: [PointMetrics] = []
         results.reserveCapacity(points.count)
         var groupStart = 0
@@ -99,8 +105,8 @@ public struct LandscapeEvaluator: Sendable {
                     }
                 }
             }
-            let trainTallies = tally(train, tails: tails, group: group, responses: responses)
-            let testTallies = test.map { tally($0, tails: tails, group: group, responses: responses) }
+            let trainTallies = tally(train, chunk: fastChunk, tails: tails, group: group, responses: responses)
+            let testTallies = test.map { tally($0, chunk: fastChunk, tails: tails, group: group, responses: responses) }
             for p in group.indices {
                 results.append(PointMetrics(train: trainTallies[p], test: testTallies?[p]))
             }
@@ -110,14 +116,14 @@ public struct LandscapeEvaluator: Sendable {
     }
 
     private func tally(
-        _ data: Dataset, tails: [Model], group: [[Double]], responses: FirstLayerResponses
+        _ data: Dataset, chunk: Int, tails: [Model], group: [[Double]], responses: FirstLayerResponses
     ) -> [LossTally] {
         var tallies = [LossTally](repeating: LossTally(), count: group.count)
         guard data.count > 0, let tailNetwork = tails.first?.network else { return tallies }
-        let workspace = Workspace(network: tailNetwork, capacity: min(chunkSize, data.count))
-        forEachChunk(of: data, size: chunkSize) { pointer, batch, index in
+        let workspace = Workspace(network: tailNetwork, capacity: min(chunk, data.count))
+        forEachChunk(of: data, size: chunk) { pointer, batch, index in
             responses.compute(pointer, batch: batch)
-            let first = index * chunkSize
+            let first = index * chunk
             for p in group.indices {
                 responses.combine(group[p], batch: batch)
                 tails[p].infer(responses.combined, batch: batch, workspace: workspace)

@@ -31,17 +31,29 @@ struct Conv2dKernel: LayerKernel {
         return specs
     }
 
-    func scratchCount(batch: Int) -> Int { patchSize * outHeight * outWidth }
+    /// Samples unfolded together in the forward pass, so one sgemm covers about 4096 output
+    /// positions instead of one sample's.
+    func forwardGroup(batch: Int) -> Int { max(1, min(batch, 4096 / max(outHeight * outWidth, 1))) }
 
-    /// Unfolds one sample `[C, H, W]` into `columns[(c·kh + i)·kw + j, oh·ow]`.
-    func im2col(_ image: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>) {
+    /// Forward: unfolded columns `[patchSize, group·oh·ow]` and the product `[out, group·oh·ow]`.
+    /// Backward (one sample at a time) uses the first `patchSize·oh·ow` floats.
+    func scratchCount(batch: Int) -> Int {
+        (patchSize + outChannels) * forwardGroup(batch: batch) * outHeight * outWidth
+    }
+
+    /// Unfolds one sample `[C, H, W]` into `columns[(c·kh + i)·kw + j, oh·ow]`, whose rows are
+    /// `rowStride` floats apart.
+    func im2col(_ image: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, rowStride: Int) {
         let oh = outHeight, ow = outWidth
         var row = 0
         for c in 0..<inChannels {
             let plane = image + c * height * width
             for i in 0..<kernel.h {
                 for j in 0..<kernel.w {
-                    let dst = columns + row * oh * ow
+                    let dst = columns + row * rowStride
+                    // Output columns x whose input column x·sw − pw + j lies inside the image.
+                    let firstX = min(ow, max(0, (padding.w - j + stride.w - 1) / stride.w))
+                    let endX = max(firstX, min(ow, (width + padding.w - j + stride.w - 1) / stride.w))
                     for y in 0..<oh {
                         let iy = y * stride.h - padding.h + i
                         let line = dst + y * ow
@@ -49,11 +61,14 @@ struct Conv2dKernel: LayerKernel {
                             line.update(repeating: 0, count: ow)
                             continue
                         }
-                        let src = plane + iy * width
-                        for x in 0..<ow {
-                            let ix = x * stride.w - padding.w + j
-                            line[x] = (ix >= 0 && ix < width) ? src[ix] : 0
+                        let src = plane + iy * width - padding.w + j
+                        if firstX > 0 { line.update(repeating: 0, count: firstX) }
+                        if stride.w == 1 {
+                            (line + firstX).update(from: src + firstX, count: endX - firstX)
+                        } else {
+                            for x in firstX..<endX { line[x] = src[x * stride.w] }
                         }
+                        if endX < ow { (line + endX).update(repeating: 0, count: ow - endX) }
                     }
                     row += 1
                 }
@@ -88,18 +103,33 @@ struct Conv2dKernel: LayerKernel {
 
     func forward(_ m: LayerMemory, mode: ForwardMode, layerIndex: Int) {
         let weight = m.parameters.baseAddress!
-        let columns = m.scratch.baseAddress!
         let spatial = outHeight * outWidth
-        for s in 0..<m.batch {
-            let out = m.output.baseAddress! + s * outChannels * spatial
-            im2col(m.input.baseAddress! + s * inputSize, columns)
-            if hasBias {
-                let bias = weight + outChannels * patchSize
-                for o in 0..<outChannels { (out + o * spatial).update(repeating: bias[o], count: spatial) }
+        let group = forwardGroup(batch: m.batch)
+        let columns = m.scratch.baseAddress!
+        let product = columns + patchSize * group * spatial
+        var first = 0
+        while first < m.batch {
+            let n = min(group, m.batch - first)
+            let width = n * spatial
+            for s in 0..<n {
+                im2col(m.input.baseAddress! + (first + s) * inputSize, columns + s * spatial, rowStride: width)
             }
             BLAS.sgemm(
-                m: outChannels, n: spatial, k: patchSize, a: weight, lda: patchSize, b: columns, ldb: spatial,
-                beta: hasBias ? 1 : 0, c: out, ldc: spatial)
+                m: outChannels, n: width, k: patchSize, a: weight, lda: patchSize, b: columns, ldb: width,
+                c: product, ldc: width)
+            for s in 0..<n {
+                let out = m.output.baseAddress! + (first + s) * outChannels * spatial
+                for o in 0..<outChannels {
+                    let src = product + o * width + s * spatial, dst = out + o * spatial
+                    if hasBias {
+                        let b = weight[outChannels * patchSize + o]
+                        for p in 0..<spatial { dst[p] = src[p] + b }
+                    } else {
+                        dst.update(from: src, count: spatial)
+                    }
+                }
+            }
+            first += n
         }
     }
 
@@ -112,7 +142,7 @@ struct Conv2dKernel: LayerKernel {
         if let gradIn = g.inputGradient { gradIn.update(repeating: 0) }
         for s in 0..<m.batch {
             let gradOut = g.outputGradient.baseAddress! + s * outChannels * spatial
-            im2col(m.input.baseAddress! + s * inputSize, columns)
+            im2col(m.input.baseAddress! + s * inputSize, columns, rowStride: spatial)
             BLAS.sgemm(
                 transB: true, m: outChannels, n: patchSize, k: spatial, a: gradOut, lda: spatial, b: columns,
                 ldb: spatial, beta: 1, c: gradWeight, ldc: patchSize)

@@ -42,6 +42,10 @@ struct Pool2dKernel: LayerKernel {
     }
 
     func forward(_ m: LayerMemory, mode: ForwardMode, layerIndex: Int) {
+        if kind == .max && padding.h == 0 && padding.w == 0 {
+            forwardUnpaddedMax(m)
+            return
+        }
         let oh = outHeight, ow = outWidth
         let divisor = Float(kernel.h * kernel.w)
         for plane in 0..<(m.batch * channels) {
@@ -65,6 +69,41 @@ struct Pool2dKernel: LayerKernel {
                         }
                         dst[y * ow + x] = sum / divisor
                     }
+                }
+            }
+        }
+    }
+
+    /// Max pooling without padding: every window lies inside the image, so no bounds checks.
+    /// A NaN anywhere in a window propagates (as in PyTorch).
+    private func forwardUnpaddedMax(_ m: LayerMemory) {
+        let oh = outHeight, ow = outWidth, kh = kernel.h, kw = kernel.w, sh = stride.h, sw = stride.w
+        for plane in 0..<(m.batch * channels) {
+            let src = m.input.baseAddress! + plane * height * width
+            let dst = m.output.baseAddress! + plane * oh * ow
+            if kh == 2 && kw == 2 && sh == 2 && sw == 2 {
+                for y in 0..<oh {
+                    let top = src + 2 * y * width, bottom = top + width, out = dst + y * ow
+                    for x in 0..<ow {
+                        var best = top[2 * x]
+                        let b = top[2 * x + 1], c = bottom[2 * x], d = bottom[2 * x + 1]
+                        if b > best || b.isNaN { best = b }
+                        if c > best || c.isNaN { best = c }
+                        if d > best || d.isNaN { best = d }
+                        out[x] = best
+                    }
+                }
+                continue
+            }
+            for y in 0..<oh {
+                for x in 0..<ow {
+                    let corner = src + (y * sh) * width + x * sw
+                    var best = corner[0]
+                    for i in 0..<kh {
+                        let row = corner + i * width
+                        for j in 0..<kw where row[j] > best || row[j].isNaN { best = row[j] }
+                    }
+                    dst[y * ow + x] = best
                 }
             }
         }

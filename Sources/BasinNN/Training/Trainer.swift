@@ -87,14 +87,18 @@ public struct Trainer {
 
 extension Model {
     /// Loss and accuracy over a whole dataset in evaluation mode, in chunks of `batchSize`.
-    public func evaluate(on data: Dataset, loss: LossFunction, batchSize: Int = 500) throws -> LossTally {
+    ///
+    /// Pass a `workspace` to reuse its memory across calls; its capacity sets the chunk size.
+    public func evaluate(
+        on data: Dataset, loss: LossFunction, batchSize: Int = 500, workspace: Workspace? = nil
+    ) throws -> LossTally {
         if let problem = loss.incompatibility(network: network, dataset: data) {
             throw NNError("cannot evaluate: \(problem)")
         }
         var tally = LossTally()
         guard data.count > 0 else { return tally }
-        let chunk = min(batchSize, data.count)
-        let workspace = Workspace(network: network, capacity: chunk)
+        let workspace = workspace ?? Workspace(network: network, capacity: min(batchSize, data.count))
+        let chunk = workspace.capacity
         data.features.withUnsafeBufferPointer { features in
             var start = 0
             while start < data.count {
