@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "BasinTestSupport", dependencies: ["BasinNN"], path: "Tests/BasinTestSupport"),
         .testTarget(name: "BasinNNTests", dependencies: ["BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinLandscapeTests", dependencies: ["BasinLandscape", "BasinNN", "BasinTestSupport"]),
-        .testTarget(name: "BasinSweepTests", dependencies: ["BasinSweep", "BasinTestSupport"]),
+        .testTarget(name: "BasinSweepTests", dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinCLITests", dependencies: ["BasinCLI", "BasinNN", "BasinTestSupport"]),
     ]
 )
