@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         .systemLibrary(
@@ -29,11 +30,18 @@ let package = Package(
             dependencies: ["CBLAS"]
         ),
         .target(name: "BasinLandscape", dependencies: ["BasinNN"]),
-        .target(name: "BasinSweep", dependencies: ["BasinLandscape", "BasinNN"]),
+        .target(
+            name: "BasinSweep",
+            dependencies: ["BasinLandscape", "BasinNN", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "BasinCluster",
+            dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "ZeroMQ", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "BasinCLI",
             dependencies: [
-                "BasinNN", "BasinLandscape", "BasinSweep",
+                "BasinNN", "BasinLandscape", "BasinSweep", "BasinCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -52,6 +60,7 @@ let package = Package(
         .testTarget(name: "BasinNNTests", dependencies: ["BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinLandscapeTests", dependencies: ["BasinLandscape", "BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinSweepTests", dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "BasinTestSupport"]),
+        .testTarget(name: "BasinClusterTests", dependencies: ["BasinCluster", "BasinSweep", "BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinCLITests", dependencies: ["BasinCLI", "BasinNN", "BasinTestSupport"]),
     ]
 )

@@ -31,4 +31,26 @@ public struct Axis: Codable, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "\(min):\(max):\(steps)" }
+
+    private enum CodingKeys: String, CodingKey { case min, max, steps }
+
+    /// Decodes `"MIN:MAX:STEPS"` or `{min, max, steps}`.
+    public init(from decoder: Decoder) throws {
+        if let text = try? decoder.singleValueContainer().decode(String.self) {
+            do {
+                try self.init(parsing: text, name: "axis")
+            } catch let error as NNError {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+            }
+            return
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(min: try c.decode(Double.self, forKey: .min), max: try c.decode(Double.self, forKey: .max), steps: try c.decode(Int.self, forKey: .steps))
+    }
+
+    /// Encodes as `"MIN:MAX:STEPS"`.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
 }

@@ -1,0 +1,49 @@
+import BasinNN
+
+/// A sweep spec: the model, data and loss, the landscape jobs, and how to cut them.
+public struct StudySpec: Codable, Sendable {
+    public var model: ModelDescription
+    public var data: DataSpec
+    public var train: TrainingConfig
+    public var jobs: [JobDefinition]
+    public var sweep: SweepSettings
+
+    private enum CodingKeys: String, CodingKey { case model, data, train, jobs, sweep }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(ModelDescription.self, forKey: .model)
+        data = try c.decode(DataSpec.self, forKey: .data)
+        train = try c.decodeIfPresent(TrainingConfig.self, forKey: .train) ?? TrainingConfig()
+        jobs = try c.decodeIfPresent([JobDefinition].self, forKey: .jobs) ?? []
+        sweep = try c.decodeIfPresent(SweepSettings.self, forKey: .sweep) ?? SweepSettings()
+    }
+
+    public var trainingSpec: TrainingSpec { TrainingSpec(model: model, data: data, train: train) }
+}
+
+/// How jobs are cut into shards and leased.
+public struct SweepSettings: Codable, Sendable, Equatable {
+    /// Target seconds of work per shard (1–10 s is right for most clusters).
+    public var shardSeconds: Double = 3
+    /// Points per shard, overriding the estimate from `shard_seconds`.
+    public var shardPoints: Int?
+    /// Seconds a lease may run before it is re-issued to another worker.
+    public var leaseSeconds: Double = 120
+    /// Use the plain evaluator instead of the fast one.
+    public var plain: Bool = false
+
+    public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case shardSeconds = "shard_seconds", shardPoints = "shard_points", leaseSeconds = "lease_seconds", plain
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        shardSeconds = try c.decodeIfPresent(Double.self, forKey: .shardSeconds) ?? 3
+        shardPoints = try c.decodeIfPresent(Int.self, forKey: .shardPoints)
+        leaseSeconds = try c.decodeIfPresent(Double.self, forKey: .leaseSeconds) ?? 120
+        plain = try c.decodeIfPresent(Bool.self, forKey: .plain) ?? false
+    }
+}
