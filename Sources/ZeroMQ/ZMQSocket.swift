@@ -54,12 +54,16 @@ public final class ZMQSocket {
 
     public func set(_ option: Int32, int32 value: Int32, _ name: String) throws {
         var v = value
-        guard zmq_setsockopt(try live(name), option, &v, MemoryLayout<Int32>.size) == 0 else { throw ZMQError.last("setting \(name)") }
+        guard zmq_setsockopt(try live(name), option, &v, MemoryLayout<Int32>.size) == 0 else {
+            throw ZMQError.last("setting \(name)")
+        }
     }
 
     public func set(_ option: Int32, int64 value: Int64, _ name: String) throws {
         var v = value
-        guard zmq_setsockopt(try live(name), option, &v, MemoryLayout<Int64>.size) == 0 else { throw ZMQError.last("setting \(name)") }
+        guard zmq_setsockopt(try live(name), option, &v, MemoryLayout<Int64>.size) == 0 else {
+            throw ZMQError.last("setting \(name)")
+        }
     }
 
     public func set(_ option: Int32, bytes: [UInt8], _ name: String) throws {
@@ -71,7 +75,9 @@ public final class ZMQSocket {
     /// Milliseconds pending messages may linger after close (0: drop them).
     public func setLinger(_ milliseconds: Int32) throws { try set(ZMQ_LINGER, int32: milliseconds, "ZMQ_LINGER") }
     /// ROUTER: fail (EHOSTUNREACH) instead of silently dropping a message to an unknown peer.
-    public func setRouterMandatory(_ on: Bool) throws { try set(ZMQ_ROUTER_MANDATORY, int32: on ? 1 : 0, "ZMQ_ROUTER_MANDATORY") }
+    public func setRouterMandatory(_ on: Bool) throws {
+        try set(ZMQ_ROUTER_MANDATORY, int32: on ? 1 : 0, "ZMQ_ROUTER_MANDATORY")
+    }
     /// Largest inbound message in bytes; a larger one closes the peer's connection.
     public func setMaximumMessageSize(_ bytes: Int64) throws { try set(ZMQ_MAXMSGSIZE, int64: bytes, "ZMQ_MAXMSGSIZE") }
     public func setRoutingID(_ id: String) throws { try set(ZMQ_ROUTING_ID, bytes: Array(id.utf8), "ZMQ_ROUTING_ID") }
@@ -118,7 +124,9 @@ public final class ZMQSocket {
     }
 
     public func disconnect(_ endpoint: String) throws {
-        guard zmq_disconnect(try live("disconnect"), endpoint) == 0 else { throw ZMQError.last("disconnecting \(endpoint)") }
+        guard zmq_disconnect(try live("disconnect"), endpoint) == 0 else {
+            throw ZMQError.last("disconnecting \(endpoint)")
+        }
     }
 
     // MARK: Messages

@@ -40,12 +40,15 @@ public struct Axis: Codable, Sendable, Equatable, CustomStringConvertible {
             do {
                 try self.init(parsing: text, name: "axis")
             } catch let error as NNError {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: error.description))
             }
             return
         }
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(min: try c.decode(Double.self, forKey: .min), max: try c.decode(Double.self, forKey: .max), steps: try c.decode(Int.self, forKey: .steps))
+        self.init(
+            min: try c.decode(Double.self, forKey: .min), max: try c.decode(Double.self, forKey: .max),
+            steps: try c.decode(Int.self, forKey: .steps))
     }
 
     /// Encodes as `"MIN:MAX:STEPS"`.

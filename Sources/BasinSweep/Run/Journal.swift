@@ -27,7 +27,10 @@ public final class Journal {
         public var time: Double
         public var metrics: [Double] = []
 
-        public init(job: String, shard: Int, start: Int, end: Int, worker: String, seconds: Double, time: Double, metrics: [Double]) {
+        public init(
+            job: String, shard: Int, start: Int, end: Int, worker: String, seconds: Double, time: Double,
+            metrics: [Double]
+        ) {
             self.job = job
             self.shard = shard
             self.start = start
@@ -76,7 +79,9 @@ public final class Journal {
         }
         let next = directory.appendingPathComponent(String(format: "%06d.log", existing.count + 1))
         descriptor = open(next.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        guard descriptor >= 0 else { throw NNError("\(next.path): cannot create the journal segment (\(String(cString: strerror(errno))))") }
+        guard descriptor >= 0 else {
+            throw NNError("\(next.path): cannot create the journal segment (\(String(cString: strerror(errno))))")
+        }
         let dir = open(directory.path, O_RDONLY)
         if dir >= 0 {
             fsync(dir)
@@ -124,7 +129,9 @@ public final class Journal {
         let bytes = [UInt8](try AtomicFile.read(url))
         var records: [Record] = []
         var offset = 0
-        func u32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
+        func u32(_ o: Int) -> Int {
+            Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24
+        }
         while offset < bytes.count {
             let problem: String?
             if bytes.count - offset < 12 {
@@ -189,14 +196,18 @@ public final class Journal {
             }
             return done
         }
-        guard written == data.count else { throw NNError("\(directory.path): journal write failed (\(String(cString: strerror(errno))))") }
+        guard written == data.count else {
+            throw NNError("\(directory.path): journal write failed (\(String(cString: strerror(errno))))")
+        }
         unsynced += 1
     }
 
     /// Makes every appended record durable.
     public func sync() throws {
         guard unsynced > 0 else { return }
-        guard fsync(descriptor) == 0 else { throw NNError("\(directory.path): journal fsync failed (\(String(cString: strerror(errno))))") }
+        guard fsync(descriptor) == 0 else {
+            throw NNError("\(directory.path): journal fsync failed (\(String(cString: strerror(errno))))")
+        }
         unsynced = 0
     }
 }

@@ -20,7 +20,8 @@ public struct Merger {
         var out: [String: [PointMetrics?]] = [:]
         for job in study.jobs { out[job.id] = [PointMetrics?](repeating: nil, count: job.pointCount) }
         for case .shardDone(let done) in records {
-            guard let job = study.job(id: done.job), done.end <= job.pointCount, done.metrics.count == 4 * (done.end - done.start)
+            guard let job = study.job(id: done.job), done.end <= job.pointCount,
+                done.metrics.count == 4 * (done.end - done.start)
             else { continue }
             for (k, point) in (done.start..<done.end).enumerated() where out[done.job]![point] == nil {
                 out[done.job]![point] = PointMetrics(values: Array(done.metrics[(4 * k)..<(4 * k + 4)]))
@@ -31,9 +32,13 @@ public struct Merger {
 
     /// Writes `results/<name>.npz` for every job and `summary.csv`; returns (points done, total).
     @discardableResult
-    public func merge(records: [Journal.Record], extraMetadata: [String: JSONValue] = [:]) throws -> (done: Int, total: Int) {
+    public func merge(records: [Journal.Record], extraMetadata: [String: JSONValue] = [:]) throws -> (
+        done: Int, total: Int
+    ) {
         let metrics = Self.collect(records, study: study)
-        var rows = ["job,kind,id,points_done,points_total,train_loss_min,train_loss_max,train_loss_barrier,train_error_barrier"]
+        var rows = [
+            "job,kind,id,points_done,points_total,train_loss_min,train_loss_max,train_loss_barrier,train_error_barrier"
+        ]
         var done = 0, total = 0
         for job in study.jobs {
             let landscape = try executor.prepare(job.definition, id: job.id)
@@ -54,10 +59,12 @@ public struct Merger {
             let stats = result.metadata["statistics"]
             func text(_ v: Double?) -> String { v.map { String(format: "%.6g", $0) } ?? "" }
             rows.append(
-                [job.name, job.definition.kind.rawValue, job.id, String(pointsDone), String(job.pointCount),
-                 text(loss.min().map(Double.init)), text(loss.max().map(Double.init)),
-                 text(stats?["train_loss_barrier"]?.doubleValue), text(stats?["train_error_barrier"]?.doubleValue)]
-                    .joined(separator: ","))
+                [
+                    job.name, job.definition.kind.rawValue, job.id, String(pointsDone), String(job.pointCount),
+                    text(loss.min().map(Double.init)), text(loss.max().map(Double.init)),
+                    text(stats?["train_loss_barrier"]?.doubleValue), text(stats?["train_error_barrier"]?.doubleValue),
+                ]
+                .joined(separator: ","))
         }
         try AtomicFile.write(Data((rows.joined(separator: "\n") + "\n").utf8), to: run.summaryFile)
         return (done, total)

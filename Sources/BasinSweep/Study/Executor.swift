@@ -47,11 +47,16 @@ public final class Executor {
             let directions: [[Float]]
             if let trajectory = definition.trajectory {
                 let folder = path(trajectory)
-                let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".safetensors") }.sorted()
+                let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter {
+                    $0.hasSuffix(".safetensors")
+                }.sorted()
                 let snapshots = try names.map {
-                    try Checkpoint.load(try SafeTensors(contentsOf: folder.appendingPathComponent($0)), into: center.network, source: $0).parameters
+                    try Checkpoint.load(
+                        try SafeTensors(contentsOf: folder.appendingPathComponent($0)), into: center.network, source: $0
+                    ).parameters
                 }
-                directions = try TrajectoryPCA(snapshots: snapshots, final: center.parameters, components: count).directions
+                directions = try TrajectoryPCA(snapshots: snapshots, final: center.parameters, components: count)
+                    .directions
             } else {
                 let directionSpec = DirectionSpec(
                     norm: definition.norm ?? .filter, ignore: definition.ignore ?? .biasbn,
@@ -63,18 +68,21 @@ public final class Executor {
             job = LandscapeJob.surface(around: center, directions: directions, x: x, y: y)
         case .interpolate:
             let ends = [try model(definition.from!), try model(definition.to!)]
-            job = LandscapeJob.path(.interpolate, through: ends, curve: .line, t: (definition.t ?? Axis(min: 0, max: 1, steps: 21)).values)
+            job = LandscapeJob.path(
+                .interpolate, through: ends, curve: .line, t: (definition.t ?? Axis(min: 0, max: 1, steps: 21)).values)
         case .plane:
             let models = try definition.models!.map(model)
             let orthonormal = definition.basis == "orthonormal"
             let (_, coordinates) = LandscapeJob.plane(
-                through: models, orthonormal: orthonormal, x: Axis(min: 0, max: 1, steps: 1), y: Axis(min: 0, max: 1, steps: 1))
+                through: models, orthonormal: orthonormal, x: Axis(min: 0, max: 1, steps: 1),
+                y: Axis(min: 0, max: 1, steps: 1))
             func axis(_ j: Int) -> Axis {
                 let values = coordinates.map { $0[j] }
                 let low = values.min()!, high = values.max()!, margin = 0.25 * (high - low)
                 return Axis(min: low - margin, max: high + margin, steps: 21)
             }
-            (job, _) = LandscapeJob.plane(through: models, orthonormal: orthonormal, x: definition.x ?? axis(0), y: definition.y ?? axis(1))
+            (job, _) = LandscapeJob.plane(
+                through: models, orthonormal: orthonormal, x: definition.x ?? axis(0), y: definition.y ?? axis(1))
             job.metadata["model_coordinates"] = .array(coordinates.map { .array($0.map { .number($0) }) })
         }
         job.metadata["job"] = try JSONValue(encoding: definition)
@@ -89,6 +97,7 @@ public final class Executor {
             throw NNError("job \(definition.defaultName): points \(range) outside 0..<\(job.points.count)")
         }
         let batchNorm = definition.bn ?? .eval
-        return try job.evaluate(range, data: try data(), loss: spec.train.loss, batchNorm: batchNorm, fast: !spec.sweep.plain)
+        return try job.evaluate(
+            range, data: try data(), loss: spec.train.loss, batchNorm: batchNorm, fast: !spec.sweep.plain)
     }
 }

@@ -35,7 +35,8 @@ public struct JobDefinition: Codable, Sendable, Equatable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case kind, name, checkpoint, x, y, line, norm, ignore, orthogonalize, seed, trajectory, from, to, t, models, basis, bn
+        case kind, name, checkpoint, x, y, line, norm, ignore, orthogonalize, seed, trajectory, from, to, t, models,
+            basis, bn
     }
 
     private struct KindKey: CodingKey {
@@ -56,9 +57,13 @@ public struct JobDefinition: Codable, Sendable, Equatable {
         let kinds = outer.allKeys.filter { Kind(rawValue: $0.stringValue) != nil }
         guard kinds.count == 1, let key = kinds.first else {
             throw DecodingError.dataCorrupted(
-                .init(codingPath: decoder.codingPath, debugDescription: "a job is one of surface, interpolate, plane: write `- surface: {...}`"))
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "a job is one of surface, interpolate, plane: write `- surface: {...}`"))
         }
-        try self.init(kind: Kind(rawValue: key.stringValue)!, fields: outer.nestedContainer(keyedBy: CodingKeys.self, forKey: key))
+        try self.init(
+            kind: Kind(rawValue: key.stringValue)!, fields: outer.nestedContainer(keyedBy: CodingKeys.self, forKey: key)
+        )
     }
 
     private init(kind: Kind, fields c: KeyedDecodingContainer<CodingKeys>) throws {
@@ -87,10 +92,16 @@ public struct JobDefinition: Codable, Sendable, Equatable {
             }
         for (key, present) in required where !present {
             throw DecodingError.keyNotFound(
-                key, .init(codingPath: c.codingPath, debugDescription: kind == .plane ? "a plane needs 'models' with three checkpoints" : "\(kind.rawValue) needs '\(key.stringValue)'"))
+                key,
+                .init(
+                    codingPath: c.codingPath,
+                    debugDescription: kind == .plane
+                        ? "a plane needs 'models' with three checkpoints"
+                        : "\(kind.rawValue) needs '\(key.stringValue)'"))
         }
         if let basis, basis != "raw" && basis != "orthonormal" {
-            throw DecodingError.dataCorruptedError(forKey: .basis, in: c, debugDescription: "'basis' is raw or orthonormal, not '\(basis)'")
+            throw DecodingError.dataCorruptedError(
+                forKey: .basis, in: c, debugDescription: "'basis' is raw or orthonormal, not '\(basis)'")
         }
     }
 

@@ -56,9 +56,12 @@ public struct Study: Sendable {
                 throw NNError("jobs[\(index)] (\(name)): \(error.description)")
             }
             let count = prepared.points.count
-            let perShard = spec.sweep.shardPoints ?? Self.pointsPerShard(
-                parameters: prepared.family.network.parameterLayout.count, samples: data.train.count + data.test.count,
-                seconds: spec.sweep.shardSeconds)
+            let perShard =
+                spec.sweep.shardPoints
+                ?? Self.pointsPerShard(
+                    parameters: prepared.family.network.parameterLayout.count,
+                    samples: data.train.count + data.test.count,
+                    seconds: spec.sweep.shardSeconds)
             let shards = stride(from: 0, to: count, by: max(1, perShard)).map { $0..<min(count, $0 + max(1, perShard)) }
             jobs.append(Job(definition: definition, id: id, name: name, pointCount: count, shards: shards))
         }

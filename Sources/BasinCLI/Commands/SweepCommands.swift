@@ -1,0 +1,297 @@
+import ArgumentParser
+import BasinCluster
+import BasinNN
+import BasinSweep
+import Foundation
+import Logging
+
+/// Options shared by `basin run` and `basin coordinator`.
+struct SweepOptions: ParsableArguments {
+    @Argument(help: "Study spec (YAML): model, data, jobs, sweep settings.")
+    var spec: String
+
+    @Option(help: "Run directory (created, or resumed when it exists).")
+    var out: String
+
+    @Option(help: "OpenBLAS threads for in-process work.")
+    var threads: Int = 1
+
+    /// Opens the run directory for this spec and reports what changed since the last run.
+    func open(logger: Logger) throws -> Sweep {
+        BLAS.setThreads(threads)
+        let (text, url) = try SpecFile.read(spec)
+        let studySpec = try SpecFile.decode(StudySpec.self, from: text, source: spec)
+        if let problem = studySpec.train.validationError() { throw NNError("\(spec): train: \(problem)") }
+        guard !studySpec.jobs.isEmpty else { throw NNError("\(spec): 'jobs' is empty; nothing to run") }
+        let sweep: Sweep
+        do {
+            sweep = try Sweep(
+                specText: text, spec: studySpec, base: url.deletingLastPathComponent().standardizedFileURL,
+                directory: URL(fileURLWithPath: out))
+        } catch let error as NNError where error.description.hasPrefix("jobs[") || error.description.hasPrefix("data") {
+            throw NNError("\(spec): \(error.description)")
+        }
+        for line in sweep.changes { logger.info("\(line)") }
+        let total = sweep.study.jobs.reduce(0) { $0 + $1.pointCount }
+        let shards = sweep.study.jobs.reduce(0) { $0 + $1.shards.count }
+        logger.info(
+            "\(sweep.study.jobs.count) job(s), \(total) points in \(shards) shards; \(sweep.remainingShards) shard(s) to compute (epoch \(sweep.epoch))"
+        )
+        return sweep
+    }
+
+    /// Runs a coordinator on `bind` until the sweep is done, then merges. Returns the server's endpoint via `started`.
+    func coordinate(_ sweep: Sweep, bind: String, logger: Logger, started: (String) throws -> Void = { _ in }) throws {
+        var settings = CoordinatorCore.Settings()
+        settings.leaseSeconds = sweep.spec.sweep.leaseSeconds
+        settings.epoch = sweep.epoch
+        let core = CoordinatorCore(
+            study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
+            completed: sweep.completed, settings: settings)
+        let server = try CoordinatorServer(core: core, journal: sweep.journal, bind: bind, logger: logger)
+        logger.info("coordinator listening on \(server.endpoint)")
+        let display = ProgressDisplay(logger: logger)
+        let statusFile = sweep.run.statusFile
+        let endpoint = server.endpoint
+        server.onProgress = { done, total, rate, workers in
+            display.show(done: done, total: total, rate: rate, workers: workers)
+            let status = JSONValue.object([
+                "time": .number(Date().timeIntervalSince1970), "workers": .integer(workers), "done": .integer(done),
+                "total": .integer(total), "rate": .number(rate), "endpoint": .string(endpoint),
+                "pid": .integer(Int(getpid())),
+            ])
+            try? AtomicFile.write(status.serialized(), to: statusFile)
+        }
+        try started(server.endpoint)
+        try server.run()
+        display.finish()
+        try finish(sweep, quarantine: server.core.quarantine, logger: logger)
+    }
+
+    /// Merges, prints where the results are, and fails when shards were quarantined.
+    func finish(
+        _ sweep: Sweep, quarantine: [(job: String, shard: Int, points: Range<Int>, reasons: [String])], logger: Logger
+    ) throws {
+        let (done, total) = try sweep.merge()
+        try? FileManager.default.removeItem(at: sweep.run.statusFile)
+        print("\(done)/\(total) points; results in \(sweep.run.results.path), summary in \(sweep.run.summaryFile.path)")
+        if !quarantine.isEmpty {
+            for entry in quarantine {
+                print(
+                    "missing: \(entry.job) points \(entry.points.lowerBound)..<\(entry.points.upperBound) (shard \(entry.shard)): \(entry.reasons.joined(separator: "; "))"
+                )
+            }
+            throw NNError(
+                "\(quarantine.count) shard(s) failed on 3 workers and were quarantined; the results mark their points NaN (done = false)"
+            )
+        }
+    }
+}
+
+/// `basin run`: coordinator plus N local worker processes (or in-process with 0); resumes.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a study: a coordinator and N local worker processes (--workers 0: in this process). Resumes OUT."
+    )
+
+    @OptionGroup var options: SweepOptions
+
+    @Option(help: "Local worker processes (0: compute in this process).")
+    var workers: Int = 2
+
+    @Option(help: "Endpoint for the coordinator (loopback unless told otherwise; port 0 picks a free one).")
+    var bind: String = "tcp://127.0.0.1:0"
+
+    func validate() throws {
+        guard workers >= 0 else { throw ValidationError("--workers must be at least 0") }
+    }
+
+    func run() throws {
+        let logger = Logger(label: "basin.run")
+        let sweep = try options.open(logger: logger)
+        if workers == 0 {
+            let display = ProgressDisplay(logger: logger)
+            try sweep.runLocally { done, total in display.show(done: done, total: total, rate: nil, workers: 0) }
+            display.finish()
+            try options.finish(sweep, quarantine: [], logger: logger)
+            return
+        }
+        var children: [Process] = []
+        defer {
+            // Workers leave on DONE; any still running after a grace period are stopped by pid.
+            let deadline = Date().addingTimeInterval(5)
+            for child in children {
+                while child.isRunning && Date() < deadline { usleep(20_000) }
+                if child.isRunning { kill(child.processIdentifier, SIGKILL) }
+            }
+        }
+        try options.coordinate(sweep, bind: bind.replacingOccurrences(of: ":0", with: ":*"), logger: logger) {
+            endpoint in
+            let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            for index in 0..<workers {
+                let child = Process()
+                child.executableURL = executable
+                child.arguments = [
+                    "worker", "--connect", endpoint, "--name", "local-\(index)-\(getpid())", "--threads",
+                    String(options.threads),
+                ]
+                try child.run()
+                children.append(child)
+            }
+            logger.info(
+                "started \(workers) local worker(s): pids \(children.map { String($0.processIdentifier) }.joined(separator: ", "))"
+            )
+        }
+    }
+}
+
+/// `basin coordinator`: the coordinator alone; workers connect from anywhere.
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run a study's coordinator; workers join with `basin worker --connect`. Resumes OUT."
+    )
+
+    @OptionGroup var options: SweepOptions
+
+    @Option(
+        help:
+            "Endpoint to bind, e.g. tcp://127.0.0.1:5555 (loopback unless told otherwise; tcp://*:5555 for all interfaces)."
+    )
+    var bind: String = "tcp://127.0.0.1:5555"
+
+    func run() throws {
+        let logger = Logger(label: "basin.coordinator")
+        let sweep = try options.open(logger: logger)
+        if !bind.contains("127.0.0.1") && !bind.contains("localhost") && !bind.hasPrefix("ipc://")
+            && !bind.hasPrefix("inproc://")
+        {
+            logger.warning("binding \(bind) without encryption: any host that reaches it can join")
+        }
+        try options.coordinate(sweep, bind: bind, logger: logger)
+    }
+}
+
+/// `basin worker`: computes shards for a coordinator.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Compute shards for a coordinator; reconnects by itself when the coordinator restarts."
+    )
+
+    @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.")
+    var connect: String
+
+    @Option(help: "Leases held at once (one computing, the rest queued so the worker never idles).")
+    var slots: Int = 2
+
+    @Option(help: "OpenBLAS threads.")
+    var threads: Int = 1
+
+    @Option(help: "Worker name in logs (default: host-pid).")
+    var name: String?
+
+    @Flag(name: .customLong("keep-alive"), help: "Stay connected after the coordinator says DONE.")
+    var keepAlive = false
+
+    func validate() throws {
+        guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
+        guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
+            throw ValidationError("--connect must be an endpoint such as tcp://HOST:5555, got '\(connect)'")
+        }
+    }
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        let logger = Logger(label: "basin.worker")
+        let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        let client = try WorkerClient(
+            endpoint: connect, name: workerName, slots: slots, exitWhenDone: !keepAlive, logger: logger)
+        let reason = try client.run()
+        logger.info("worker \(workerName) leaving: \(reason)")
+    }
+}
+
+/// `basin status`: progress of a run directory, live or finished.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show done/total per job, rate, ETA and workers alive.")
+
+    @Argument(help: "Run directory.")
+    var directory: String
+
+    func run() throws {
+        let status = try Sweep.status(URL(fileURLWithPath: directory))
+        let width = max(10, status.jobs.map(\.name.count).max() ?? 0)
+        for job in status.jobs {
+            let percent = job.total > 0 ? 100 * Double(job.done) / Double(job.total) : 100
+            print(
+                "\(job.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(job.kind.padding(toLength: 11, withPad: " ", startingAt: 0))  \(job.done)/\(job.total)  \(String(format: "%.1f%%", percent))"
+            )
+        }
+        var line = "total \(status.done)/\(status.total) points"
+        if status.pointsPerSecond > 0 { line += String(format: ", %.1f points/s", status.pointsPerSecond) }
+        if let eta = status.eta { line += ", ETA \(ProgressDisplay.duration(eta))" }
+        line += status.workersAlive.map { ", \($0) worker(s) alive" } ?? ", no coordinator running"
+        print(line)
+    }
+}
+
+/// `basin merge`: result files from the journal, now (also while the run is live).
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Write results/*.npz and summary.csv from the journal (idempotent; works on a live run).")
+
+    @Argument(help: "Run directory.")
+    var directory: String
+
+    func run() throws {
+        let url = URL(fileURLWithPath: directory)
+        let specPath = RunDirectory(url).specFile.path
+        let (text, _) = try SpecFile.read(specPath)
+        let spec = try SpecFile.decode(StudySpec.self, from: text, source: specPath)
+        let (done, total) = try Sweep.merge(directory: url, spec: spec)
+        print("\(done)/\(total) points merged into \(RunDirectory(url).results.path)")
+    }
+}
+
+/// Progress on a terminal (one rewritten line) or as log lines every 10 s elsewhere.
+final class ProgressDisplay: @unchecked Sendable {
+    let logger: Logger
+    let isTerminal = isatty(STDERR_FILENO) == 1
+    var lastLog = Date.distantPast
+    var shown = false
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600
+            ? "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m"
+            : s >= 60 ? "\(s / 60)m\(String(format: "%02d", s % 60))s" : "\(s)s"
+    }
+
+    func show(done: Int, total: Int, rate: Double?, workers: Int) {
+        var text = "\(done)/\(total) points"
+        if let rate, rate > 0 {
+            text += String(format: ", %.1f points/s", rate)
+            if done < total { text += ", ETA " + Self.duration(Double(total - done) / rate) }
+        }
+        if workers > 0 { text += ", \(workers) worker(s)" }
+        if isTerminal {
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+            shown = true
+        } else if Date().timeIntervalSince(lastLog) >= 10 {
+            lastLog = Date()
+            logger.info("\(text)")
+        }
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -1,0 +1,112 @@
+import BasinSweep
+import Foundation
+import Logging
+import ZeroMQ
+
+/// The coordinator's I/O loop: one thread owns the ROUTER socket, feeds messages and clock
+/// ticks to `CoordinatorCore`, journals results with group commit (one fsync per loop pass
+/// at most every few milliseconds) and acknowledges them only once durable.
+public final class CoordinatorServer {
+    public var core: CoordinatorCore
+    let journal: Journal
+    let logger: Logger
+    let socket: ZMQSocket
+    let context: ZMQContext
+    /// The endpoint actually bound (a `*` port resolved).
+    public let endpoint: String
+    /// Called about once a second with (points done, total, points/s, workers alive).
+    public var onProgress: ((Int, Int, Double, Int) -> Void)?
+    /// Largest message accepted (a bigger one closes its connection).
+    public static let maximumMessageSize: Int64 = 64 << 20
+
+    public init(core: CoordinatorCore, journal: Journal, bind: String, logger: Logger) throws {
+        self.core = core
+        self.journal = journal
+        self.logger = logger
+        context = try ZMQContext()
+        socket = try ZMQSocket(context, .router)
+        try socket.setLinger(0)
+        try socket.setRouterMandatory(true)
+        try socket.setMaximumMessageSize(Self.maximumMessageSize)
+        try socket.setHighWaterMarks(send: 0, receive: 0)
+        do {
+            try socket.bind(bind)
+        } catch let error as ZMQError {
+            throw ClusterError("cannot bind \(bind): \(error)")
+        }
+        endpoint = socket.lastEndpoint
+    }
+
+    /// Runs until every shard is done or quarantined; then tells workers DONE.
+    public func run() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        func now() -> Double {
+            let d = clock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
+        var lastTick = 0.0, lastProgress = 0.0, lastSync = 0.0
+        var progressPoints = core.pointsThisRun, progressTime = 0.0
+        while !core.isFinished {
+            let readable = try ZMQSocket.poll([socket], timeout: 50)
+            if !readable.isEmpty {
+                while let frames = try socket.receive(dontWait: true) {
+                    guard frames.count >= 1 else { continue }
+                    perform(core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now()))
+                }
+            }
+            let t = now()
+            if journal.unsynced > 0 && (t - lastSync >= 0.002 || journal.unsynced >= 64) {
+                try journal.sync()
+                lastSync = t
+                perform(core.durable(now: t))
+            }
+            if t - lastTick >= 0.1 {
+                lastTick = t
+                perform(core.tick(now: t))
+            }
+            if t - lastProgress >= 1 {
+                let rate = Double(core.pointsThisRun - progressPoints) / max(t - progressTime, 1e-9)
+                onProgress?(core.pointsDone, core.pointsTotal, rate, core.workersAlive)
+                lastProgress = t
+                if t - progressTime >= 5 { (progressPoints, progressTime) = (core.pointsThisRun, t) }
+            }
+        }
+        try journal.sync()
+        perform(core.finish())
+        // Give DONE a moment on the wire before the socket closes.
+        _ = try? ZMQSocket.poll([socket], timeout: 100)
+    }
+
+    func perform(_ actions: [CoordinatorCore.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let peer, let message):
+                do {
+                    try socket.send([peer] + message.frames(), dontWait: true)
+                } catch {
+                    logger.debug(
+                        "could not send \(message.command.rawValue) to \(CoordinatorCore.printable(peer)): \(error)")
+                }
+            case .journal(let record):
+                do {
+                    try journal.append(.shardDone(record))
+                } catch {
+                    logger.critical("journal append failed: \(error)")
+                }
+            case .log(let level, let text):
+                logger.log(level: level, "\(text)")
+            }
+        }
+    }
+
+    deinit {
+        socket.close()
+    }
+}
+
+/// A cluster failure worth one sentence.
+public struct ClusterError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,210 @@
+import BasinLandscape
+import BasinNN
+import Foundation
+
+/// A run directory opened by a coordinator: locked, the study expanded and compared with the
+/// last run's, finished shards read back from the journal, a new journal segment open.
+public final class Sweep {
+    public let run: RunDirectory
+    public let spec: StudySpec
+    public let executor: Executor
+    public let study: Study
+    public let journal: Journal
+    /// Shards already journaled, by job id.
+    public let completed: [String: Set<Int>]
+    public let epoch: Int
+    /// What changed since the last run on this directory, one line each.
+    public let changes: [String]
+    private let lock: RunLock
+
+    public init(specText: String, spec: StudySpec, base: URL, directory: URL) throws {
+        run = RunDirectory(directory)
+        lock = try run.lock()
+        self.spec = spec
+        executor = Executor(spec: spec, base: base)
+        study = try Study(spec: spec, executor: executor)
+        let previous = Self.readStudy(run.studyFile)
+        let records = try Journal.read(run.journal)
+        var changes: [String] = []
+        if !previous.isEmpty {
+            let ids = Set(study.jobs.map(\.id))
+            let kept = study.jobs.filter { previous[$0.name] == $0.id }
+            let changed = study.jobs.filter { previous[$0.name] != nil && previous[$0.name] != $0.id }
+            let added = study.jobs.filter { previous[$0.name] == nil }
+            let names = Set(study.jobs.map(\.name))
+            let removed = previous.filter { !ids.contains($0.value) && !names.contains($0.key) }
+            changes.append("\(kept.count) job(s) unchanged keep their results")
+            for job in changed { changes.append("job \(job.name) changed: it starts fresh") }
+            for job in added { changes.append("job \(job.name) is new") }
+            for name in removed.keys.sorted() {
+                changes.append("job \(name) is no longer in the spec; its result file stays")
+            }
+        }
+        self.changes = changes
+        var completed: [String: Set<Int>] = [:]
+        var epoch = 0
+        for record in records {
+            switch record {
+            case .runStarted(let e, _): epoch = max(epoch, e)
+            case .shardDone(let done):
+                if let job = study.job(id: done.job), done.shard < job.shards.count,
+                    job.shards[done.shard] == done.start..<done.end
+                {
+                    completed[done.job, default: []].insert(done.shard)
+                }
+            }
+        }
+        self.completed = completed
+        self.epoch = epoch + 1
+        try AtomicFile.write(Data(specText.utf8), to: run.specFile)
+        try Self.writeStudy(study, base: base, to: run.studyFile)
+        journal = try Journal(directory: run.journal)
+        try journal.append(.runStarted(epoch: self.epoch, time: Date().timeIntervalSince1970))
+        try journal.sync()
+    }
+
+    /// Shards still to compute.
+    public var remainingShards: Int {
+        study.jobs.reduce(0) { sum, job in
+            sum + job.shards.indices.filter { !(completed[job.id]?.contains($0) ?? false) }.count
+        }
+    }
+
+    /// Merges every journaled shard into `results/` and `summary.csv`.
+    @discardableResult
+    public func merge() throws -> (done: Int, total: Int) {
+        try Merger(study: study, executor: executor, run: run).merge(records: try Journal.read(run.journal))
+    }
+
+    /// Computes every remaining shard in this process (`--workers 0`), journaling each.
+    public func runLocally(progress: (Int, Int) -> Void = { _, _ in }) throws {
+        var done = study.jobs.reduce(0) { sum, job in
+            sum + (completed[job.id] ?? []).reduce(0) { $0 + job.shards[$1].count }
+        }
+        let total = study.jobs.reduce(0) { $0 + $1.pointCount }
+        for job in study.jobs {
+            for (index, range) in job.shards.enumerated() where !(completed[job.id]?.contains(index) ?? false) {
+                let started = Date()
+                let metrics = try executor.run(job.definition, id: job.id, range: range)
+                try journal.append(
+                    .shardDone(
+                        Journal.ShardDone(
+                            job: job.id, shard: index, start: range.lowerBound, end: range.upperBound, worker: "local",
+                            seconds: Date().timeIntervalSince(started), time: Date().timeIntervalSince1970,
+                            metrics: metrics.flatMap(\.values))))
+                try journal.sync()
+                done += range.count
+                progress(done, total)
+            }
+        }
+    }
+
+    // MARK: study.json
+
+    struct StudyEntry: Codable {
+        var name: String
+        var id: String
+        var kind: String
+        var points: Int
+        var shards: [[Int]]
+    }
+
+    /// `study.json`: the expanded jobs and the directory the spec's relative paths start from.
+    struct StudyFile: Codable {
+        var base: String
+        var jobs: [StudyEntry]
+    }
+
+    static func writeStudy(_ study: Study, base: URL, to url: URL) throws {
+        let entries = study.jobs.map {
+            StudyEntry(
+                name: $0.name, id: $0.id, kind: $0.definition.kind.rawValue, points: $0.pointCount,
+                shards: $0.shards.map { [$0.lowerBound, $0.upperBound] })
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try AtomicFile.write(try encoder.encode(StudyFile(base: base.path, jobs: entries)), to: url)
+    }
+
+    static func readStudyFile(_ url: URL) -> StudyFile? {
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONDecoder().decode(StudyFile.self, from: data)
+    }
+
+    /// Job name → id of the study last written to `url` (empty when there is none).
+    static func readStudy(_ url: URL) -> [String: String] {
+        Dictionary((readStudyFile(url)?.jobs ?? []).map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The directory a run's spec paths start from, as recorded in its `study.json`.
+    public static func base(of directory: URL) throws -> URL {
+        guard let file = readStudyFile(RunDirectory(directory).studyFile) else {
+            throw NNError("\(directory.path): not a Basin run directory (no readable study.json)")
+        }
+        return URL(fileURLWithPath: file.base)
+    }
+
+    /// Merges a run directory without taking its lock (a live run keeps going): the spec is
+    /// `spec.yaml` there, already parsed by the caller.
+    @discardableResult
+    public static func merge(directory: URL, spec: StudySpec) throws -> (done: Int, total: Int) {
+        let executor = Executor(spec: spec, base: try base(of: directory))
+        let study = try Study(spec: spec, executor: executor)
+        let run = RunDirectory(directory)
+        return try Merger(study: study, executor: executor, run: run).merge(records: try Journal.read(run.journal))
+    }
+
+    /// Progress of a run directory from its files alone (works while it runs and after).
+    public static func status(_ directory: URL) throws -> RunStatus {
+        let run = RunDirectory(directory)
+        guard let entries = readStudyFile(run.studyFile)?.jobs else {
+            throw NNError("\(directory.path): not a Basin run directory (no readable study.json)")
+        }
+        let records = try Journal.read(run.journal)
+        var donePoints: [String: Set<Int>] = [:]
+        var times: [(Double, Int)] = []
+        for case .shardDone(let done) in records {
+            donePoints[done.job, default: []].insert(done.shard)
+            times.append((done.time, done.end - done.start))
+        }
+        let jobs = entries.map { entry in
+            let shards = donePoints[entry.id] ?? []
+            let points = shards.filter { $0 < entry.shards.count }.reduce(0) {
+                $0 + entry.shards[$1][1] - entry.shards[$1][0]
+            }
+            return RunStatus.Job(name: entry.name, kind: entry.kind, done: points, total: entry.points)
+        }
+        // Rate over the last 30 s of journaled shards.
+        let latest = times.map(\.0).max() ?? 0
+        let recent = times.filter { $0.0 >= latest - 30 }
+        let span = (recent.map(\.0).max() ?? 0) - (recent.map(\.0).min() ?? 0)
+        let rate = span > 0 ? Double(recent.dropFirst().reduce(0) { $0 + $1.1 }) / span : 0
+        var workers: Int?
+        if let live = try? Data(contentsOf: run.statusFile),
+            let value = try? JSONDecoder().decode(JSONValue.self, from: live),
+            let time = value["time"]?.doubleValue, Date().timeIntervalSince1970 - time < 5
+        {
+            workers = value["workers"]?.doubleValue.map { Int($0) }
+        }
+        return RunStatus(jobs: jobs, pointsPerSecond: rate, workersAlive: workers)
+    }
+}
+
+/// What `basin status` prints.
+public struct RunStatus: Sendable {
+    public struct Job: Sendable {
+        public var name: String
+        public var kind: String
+        public var done: Int
+        public var total: Int
+    }
+
+    public var jobs: [Job]
+    public var pointsPerSecond: Double
+    /// Workers connected to a live coordinator; nil when none is running.
+    public var workersAlive: Int?
+
+    public var done: Int { jobs.reduce(0) { $0 + $1.done } }
+    public var total: Int { jobs.reduce(0) { $0 + $1.total } }
+    public var eta: Double? { pointsPerSecond > 0 && done < total ? Double(total - done) / pointsPerSecond : nil }
+}
