@@ -250,7 +250,7 @@ public struct CoordinatorCore {
         var actions: [Action] = []
         for (peer, worker) in workers.sorted(by: { $0.value.name < $1.value.name }) {
             if now - worker.lastHeard > settings.deadAfter {
-                actions += retire(peer, reason: "silent for \(Int(now - worker.lastHeard)) s")
+                actions += retire(peer, reason: "silent for \(Int(now - worker.lastHeard)) s", died: true)
             } else if now - worker.lastSent >= settings.heartbeatInterval {
                 workers[peer]!.lastSent = now
                 actions.append(.send(peer: peer, WireMessage(.heartbeat, ["epoch": .integer(settings.epoch)])))
@@ -271,22 +271,28 @@ public struct CoordinatorCore {
         return actions + dispatch(now: now)
     }
 
-    /// Removes a worker; its leases go back to the queue (each counting as a failure of its shard).
-    mutating func retire(_ peer: Data, reason: String) -> [Action] {
+    /// Removes a worker; its leases go back to the queue. A worker that died (went silent)
+    /// counts as a failure of each shard it held; one that said goodbye does not.
+    mutating func retire(_ peer: Data, reason: String, died: Bool = false) -> [Action] {
         guard let worker = workers.removeValue(forKey: peer) else { return [] }
-        var actions: [Action] = [.log(.info, "worker \(worker.name) left: \(reason)")]
+        var actions: [Action] = [.log(died ? .warning : .info, "worker \(worker.name) left: \(reason)")]
         for id in worker.leases.sorted() {
-            actions += release(id, failure: "worker \(worker.name) \(reason) while holding it")
+            actions += release(id, failure: died ? "worker \(worker.name) died holding it (\(reason))" : nil)
         }
         return actions
     }
 
-    /// Ends a lease that did not produce a result.
-    mutating func release(_ id: Int, failure: String) -> [Action] {
+    /// Ends a lease that did not produce a result; `failure` (nil: not the shard's fault) counts
+    /// towards quarantine.
+    mutating func release(_ id: Int, failure: String?) -> [Action] {
         guard let lease = leases.removeValue(forKey: id) else { return [] }
         workers[lease.peer]?.leases.remove(id)
         let key = lease.key
         guard !done[key.job][key.shard] else { return [] }
+        guard let failure else {
+            if !queue.contains(key) { queue.insert(key, at: 0) }
+            return []
+        }
         failures[key, default: []].append(failure)
         if failures[key]!.count >= settings.maxFailures {
             quarantined.insert(key)

@@ -1,0 +1,223 @@
+import BasinCluster
+import BasinNN
+import BasinSweep
+import BasinTestSupport
+import Foundation
+import Testing
+
+/// A small study on disk: a spirals MLP checkpoint and a spec with two jobs.
+struct StudyFixture {
+    let directory = TestSupport.temporaryDirectory("basin-cluster")
+    let spec: StudySpec
+    let study: Study
+
+    init(shardPoints: Int = 5) throws {
+        let network = try Network(
+            ModelDescription(
+                input: [2], layers: [.linear(inFeatures: nil, outFeatures: 8, bias: true), .relu, .linear(inFeatures: nil, outFeatures: 2, bias: true)]))
+        try Checkpoint.save(network.initialize(seed: 1), to: directory.appendingPathComponent("a.safetensors"))
+        try Checkpoint.save(network.initialize(seed: 2), to: directory.appendingPathComponent("b.safetensors"))
+        let json = """
+            {"model": {"input": [2], "layers": [{"type": "linear", "out_features": 8}, "relu", {"type": "linear", "out_features": 2}]},
+             "data": {"source": "spirals", "samples": 100},
+             "jobs": [{"surface": {"checkpoint": "a.safetensors", "x": "-1:1:4", "y": "-1:1:3"}},
+                      {"interpolate": {"from": "a.safetensors", "to": "b.safetensors", "t": "0:1:5"}}],
+             "sweep": {"shard_points": \(shardPoints)}}
+            """
+        spec = try JSONDecoder().decode(StudySpec.self, from: Data(json.utf8))
+        study = try Study(spec: spec, executor: Executor(spec: spec, base: directory))
+    }
+
+    func core(completed: [String: Set<Int>] = [:], settings: CoordinatorCore.Settings = .init()) throws -> CoordinatorCore {
+        CoordinatorCore(study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: completed, settings: settings)
+    }
+}
+
+func frames(_ command: WireMessage.Command, _ header: [String: JSONValue] = [:], binary: [Data] = []) -> [Data] {
+    WireMessage(command, header, binary: binary).frames()
+}
+
+func sent(_ actions: [CoordinatorCore.Action]) -> [(peer: String, message: WireMessage)] {
+    actions.compactMap {
+        if case .send(let peer, let message) = $0 { return (String(decoding: peer, as: UTF8.self), message) }
+        return nil
+    }
+}
+
+func hello(_ name: String, slots: Int = 2) -> [Data] {
+    frames(.hello, ["worker": .string(name), "slots": .integer(slots), "host": .string("h"), "pid": .integer(1)])
+}
+
+@Suite struct WireMessageTests {
+    @Test func roundTripAndErrors() throws {
+        let message = WireMessage(.result, ["lease": .integer(3), "seconds": .number(0.5)], binary: [Data([1, 2, 3])])
+        #expect(try WireMessage(frames: message.frames()) == message)
+        #expect(throws: WireMessage.DecodeError.tooFewFrames(1)) { try WireMessage(frames: [Data("BASIN/1".utf8)]) }
+        #expect(throws: WireMessage.DecodeError.version("BASIN/0")) {
+            try WireMessage(frames: [Data("BASIN/0".utf8), Data("HELLO".utf8), Data("{}".utf8)])
+        }
+        #expect(throws: WireMessage.DecodeError.unknownCommand("JUMP")) {
+            try WireMessage(frames: [Data("BASIN/1".utf8), Data("JUMP".utf8), Data("{}".utf8)])
+        }
+        #expect(throws: WireMessage.DecodeError.badHeader) {
+            try WireMessage(frames: [Data("BASIN/1".utf8), Data("HELLO".utf8), Data("[1]".utf8)])
+        }
+    }
+}
+
+@Suite struct CoordinatorCoreTests {
+    let fixture = try! StudyFixture()
+
+    private func result(_ task: WireMessage, metrics value: Double = 0.5) -> [Data] {
+        let count = task.int("end")! - task.int("start")!
+        return frames(
+            .result, ["lease": task.header["lease"]!, "job_index": task.header["job_index"]!, "shard": task.header["shard"]!, "seconds": .number(0.1)],
+            binary: [[Double](repeating: value, count: 4 * count).withUnsafeBytes { Data($0) }])
+    }
+
+    @Test func helloGetsWelcomeAndWorkUpToItsSlots() throws {
+        var core = try fixture.core()
+        let out = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 2), now: 0))
+        #expect(out.map(\.message.command) == [.welcome, .task, .task])
+        // Fair across jobs: the first shard of each job before the second of any.
+        #expect(out[1].message.int("job_index") == 0 && out[2].message.int("job_index") == 1)
+        // The job's definition and spec come with the first task of each job only.
+        #expect(out[1].message.header["definition"] != nil && out[1].message.header["spec"] != nil)
+    }
+
+    @Test func resultsAreAcknowledgedOnlyWhenDurable() throws {
+        var core = try fixture.core()
+        let tasks = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter { $0.message.command == .task }
+        let actions = core.receive(peer: Data("w1".utf8), frames: result(tasks[0].message), now: 1)
+        #expect(actions.contains { if case .journal = $0 { return true } else { return false } })
+        #expect(!sent(actions).contains { $0.message.command == .ack })
+        // Its credit is still taken until the ACK: no new task yet.
+        #expect(!sent(actions).contains { $0.message.command == .task })
+        let durable = sent(core.durable(now: 1))
+        #expect(durable.map(\.message.command) == [.ack])
+        #expect(sent(core.tick(now: 1.05)).contains { $0.message.command == .task })
+    }
+
+    @Test func finishesWhenEveryShardIsDone() throws {
+        var core = try fixture.core()
+        var outstanding = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 3), now: 0)).filter { $0.message.command == .task }
+        var now = 0.0
+        while !outstanding.isEmpty {
+            now += 0.01
+            let task = outstanding.removeFirst().message
+            _ = core.receive(peer: Data("w1".utf8), frames: result(task), now: now)
+            _ = core.durable(now: now)
+            outstanding += sent(core.tick(now: now)).filter { $0.message.command == .task }
+        }
+        #expect(core.isFinished && core.pointsDone == core.pointsTotal && core.quarantine.isEmpty)
+        #expect(sent(core.finish()).map(\.message.command) == [.done])
+    }
+
+    @Test func deadWorkersLeasesGoToAnotherWorker() throws {
+        var core = try fixture.core()
+        let first = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter { $0.message.command == .task }
+        let second = sent(core.receive(peer: Data("w2".utf8), frames: hello("w2", slots: 1), now: 0)).filter { $0.message.command == .task }
+        // w2 keeps talking, w1 falls silent and is declared dead.
+        for t in stride(from: 1.0, through: 6, by: 1) { _ = core.receive(peer: Data("w2".utf8), frames: frames(.heartbeat), now: t) }
+        let actions = core.tick(now: 6.1)
+        #expect(actions.contains { if case .log(_, let text) = $0 { return text.contains("w1 left") } else { return false } })
+        #expect(core.workersAlive == 1)
+        // When w2 is free again, the shard w1 held is the next it gets.
+        _ = core.receive(peer: Data("w2".utf8), frames: result(second[0].message), now: 6.2)
+        _ = core.durable(now: 6.2)
+        let next = sent(core.tick(now: 6.3)).filter { $0.message.command == .task }
+        #expect(next.first?.message.int("shard") == first[0].message.int("shard"))
+        #expect(next.first?.message.int("job_index") == first[0].message.int("job_index"))
+    }
+
+    @Test func expiredLeasesAreReissuedAndDuplicatesCompared() throws {
+        var settings = CoordinatorCore.Settings()
+        settings.leaseSeconds = 2
+        var core = try fixture.core(settings: settings)
+        let t1 = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter { $0.message.command == .task }[0].message
+        _ = core.receive(peer: Data("w2".utf8), frames: hello("w2", slots: 1), now: 0.5)
+        for t in [1.0, 2.0, 2.6] {
+            _ = core.receive(peer: Data("w1".utf8), frames: frames(.heartbeat), now: t)
+            _ = core.receive(peer: Data("w2".utf8), frames: frames(.heartbeat), now: t)
+        }
+        let tick = core.tick(now: 2.6)
+        #expect(tick.contains { if case .log(_, let text) = $0 { return text.contains("passed its deadline") } else { return false } })
+        // Both answer the same shard: the first wins; an equal second is acknowledged and
+        // dropped, a different one is reported loudly.
+        _ = core.receive(peer: Data("w1".utf8), frames: result(t1, metrics: 0.5), now: 2.7)
+        _ = core.durable(now: 2.7)
+        let mismatch = core.receive(peer: Data("w2".utf8), frames: result(t1, metrics: 0.25), now: 2.8)
+        #expect(mismatch.contains { if case .log(.error, let text) = $0 { return text.contains("DUPLICATE MISMATCH") } else { return false } })
+        #expect(sent(mismatch).contains { $0.message.command == .ack })
+        let same = core.receive(peer: Data("w2".utf8), frames: result(t1, metrics: 0.5), now: 2.9)
+        #expect(!same.contains { if case .log(.error, _) = $0 { return true } else { return false } })
+    }
+
+    @Test func aShardThatFailsThreeTimesIsQuarantined() throws {
+        var core = try fixture.core()
+        var now = 0.0
+        var quarantined = false
+        for round in 0..<3 {
+            let peer = Data("w\(round)".utf8)
+            let tasks = sent(core.receive(peer: peer, frames: hello("w\(round)", slots: 1), now: now)).filter { $0.message.command == .task }
+            now += 0.1
+            let actions = core.receive(peer: peer, frames: frames(.fail, ["lease": tasks[0].message.header["lease"]!, "error": .string("boom")]), now: now)
+            quarantined = quarantined || actions.contains { if case .log(.error, let text) = $0 { return text.contains("quarantined") } else { return false } }
+            _ = core.receive(peer: peer, frames: frames(.bye), now: now)
+        }
+        #expect(quarantined)
+        #expect(core.quarantine.count == 1 && core.quarantine[0].reasons.count == 3)
+        #expect(core.quarantine[0].reasons.allSatisfy { $0.contains("boom") })
+    }
+
+    @Test func strangersAndBadVersionsAreToldToLeave() throws {
+        var core = try fixture.core()
+        let stranger = sent(core.receive(peer: Data("x".utf8), frames: frames(.heartbeat), now: 0))
+        #expect(stranger.map(\.message.command) == [.disconnect])
+        #expect(stranger[0].message.string("reason")!.contains("HELLO"))
+        let old = sent(core.receive(peer: Data("y".utf8), frames: [Data("BASIN/0".utf8), Data("HELLO".utf8), Data("{}".utf8)], now: 0))
+        #expect(old.map(\.message.command) == [.disconnect] && old[0].message.string("reason")!.contains("BASIN/1"))
+        let junk = core.receive(peer: Data("z".utf8), frames: [Data([0xff, 0x00])], now: 0)
+        #expect(sent(junk).isEmpty && core.workersAlive == 0)
+    }
+
+    @Test func completedShardsAreNotScheduledAgain() throws {
+        let all = Dictionary(uniqueKeysWithValues: fixture.study.jobs.map { ($0.id, Set($0.shards.indices)) })
+        var core = try fixture.core(completed: all)
+        #expect(core.isFinished)
+        #expect(!sent(core.receive(peer: Data("w".utf8), frames: hello("w"), now: 0)).contains { $0.message.command == .task })
+    }
+}
+
+@Suite struct WorkerCoreTests {
+    @Test func tasksComputeOneAtATimeAndReconnectionBacksOff() throws {
+        let fixture = try StudyFixture()
+        var coordinator = try fixture.core()
+        var worker = WorkerCore(name: "w", slots: 2)
+        let hi = worker.connected(now: 0)
+        guard case .send(let helloMessage) = hi[0] else { Issue.record("no HELLO"); return }
+        #expect(helloMessage.command == .hello && helloMessage.int("slots") == 2)
+        var computes: [WorkerCore.Task] = []
+        for (_, message) in sent(coordinator.receive(peer: Data("w".utf8), frames: helloMessage.frames(), now: 0)) {
+            for action in worker.receive(frames: message.frames(), now: 0) {
+                if case .compute(let task) = action { computes.append(task) }
+            }
+        }
+        #expect(computes.count == 1 && worker.isComputing)  // the second task waits its turn
+        let next = worker.computed(computes[0], metrics: [Double](repeating: 1, count: 4 * computes[0].range.count), seconds: 0.1, now: 0.2)
+        guard case .send(let result) = next[0] else { Issue.record("no RESULT"); return }
+        #expect(result.command == .result && result.binary[0].count == 32 * computes[0].range.count)
+        #expect(next.contains { if case .compute = $0 { return true } else { return false } })
+        // Silence: reconnect after 1 s, then 2 s, 4 s …
+        var delays: [Double] = []
+        var now = 0.2
+        for _ in 0..<4 {
+            now += 6
+            for action in worker.tick(now: now) { if case .reconnect(let after) = action { delays.append(after) } }
+            _ = worker.connected(now: now)
+        }
+        #expect(delays == [1, 2, 4, 8])
+        let done = worker.receive(frames: WireMessage(.done).frames(), now: now)
+        #expect(done.contains { if case .exit = $0 { return true } else { return false } })
+    }
+}
