@@ -61,6 +61,10 @@ let package = Package(
         .testTarget(name: "BasinLandscapeTests", dependencies: ["BasinLandscape", "BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinSweepTests", dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinClusterTests", dependencies: ["BasinCluster", "BasinSweep", "BasinNN", "BasinTestSupport"]),
+        .testTarget(
+            name: "BasinIntegrationTests",
+            dependencies: ["BasinSweep", "ZeroMQ", "BasinNN", "BasinTestSupport"]
+        ),
         .testTarget(name: "BasinCLITests", dependencies: ["BasinCLI", "BasinNN", "BasinTestSupport"]),
     ]
 )

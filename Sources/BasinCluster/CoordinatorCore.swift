@@ -189,6 +189,7 @@ public struct CoordinatorCore {
         let name = workers[peer]!.name
         guard let id = message.int("lease"), let j = message.int("job_index"), let s = message.int("shard"),
             j >= 0, j < study.jobs.count, s >= 0, s < study.jobs[j].shards.count,
+            message.string("job") == study.jobs[j].id,
             let metrics = message.binary.first.flatMap([Double].init(littleEndian:)),
             metrics.count == 4 * study.jobs[j].shards[s].count
         else {

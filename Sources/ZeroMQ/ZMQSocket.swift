@@ -132,12 +132,13 @@ public final class ZMQSocket {
     // MARK: Messages
 
     /// Sends all frames as one multipart message. Returns false when `dontWait` and the
-    /// message cannot be queued now (EAGAIN). EINTR is retried.
+    /// message cannot be queued now (EAGAIN). EINTR is retried. With `moreFollows` the
+    /// message stays open: the next send continues it.
     @discardableResult
-    public func send(_ frames: [Data], dontWait: Bool = false) throws -> Bool {
+    public func send(_ frames: [Data], dontWait: Bool = false, moreFollows: Bool = false) throws -> Bool {
         let handle = try live("send")
         for (index, frame) in frames.enumerated() {
-            var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
+            var flags: Int32 = index < frames.count - 1 || moreFollows ? ZMQ_SNDMORE : 0
             if dontWait { flags |= ZMQ_DONTWAIT }
             while true {
                 let status = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, frame.count, flags) }

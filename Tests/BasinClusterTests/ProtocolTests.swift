@@ -14,7 +14,11 @@ struct StudyFixture {
     init(shardPoints: Int = 5) throws {
         let network = try Network(
             ModelDescription(
-                input: [2], layers: [.linear(inFeatures: nil, outFeatures: 8, bias: true), .relu, .linear(inFeatures: nil, outFeatures: 2, bias: true)]))
+                input: [2],
+                layers: [
+                    .linear(inFeatures: nil, outFeatures: 8, bias: true), .relu,
+                    .linear(inFeatures: nil, outFeatures: 2, bias: true),
+                ]))
         try Checkpoint.save(network.initialize(seed: 1), to: directory.appendingPathComponent("a.safetensors"))
         try Checkpoint.save(network.initialize(seed: 2), to: directory.appendingPathComponent("b.safetensors"))
         let json = """
@@ -28,8 +32,12 @@ struct StudyFixture {
         study = try Study(spec: spec, executor: Executor(spec: spec, base: directory))
     }
 
-    func core(completed: [String: Set<Int>] = [:], settings: CoordinatorCore.Settings = .init()) throws -> CoordinatorCore {
-        CoordinatorCore(study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: completed, settings: settings)
+    func core(completed: [String: Set<Int>] = [:], settings: CoordinatorCore.Settings = .init()) throws
+        -> CoordinatorCore
+    {
+        CoordinatorCore(
+            study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: completed,
+            settings: settings)
     }
 }
 
@@ -71,7 +79,11 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
     private func result(_ task: WireMessage, metrics value: Double = 0.5) -> [Data] {
         let count = task.int("end")! - task.int("start")!
         return frames(
-            .result, ["lease": task.header["lease"]!, "job_index": task.header["job_index"]!, "shard": task.header["shard"]!, "seconds": .number(0.1)],
+            .result,
+            [
+                "lease": task.header["lease"]!, "job": task.header["job"]!, "job_index": task.header["job_index"]!,
+                "shard": task.header["shard"]!, "seconds": .number(0.1),
+            ],
             binary: [[Double](repeating: value, count: 4 * count).withUnsafeBytes { Data($0) }])
     }
 
@@ -87,7 +99,9 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
 
     @Test func resultsAreAcknowledgedOnlyWhenDurable() throws {
         var core = try fixture.core()
-        let tasks = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter { $0.message.command == .task }
+        let tasks = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter {
+            $0.message.command == .task
+        }
         let actions = core.receive(peer: Data("w1".utf8), frames: result(tasks[0].message), now: 1)
         #expect(actions.contains { if case .journal = $0 { return true } else { return false } })
         #expect(!sent(actions).contains { $0.message.command == .ack })
@@ -100,7 +114,9 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
 
     @Test func finishesWhenEveryShardIsDone() throws {
         var core = try fixture.core()
-        var outstanding = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 3), now: 0)).filter { $0.message.command == .task }
+        var outstanding = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 3), now: 0)).filter {
+            $0.message.command == .task
+        }
         var now = 0.0
         while !outstanding.isEmpty {
             now += 0.01
@@ -115,12 +131,21 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
 
     @Test func deadWorkersLeasesGoToAnotherWorker() throws {
         var core = try fixture.core()
-        let first = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter { $0.message.command == .task }
-        let second = sent(core.receive(peer: Data("w2".utf8), frames: hello("w2", slots: 1), now: 0)).filter { $0.message.command == .task }
+        let first = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter {
+            $0.message.command == .task
+        }
+        let second = sent(core.receive(peer: Data("w2".utf8), frames: hello("w2", slots: 1), now: 0)).filter {
+            $0.message.command == .task
+        }
         // w2 keeps talking, w1 falls silent and is declared dead.
-        for t in stride(from: 1.0, through: 6, by: 1) { _ = core.receive(peer: Data("w2".utf8), frames: frames(.heartbeat), now: t) }
+        for t in stride(from: 1.0, through: 6, by: 1) {
+            _ = core.receive(peer: Data("w2".utf8), frames: frames(.heartbeat), now: t)
+        }
         let actions = core.tick(now: 6.1)
-        #expect(actions.contains { if case .log(_, let text) = $0 { return text.contains("w1 left") } else { return false } })
+        #expect(
+            actions.contains {
+                if case .log(_, let text) = $0 { return text.contains("w1 left") } else { return false }
+            })
         #expect(core.workersAlive == 1)
         // When w2 is free again, the shard w1 held is the next it gets.
         _ = core.receive(peer: Data("w2".utf8), frames: result(second[0].message), now: 6.2)
@@ -134,20 +159,28 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         var settings = CoordinatorCore.Settings()
         settings.leaseSeconds = 2
         var core = try fixture.core(settings: settings)
-        let t1 = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter { $0.message.command == .task }[0].message
+        let t1 = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter {
+            $0.message.command == .task
+        }[0].message
         _ = core.receive(peer: Data("w2".utf8), frames: hello("w2", slots: 1), now: 0.5)
         for t in [1.0, 2.0, 2.6] {
             _ = core.receive(peer: Data("w1".utf8), frames: frames(.heartbeat), now: t)
             _ = core.receive(peer: Data("w2".utf8), frames: frames(.heartbeat), now: t)
         }
         let tick = core.tick(now: 2.6)
-        #expect(tick.contains { if case .log(_, let text) = $0 { return text.contains("passed its deadline") } else { return false } })
+        #expect(
+            tick.contains {
+                if case .log(_, let text) = $0 { return text.contains("passed its deadline") } else { return false }
+            })
         // Both answer the same shard: the first wins; an equal second is acknowledged and
         // dropped, a different one is reported loudly.
         _ = core.receive(peer: Data("w1".utf8), frames: result(t1, metrics: 0.5), now: 2.7)
         _ = core.durable(now: 2.7)
         let mismatch = core.receive(peer: Data("w2".utf8), frames: result(t1, metrics: 0.25), now: 2.8)
-        #expect(mismatch.contains { if case .log(.error, let text) = $0 { return text.contains("DUPLICATE MISMATCH") } else { return false } })
+        #expect(
+            mismatch.contains {
+                if case .log(.error, let text) = $0 { return text.contains("DUPLICATE MISMATCH") } else { return false }
+            })
         #expect(sent(mismatch).contains { $0.message.command == .ack })
         let same = core.receive(peer: Data("w2".utf8), frames: result(t1, metrics: 0.5), now: 2.9)
         #expect(!same.contains { if case .log(.error, _) = $0 { return true } else { return false } })
@@ -159,10 +192,18 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         var quarantined = false
         for round in 0..<3 {
             let peer = Data("w\(round)".utf8)
-            let tasks = sent(core.receive(peer: peer, frames: hello("w\(round)", slots: 1), now: now)).filter { $0.message.command == .task }
+            let tasks = sent(core.receive(peer: peer, frames: hello("w\(round)", slots: 1), now: now)).filter {
+                $0.message.command == .task
+            }
             now += 0.1
-            let actions = core.receive(peer: peer, frames: frames(.fail, ["lease": tasks[0].message.header["lease"]!, "error": .string("boom")]), now: now)
-            quarantined = quarantined || actions.contains { if case .log(.error, let text) = $0 { return text.contains("quarantined") } else { return false } }
+            let actions = core.receive(
+                peer: peer,
+                frames: frames(.fail, ["lease": tasks[0].message.header["lease"]!, "error": .string("boom")]), now: now)
+            quarantined =
+                quarantined
+                || actions.contains {
+                    if case .log(.error, let text) = $0 { return text.contains("quarantined") } else { return false }
+                }
             _ = core.receive(peer: peer, frames: frames(.bye), now: now)
         }
         #expect(quarantined)
@@ -175,7 +216,9 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         let stranger = sent(core.receive(peer: Data("x".utf8), frames: frames(.heartbeat), now: 0))
         #expect(stranger.map(\.message.command) == [.disconnect])
         #expect(stranger[0].message.string("reason")!.contains("HELLO"))
-        let old = sent(core.receive(peer: Data("y".utf8), frames: [Data("BASIN/0".utf8), Data("HELLO".utf8), Data("{}".utf8)], now: 0))
+        let old = sent(
+            core.receive(
+                peer: Data("y".utf8), frames: [Data("BASIN/0".utf8), Data("HELLO".utf8), Data("{}".utf8)], now: 0))
         #expect(old.map(\.message.command) == [.disconnect] && old[0].message.string("reason")!.contains("BASIN/1"))
         let junk = core.receive(peer: Data("z".utf8), frames: [Data([0xff, 0x00])], now: 0)
         #expect(sent(junk).isEmpty && core.workersAlive == 0)
@@ -185,7 +228,10 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         let all = Dictionary(uniqueKeysWithValues: fixture.study.jobs.map { ($0.id, Set($0.shards.indices)) })
         var core = try fixture.core(completed: all)
         #expect(core.isFinished)
-        #expect(!sent(core.receive(peer: Data("w".utf8), frames: hello("w"), now: 0)).contains { $0.message.command == .task })
+        #expect(
+            !sent(core.receive(peer: Data("w".utf8), frames: hello("w"), now: 0)).contains {
+                $0.message.command == .task
+            })
     }
 }
 
@@ -204,7 +250,8 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
             }
         }
         #expect(computes.count == 1 && worker.isComputing)  // the second task waits its turn
-        let next = worker.computed(computes[0], metrics: [Double](repeating: 1, count: 4 * computes[0].range.count), seconds: 0.1, now: 0.2)
+        let next = worker.computed(
+            computes[0], metrics: [Double](repeating: 1, count: 4 * computes[0].range.count), seconds: 0.1, now: 0.2)
         guard case .send(let result) = next[0] else { Issue.record("no RESULT"); return }
         #expect(result.command == .result && result.binary[0].count == 32 * computes[0].range.count)
         #expect(next.contains { if case .compute = $0 { return true } else { return false } })

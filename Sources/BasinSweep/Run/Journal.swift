@@ -66,6 +66,11 @@ public final class Journal {
         return records
     }
 
+    /// The records of one segment file (a torn tail skipped).
+    public static func read(segmentOnly url: URL) throws -> [Record] {
+        try parse(url, isLast: true).0
+    }
+
     /// Opens the journal for appending: verifies it, truncates a torn tail, starts a new segment.
     public init(directory: URL) throws {
         self.directory = directory

@@ -1,0 +1,271 @@
+import BasinNN
+import BasinSweep
+import BasinTestSupport
+import Foundation
+import Testing
+import ZeroMQ
+
+/// Real processes over tcp://127.0.0.1: the built `basin` binary as coordinator and workers.
+@Suite(.serialized) struct ClusterTests {
+    let directory = TestSupport.temporaryDirectory("basin-cluster-it")
+
+    /// The `basin` executable built beside the test bundle.
+    static var basin: URL {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "basin")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+        return TestSupport.repositoryRoot.appendingPathComponent(".build/debug/basin")
+    }
+
+    /// A child process whose output goes to a log file; killed by pid when the test ends.
+    final class Child {
+        let process = Process()
+        let log: URL
+
+        init(_ arguments: [String], log: URL) throws {
+            self.log = log
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.executableURL = ClusterTests.basin
+            process.arguments = arguments
+            let handle = try FileHandle(forWritingTo: log)
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+        }
+
+        var pid: Int32 { process.processIdentifier }
+
+        func kill9() {
+            if process.isRunning { kill(pid, SIGKILL) }
+            process.waitUntilExit()
+        }
+
+        /// Waits for the exit; false when `seconds` pass first.
+        func wait(_ seconds: Double) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            return !process.isRunning
+        }
+
+        var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+        deinit { kill9() }
+    }
+
+    /// Writes two checkpoints and a spec whose shards take a noticeable time.
+    func writeSpec(points: Int = 24) throws -> String {
+        let description = ModelDescription(
+            input: [16],
+            layers: [
+                .linear(inFeatures: nil, outFeatures: 128, bias: true), .relu,
+                .linear(inFeatures: nil, outFeatures: 128, bias: true), .tanh,
+                .linear(inFeatures: nil, outFeatures: 4, bias: true),
+            ])
+        let network = try Network(description)
+        try Checkpoint.save(network.initialize(seed: 1), to: directory.appendingPathComponent("a.safetensors"))
+        try Checkpoint.save(network.initialize(seed: 2), to: directory.appendingPathComponent("b.safetensors"))
+        let spec = """
+            model:
+              input: [16]
+              layers:
+                - {type: linear, out_features: 128}
+                - relu
+                - {type: linear, out_features: 128}
+                - tanh
+                - {type: linear, out_features: 4}
+            data: {source: teacher, samples: 3000, features: 16, classes: 4}
+            jobs:
+              - surface: {checkpoint: a.safetensors, x: "-1:1:\(points)", y: "-1:1:\(points / 2)"}
+              - interpolate: {from: a.safetensors, to: b.safetensors, t: "-0.5:1.5:\(points)"}
+            sweep: {shard_points: 6, lease_seconds: 60}
+
+            """
+        let url = directory.appendingPathComponent("spec.yaml")
+        try Data(spec.utf8).write(to: url)
+        return url.path
+    }
+
+    func freePort() throws -> Int {
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context, .router)
+        try socket.setLinger(0)
+        try socket.bind("tcp://127.0.0.1:*")
+        let port = Int(socket.lastEndpoint.split(separator: ":").last!)!
+        socket.close()
+        return port
+    }
+
+    func run(_ arguments: [String], name: String, timeout: Double = 180) throws -> Child {
+        let child = try Child(arguments, log: directory.appendingPathComponent("\(name).log"))
+        #expect(child.wait(timeout), "\(name) did not finish in \(timeout) s")
+        #expect(child.process.terminationStatus == 0, "\(name) failed:\n\(child.output.suffix(2000))")
+        return child
+    }
+
+    /// The result files of a run directory by name.
+    func results(_ run: String) throws -> [String: Data] {
+        let folder = directory.appendingPathComponent(run).appendingPathComponent("results")
+        var out: [String: Data] = [:]
+        for kind in try FileManager.default.contentsOfDirectory(atPath: folder.path) {
+            for file in try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent(kind).path) {
+                out["\(kind)/\(file)"] = try Data(
+                    contentsOf: folder.appendingPathComponent(kind).appendingPathComponent(file))
+            }
+        }
+        return out
+    }
+
+    func reference(_ spec: String) throws -> [String: Data] {
+        _ = try run(
+            ["run", spec, "--out", directory.appendingPathComponent("reference").path, "--workers", "0"],
+            name: "reference")
+        let files = try results("reference")
+        #expect(files.count == 2)
+        return files
+    }
+
+    func journaledShards(_ run: String) throws -> [(segment: Int, key: String)] {
+        let folder = directory.appendingPathComponent(run).appendingPathComponent("journal")
+        var out: [(Int, String)] = []
+        for (index, name) in try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted().enumerated() {
+            let segment = try Journal.read(segmentOnly: folder.appendingPathComponent(name))
+            for case .shardDone(let done) in segment { out.append((index + 1, "\(done.job)#\(done.shard)")) }
+        }
+        return out
+    }
+
+    func waitForJournal(_ run: String, atLeast count: Int, timeout: Double = 120) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let shards = try? journaledShards(run), shards.count >= count { return }
+            usleep(50_000)
+        }
+        Issue.record("the journal of \(run) never reached \(count) shards")
+    }
+
+    @Test func workersFinishASweepBitForBitLikeOneProcess() throws {
+        let spec = try writeSpec()
+        let expected = try reference(spec)
+        _ = try run(
+            ["run", spec, "--out", directory.appendingPathComponent("cluster").path, "--workers", "3"], name: "cluster")
+        #expect(try results("cluster") == expected)
+        // A second run on a finished directory computes nothing and leaves the results as they are.
+        let again = try run(
+            ["run", spec, "--out", directory.appendingPathComponent("cluster").path, "--workers", "1"], name: "again")
+        #expect(again.output.contains("0 shard(s) to compute"))
+        #expect(try results("cluster") == expected)
+    }
+
+    @Test func aWorkerKilledMidShardDoesNotChangeTheResult() throws {
+        // Long enough that the survivor is still busy when the victim is declared dead (5 s).
+        let spec = try writeSpec(points: 36)
+        let expected = try reference(spec)
+        let port = try freePort()
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        let out = directory.appendingPathComponent("killworker").path
+        let coordinator = try Child(
+            ["coordinator", spec, "--out", out, "--bind", endpoint],
+            log: directory.appendingPathComponent("coordinator.log"))
+        let victim = try Child(
+            ["worker", "--connect", endpoint, "--name", "victim"], log: directory.appendingPathComponent("victim.log"))
+        let survivor = try Child(
+            ["worker", "--connect", endpoint, "--name", "survivor"],
+            log: directory.appendingPathComponent("survivor.log"))
+        try waitForJournal("killworker", atLeast: 3)
+        victim.kill9()
+        #expect(
+            coordinator.wait(180),
+            "the coordinator did not finish after a worker died:\n\(coordinator.output.suffix(2000))")
+        #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
+        #expect(survivor.wait(20))
+        #expect(try results("killworker") == expected)
+        #expect(coordinator.output.contains("victim left"))
+    }
+
+    @Test func aKilledCoordinatorRestartsAndFinishesWithWorkersRejoining() throws {
+        let spec = try writeSpec()
+        let expected = try reference(spec)
+        let port = try freePort()
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        let out = directory.appendingPathComponent("killcoord").path
+        // Workers start first: they wait for a coordinator that is not up yet.
+        let workers = try (0..<2).map {
+            try Child(
+                ["worker", "--connect", endpoint, "--name", "w\($0)"],
+                log: directory.appendingPathComponent("w\($0).log"))
+        }
+        usleep(1_500_000)
+        let first = try Child(
+            ["coordinator", spec, "--out", out, "--bind", endpoint], log: directory.appendingPathComponent("first.log"))
+        try waitForJournal("killcoord", atLeast: 4)
+        first.kill9()
+        let before = try journaledShards("killcoord").map(\.key)
+        let second = try Child(
+            ["coordinator", spec, "--out", out, "--bind", endpoint], log: directory.appendingPathComponent("second.log")
+        )
+        #expect(second.wait(180), "the restarted coordinator did not finish:\n\(second.output.suffix(2000))")
+        #expect(second.process.terminationStatus == 0, "\(second.output.suffix(2000))")
+        for worker in workers {
+            #expect(worker.wait(30), "a worker did not leave after DONE:\n\(worker.output.suffix(1000))")
+        }
+        #expect(try results("killcoord") == expected)
+        // Nothing journaled before the kill is computed again; every shard is journaled once more at most.
+        let after = try journaledShards("killcoord").filter { $0.segment >= 2 }.map(\.key)
+        #expect(Set(after).isDisjoint(with: Set(before)))
+        #expect(Set(before + after).count == before.count + after.count)
+        #expect(second.output.contains("2 job(s) unchanged") || second.output.contains("unchanged keep their results"))
+    }
+
+    @Test func garbageSentToTheCoordinatorIsDroppedAndTheSweepGoesOn() throws {
+        let spec = try writeSpec(points: 12)
+        let expected = try reference(spec)
+        let port = try freePort()
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        let out = directory.appendingPathComponent("garbage").path
+        let coordinator = try Child(
+            ["coordinator", spec, "--out", out, "--bind", endpoint],
+            log: directory.appendingPathComponent("coordinator.log"))
+        usleep(800_000)
+        let context = try ZMQContext()
+        var sockets: [ZMQSocket] = []
+        func dealer() throws -> ZMQSocket {
+            let socket = try ZMQSocket(context, .dealer)
+            try socket.setLinger(200)
+            try socket.connect(endpoint)
+            sockets.append(socket)
+            return socket
+        }
+        var random = RandomSource(seed: 3, stream: 3)
+        try dealer().send(
+            (0..<4).map { _ in Data((0..<64).map { _ in UInt8(truncatingIfNeeded: random.nextUInt32()) }) })
+        try dealer().send([Data("BASIN/9".utf8), Data("HELLO".utf8), Data("{}".utf8)])
+        try dealer().send([Data("BASIN/1".utf8), Data("RESULT".utf8), Data("{\"lease\": 1}".utf8)])
+        try dealer().send([Data("BASIN/1".utf8), Data("HELLO".utf8), Data("not json".utf8)])
+        try dealer().send([Data("BASIN/1".utf8), Data("HELLO".utf8), Data("{}".utf8), Data(count: 70 << 20)])
+        // Half a multipart message: the first frame with "more" set, then the connection closes.
+        let half = try dealer()
+        try half.send([Data("BASIN/1".utf8), Data("HELLO".utf8)], moreFollows: true)
+        // Raw bytes that are not ZMTP at all.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if connected == 0 { _ = "GET / HTTP/1.0\r\n\r\n\u{0}\u{1}garbage".withCString { write(fd, $0, strlen($0)) } }
+        usleep(300_000)
+        close(fd)
+        for socket in sockets { socket.close() }
+        let worker = try Child(
+            ["worker", "--connect", endpoint, "--name", "honest"], log: directory.appendingPathComponent("worker.log"))
+        #expect(coordinator.wait(180), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
+        #expect(worker.wait(20))
+        #expect(try results("garbage") == expected)
+        #expect(coordinator.output.contains("dropped a message") || coordinator.output.contains("without HELLO"))
+    }
+}
