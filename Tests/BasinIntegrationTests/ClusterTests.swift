@@ -24,7 +24,7 @@ import ZeroMQ
 
         init(_ arguments: [String], log: URL) throws {
             self.log = log
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             process.executableURL = ClusterTests.basin
             process.arguments = arguments
             let handle = try FileHandle(forWritingTo: log)

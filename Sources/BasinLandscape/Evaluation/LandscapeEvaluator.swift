@@ -40,8 +40,10 @@ public struct LandscapeEvaluator: Sendable {
     }
 
     /// Whether `fast` can reuse the first layer (it is Linear or Conv2d and the net has more layers).
-    public var canReuseFirstLayer: Bool {
-        let network = family.network
+    public var canReuseFirstLayer: Bool { Self.reusesFirstLayer(family.network) }
+
+    /// Whether the fast path applies to `network`: a Linear or Conv2d first layer and more after it.
+    public static func reusesFirstLayer(_ network: Network) -> Bool {
         guard network.layerCount >= 2 else { return false }
         switch network.description.layers[0] {
         case .linear, .conv2d: return true

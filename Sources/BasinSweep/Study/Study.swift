@@ -56,11 +56,15 @@ public struct Study: Sendable {
                 throw NNError("jobs[\(index)] (\(name)): \(error.description)")
             }
             let count = prepared.points.count
+            let network = prepared.family.network
+            // With the fast evaluator only the layers after a Linear/Conv2d first layer run per point.
+            let perPointParameters =
+                !spec.sweep.plain && LandscapeEvaluator.reusesFirstLayer(network)
+                ? network.parameterSlice(1..<network.layerCount).count : network.parameterLayout.count
             let perShard =
                 spec.sweep.shardPoints
                 ?? Self.pointsPerShard(
-                    parameters: prepared.family.network.parameterLayout.count,
-                    samples: data.train.count + data.test.count,
+                    parameters: perPointParameters, samples: data.train.count + data.test.count,
                     seconds: spec.sweep.shardSeconds)
             let shards = stride(from: 0, to: count, by: max(1, perShard)).map { $0..<min(count, $0 + max(1, perShard)) }
             jobs.append(Job(definition: definition, id: id, name: name, pointCount: count, shards: shards))
@@ -69,9 +73,10 @@ public struct Study: Sendable {
     }
 
     /// A deterministic estimate (never a timing, so shard boundaries never change): a point
-    /// costs about 2·parameters·samples flops at an assumed 5 GFLOP/s per worker.
+    /// costs about 2·parameters·samples flops (the parameters that run per point) at an
+    /// assumed 40 GFLOP/s per worker (one core's sgemm runs at about 110 here).
     static func pointsPerShard(parameters: Int, samples: Int, seconds: Double) -> Int {
-        let perPoint = 2 * Double(parameters) * Double(max(samples, 1)) / 5e9
+        let perPoint = 2 * Double(parameters) * Double(max(samples, 1)) / 40e9
         return max(1, min(100_000, Int(seconds / max(perPoint, 1e-9))))
     }
 }
