@@ -158,17 +158,7 @@ struct CurveCommand: ParsableCommand {
             logger.info("curve epoch \(report.epoch)/\(config.epochs) loss \(String(format: "%.6g", report.meanLoss))")
         }
         if let saveCurve {
-            var file = SafeTensors()
-            for (j, point) in controlPoints.enumerated() {
-                for entry in point.network.parameterLayout.entries {
-                    file["p\(j).\(entry.name)"] = TensorData(Array(point.parameters[entry.range]), shape: entry.shape)
-                }
-            }
-            file.metadata = [
-                "basin.curve": curve.kind.rawValue, "basin.bends": String(bends),
-                Checkpoint.modelMetadataKey: ends[0].network.description.canonicalJSON(),
-            ]
-            try file.write(to: URL(fileURLWithPath: saveCurve))
+            try CurveFile.save(curve, controlPoints: controlPoints, to: URL(fileURLWithPath: saveCurve))
         }
         let t = Axis(min: 0, max: 1, steps: points).values
         var job = LandscapeJob.path(.curve, through: controlPoints, curve: curve, t: t)

@@ -46,7 +46,7 @@ public struct Merger {
             guard case .object(var meta) = result.metadata else { continue }
             meta["job_id"] = .string(job.id)
             meta["job_name"] = .string(job.name)
-            meta["bn"] = .string((job.definition.bn ?? .eval).rawValue)
+            meta["bn"] = .string((job.definition.bn ?? (job.definition.kind == .curve ? .recompute : .eval)).rawValue)
             meta["loss"] = .string(executor.spec.train.loss.rawValue)
             meta["model"] = try JSONValue(encoding: landscape.family.network.description)
             for (key, value) in extraMetadata { meta[key] = value }

@@ -84,6 +84,10 @@ public final class Executor {
             (job, _) = LandscapeJob.plane(
                 through: models, orthonormal: orthonormal, x: definition.x ?? axis(0), y: definition.y ?? axis(1))
             job.metadata["model_coordinates"] = .array(coordinates.map { .array($0.map { .number($0) }) })
+        case .curve:
+            let (curve, points) = try CurveFile.load(contentsOf: path(definition.file!), fallback: spec.model)
+            job = LandscapeJob.path(.curve, through: points, curve: curve, t: (definition.t ?? Axis(min: 0, max: 1, steps: 21)).values)
+            job.metadata["curve"] = .object(["kind": .string(curve.kind.rawValue), "bends": .integer(curve.bends)])
         }
         job.metadata["job"] = try JSONValue(encoding: definition)
         prepared[id] = job
@@ -96,7 +100,7 @@ public final class Executor {
         guard range.lowerBound >= 0, range.upperBound <= job.points.count else {
             throw NNError("job \(definition.defaultName): points \(range) outside 0..<\(job.points.count)")
         }
-        let batchNorm = definition.bn ?? .eval
+        let batchNorm = definition.bn ?? (definition.kind == .curve ? .recompute : .eval)
         return try job.evaluate(
             range, data: try data(), loss: spec.train.loss, batchNorm: batchNorm, fast: !spec.sweep.plain)
     }

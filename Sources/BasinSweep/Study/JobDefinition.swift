@@ -6,10 +6,12 @@ import Foundation
 ///
 /// Written in YAML as a one-key mapping: `- surface: {checkpoint: a.safetensors, x: "-1:1:41"}`,
 /// `- interpolate: {from: a.safetensors, to: b.safetensors, t: "-0.5:1.5:81"}`,
-/// `- plane: {models: [a, b, c], basis: orthonormal}`; an optional `name` names the result file.
+/// `- plane: {models: [a, b, c], basis: orthonormal}`,
+/// `- curve: {file: fitted.safetensors, t: "0:1:61"}` (a curve written by `basin curve --save-curve`);
+/// an optional `name` names the result file.
 public struct JobDefinition: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
-        case surface, interpolate, plane
+        case surface, interpolate, plane, curve
     }
 
     public var kind: Kind
@@ -29,6 +31,8 @@ public struct JobDefinition: Codable, Sendable, Equatable {
     public var models: [String]?
     public var basis: String?
     public var bn: BatchNormMode?
+    /// A fitted curve (`curve` jobs).
+    public var file: String?
 
     public init(kind: Kind) {
         self.kind = kind
@@ -36,7 +40,7 @@ public struct JobDefinition: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case kind, name, checkpoint, x, y, line, norm, ignore, orthogonalize, seed, trajectory, from, to, t, models,
-            basis, bn
+            basis, bn, file
     }
 
     private struct KindKey: CodingKey {
@@ -84,11 +88,13 @@ public struct JobDefinition: Codable, Sendable, Equatable {
         models = try c.decodeIfPresent([String].self, forKey: .models)
         basis = try c.decodeIfPresent(String.self, forKey: .basis)
         bn = try c.decodeIfPresent(BatchNormMode.self, forKey: .bn)
+        file = try c.decodeIfPresent(String.self, forKey: .file)
         let required: [(CodingKeys, Bool)] =
             switch kind {
             case .surface: [(.checkpoint, checkpoint != nil)]
             case .interpolate: [(.from, from != nil), (.to, to != nil)]
             case .plane: [(.models, models?.count == 3)]
+            case .curve: [(.file, file != nil)]
             }
         for (key, present) in required where !present {
             throw DecodingError.keyNotFound(
@@ -107,7 +113,7 @@ public struct JobDefinition: Codable, Sendable, Equatable {
 
     /// Files this job reads, in a fixed order (their contents go into the job id).
     public var inputFiles: [String] {
-        [checkpoint, from, to].compactMap { $0 } + (models ?? [])
+        [checkpoint, from, to, file].compactMap { $0 } + (models ?? [])
     }
 
     /// A readable name: `surface/a`, `interpolate/a-b`, `plane/a-b-c` (file stems), unless `name` is given.
