@@ -36,7 +36,8 @@ let package = Package(
         ),
         .target(
             name: "BasinCluster",
-            dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "ZeroMQ", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
+            exclude: ["PROTOCOL.md"]
         ),
         .target(
             name: "BasinCLI",

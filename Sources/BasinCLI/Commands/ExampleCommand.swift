@@ -63,6 +63,34 @@ enum Examples {
           seed: 0
 
         """,
+        "sweep": """
+        # A study for `basin run`: landscapes around spirals models trained with the 'spirals'
+        # example (basin train spirals.yaml -o seed0.safetensors --seed 0 --snapshots snapshots,
+        # and seeds 1 and 2), and a curve fitted by `basin curve ... --save-curve curve.safetensors`.
+        model:
+          input: [2]
+          layers:
+            - {type: linear, out_features: 64}
+            - relu
+            - {type: linear, out_features: 64}
+            - relu
+            - {type: linear, out_features: 2}
+        data:
+          source: spirals
+          samples: 2000
+          noise: 0.05
+          test_fraction: 0.2
+          seed: 0
+        jobs:
+          - surface: {checkpoint: seed0.safetensors, x: "-1:1:41", y: "-1:1:41", norm: filter, ignore: biasbn}
+          - surface: {name: trajectory, checkpoint: seed0.safetensors, trajectory: snapshots, x: "-2:8:31", y: "-3:3:31"}
+          - interpolate: {from: seed0.safetensors, to: seed1.safetensors, t: "-0.25:1.25:61"}
+          - plane: {models: [seed0.safetensors, seed1.safetensors, seed2.safetensors], basis: raw, x: "-0.5:1.5:31", y: "-0.5:1.5:31"}
+          - curve: {file: curve.safetensors, t: "0:1:41"}
+        sweep:
+          shard_seconds: 2
+
+        """,
         "cnn": """
         # Gaussian blobs shown as 1x8x8 images, a small CNN with BatchNorm and Dropout trained with AdamW.
         model:

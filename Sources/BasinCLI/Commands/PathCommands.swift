@@ -76,18 +76,11 @@ struct PlaneCommand: ParsableCommand {
             let low = values.min()!, high = values.max()!, margin = 0.25 * (high - low)
             return Axis(min: low - margin, max: high + margin, steps: 21)
         }
-        var (job, _) = LandscapeJob.plane(
+        let (job, _) = LandscapeJob.plane(
             through: loaded, orthonormal: basis == .orthonormal, x: x ?? axis(0), y: y ?? axis(1))
-        job.metadata["basis"] = .string(basis.rawValue)
-        job.metadata["model_coordinates"] = .array(coordinates.map { .array($0.map { .number($0) }) })
         try options.run(
             job, data: data, loss: spec.train.loss,
-            inputs: ["models": .array(models.map { .string(($0 as NSString).lastPathComponent) })]
-        ) {
-            result in
-            result.set("model_x", TensorData(coordinates.map { $0[0] }, shape: [3]))
-            result.set("model_y", TensorData(coordinates.map { $0[1] }, shape: [3]))
-        }
+            inputs: ["models": .array(models.map { .string(($0 as NSString).lastPathComponent) })])
     }
 }
 

@@ -69,9 +69,8 @@ struct SurfaceCommand: ParsableCommand {
         var xAxis = x ?? Axis(min: -1, max: 1, steps: line ? 51 : 21)
         var yAxis = y ?? Axis(min: -1, max: 1, steps: 21)
         if let trajectory {
-            let snapshots = try Self.snapshots(in: trajectory, model: model)
-            let pca = try TrajectoryPCA(
-                snapshots: snapshots.map(\.parameters), final: model.parameters, components: count)
+            let snapshots = try TrajectoryPCA.snapshots(in: URL(fileURLWithPath: trajectory), network: model.network)
+            let pca = try TrajectoryPCA(snapshots: snapshots, final: model.parameters, components: count)
             chosen = pca.directions
             projection = pca.projections
             metadata["directions"] = .object([
@@ -112,33 +111,11 @@ struct SurfaceCommand: ParsableCommand {
                 chosen, layout: model.network.parameterLayout, metadata: ["basin.source": checkpoint],
                 to: URL(fileURLWithPath: saveDirections))
         }
-        var job = LandscapeJob.surface(around: model, directions: chosen, x: xAxis, y: line ? nil : yAxis)
+        var job = LandscapeJob.surface(
+            around: model, directions: chosen, x: xAxis, y: line ? nil : yAxis, trajectory: projection)
         job.metadata = metadata
         try options.run(
             job, data: data, loss: spec.train.loss,
-            inputs: ["checkpoint": .string((checkpoint as NSString).lastPathComponent)]
-        ) { result in
-            if let projection {
-                result.set("trajectory_x", TensorData(projection.map { $0[0] }, shape: [projection.count]))
-                if !line { result.set("trajectory_y", TensorData(projection.map { $0[1] }, shape: [projection.count])) }
-            }
-        }
-    }
-
-    /// The `.safetensors` snapshots of a directory in name order, as models of `model`'s network.
-    static func snapshots(in directory: String, model: Model) throws -> [Model] {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
-                $0.hasSuffix(".safetensors")
-            }.sorted()
-        } catch {
-            throw NNError("\(directory): cannot list the snapshot directory (\(error.localizedDescription))")
-        }
-        return try names.map { name in
-            let path = (directory as NSString).appendingPathComponent(name)
-            return try Checkpoint.load(
-                try SafeTensors(contentsOf: URL(fileURLWithPath: path)), into: model.network, source: path)
-        }
+            inputs: ["checkpoint": .string((checkpoint as NSString).lastPathComponent)])
     }
 }

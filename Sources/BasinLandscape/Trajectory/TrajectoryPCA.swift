@@ -1,4 +1,5 @@
 import BasinNN
+import Foundation
 
 /// Principal directions of a training trajectory (Li et al. 2018, §7): the top components of
 /// the snapshots' offsets θᵢ − θ_final (centred, as scikit-learn's PCA does), with each
@@ -49,6 +50,25 @@ public struct TrajectoryPCA: Sendable {
         self.directions = directions
         explainedVarianceRatio = ratios
         projections = offsets.map { row in directions.map { VectorMath.dot(row, $0) } }
+    }
+}
+
+extension TrajectoryPCA {
+    /// The parameters of every `.safetensors` snapshot in `directory`, in name order
+    /// (`basin train --snapshots` writes epoch-0000, epoch-0001, …).
+    public static func snapshots(in directory: URL, network: Network) throws -> [[Float]] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter {
+                $0.hasSuffix(".safetensors")
+            }.sorted()
+        } catch {
+            throw NNError("\(directory.path): cannot list the snapshot directory (\(error.localizedDescription))")
+        }
+        return try names.map { name in
+            let url = directory.appendingPathComponent(name)
+            return try Checkpoint.load(try SafeTensors(contentsOf: url), into: network, source: url.path).parameters
+        }
     }
 }
 

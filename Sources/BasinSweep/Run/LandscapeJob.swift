@@ -22,11 +22,17 @@ public struct LandscapeJob: Sendable {
     /// Whether this is a path (1-D in t) whose statistics and barriers are reported.
     public var isPath: Bool
     public var metadata: [String: JSONValue]
+    /// Arrays stored beside the metrics (a projected trajectory, the models' plane coordinates).
+    public var extraArrays: [(name: String, tensor: TensorData)] = []
 
     public var gridCount: Int { shape.reduce(1, *) }
 
     /// θ0 + x·d1 (+ y·d2) around a model; `y` nil for a 1-D line.
-    public static func surface(around model: Model, directions: [[Float]], x: Axis, y: Axis?) -> LandscapeJob {
+    /// `trajectory` (optional): the trajectory's coordinates along the directions, stored as
+    /// `trajectory_x` (and `trajectory_y`).
+    public static func surface(
+        around model: Model, directions: [[Float]], x: Axis, y: Axis?, trajectory: [[Double]]? = nil
+    ) -> LandscapeJob {
         let xs = x.values, ys = y?.values
         let family = AffineFamily.around(model, directions: Array(directions.prefix(ys == nil ? 1 : 2)))
         var points: [[Double]] = []
@@ -35,9 +41,17 @@ public struct LandscapeJob: Sendable {
         } else {
             points = xs.map { [1, $0] }
         }
-        return LandscapeJob(
+        var job = LandscapeJob(
             kind: .surface, family: family, points: points, shape: ys.map { [$0.count, xs.count] } ?? [xs.count],
             axes: [("x", xs)] + (ys.map { [("y", $0)] } ?? []), isPath: false, metadata: [:])
+        if let trajectory {
+            job.extraArrays.append(("trajectory_x", TensorData(trajectory.map { $0[0] }, shape: [trajectory.count])))
+            if ys != nil {
+                job.extraArrays.append(
+                    ("trajectory_y", TensorData(trajectory.map { $0[1] }, shape: [trajectory.count])))
+            }
+        }
+        return job
     }
 
     /// A path through control points (two models for a straight line) at parameters `t`.
@@ -82,9 +96,15 @@ public struct LandscapeJob: Sendable {
             for yv in ys { for xv in xs { points.append([1 - xv - yv, xv, yv]) } }
             coordinates = [[0, 0], [1, 0], [0, 1]]
         }
-        let job = LandscapeJob(
+        var job = LandscapeJob(
             kind: .plane, family: family, points: points, shape: [ys.count, xs.count], axes: [("x", xs), ("y", ys)],
             isPath: false, metadata: [:])
+        job.metadata["basis"] = .string(orthonormal ? "orthonormal" : "raw")
+        job.metadata["model_coordinates"] = .array(coordinates.map { .array($0.map { .number($0) }) })
+        job.extraArrays = [
+            ("model_x", TensorData(coordinates.map { $0[0] }, shape: [3])),
+            ("model_y", TensorData(coordinates.map { $0[1] }, shape: [3])),
+        ]
         return (job, coordinates)
     }
 
@@ -108,6 +128,7 @@ public struct LandscapeJob: Sendable {
             file.set(prefix + name, TensorData(values.map { Float($0) }, shape: shape))
         }
         for (name, values) in axes where prefix.isEmpty { file.set(name, TensorData(values, shape: [values.count])) }
+        for (name, tensor) in extraArrays where prefix.isEmpty { file.set(name, tensor) }
         file.set(
             prefix + "done",
             TensorData(metrics[0..<gridCount].map { $0 == nil ? 0 : 1 } as [UInt8], shape: shape).asBool)

@@ -45,18 +45,12 @@ public final class Executor {
             let center = try model(definition.checkpoint!)
             let count = definition.line == true ? 1 : 2
             let directions: [[Float]]
+            var projection: [[Double]]?
             if let trajectory = definition.trajectory {
-                let folder = path(trajectory)
-                let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter {
-                    $0.hasSuffix(".safetensors")
-                }.sorted()
-                let snapshots = try names.map {
-                    try Checkpoint.load(
-                        try SafeTensors(contentsOf: folder.appendingPathComponent($0)), into: center.network, source: $0
-                    ).parameters
-                }
-                directions = try TrajectoryPCA(snapshots: snapshots, final: center.parameters, components: count)
-                    .directions
+                let snapshots = try TrajectoryPCA.snapshots(in: path(trajectory), network: center.network)
+                let pca = try TrajectoryPCA(snapshots: snapshots, final: center.parameters, components: count)
+                directions = pca.directions
+                projection = pca.projections
             } else {
                 let directionSpec = DirectionSpec(
                     norm: definition.norm ?? .filter, ignore: definition.ignore ?? .biasbn,
@@ -65,7 +59,7 @@ public final class Executor {
             }
             let x = definition.x ?? Axis(min: -1, max: 1, steps: 21)
             let y = count == 1 ? nil : (definition.y ?? Axis(min: -1, max: 1, steps: 21))
-            job = LandscapeJob.surface(around: center, directions: directions, x: x, y: y)
+            job = LandscapeJob.surface(around: center, directions: directions, x: x, y: y, trajectory: projection)
         case .interpolate:
             let ends = [try model(definition.from!), try model(definition.to!)]
             job = LandscapeJob.path(
@@ -83,10 +77,10 @@ public final class Executor {
             }
             (job, _) = LandscapeJob.plane(
                 through: models, orthonormal: orthonormal, x: definition.x ?? axis(0), y: definition.y ?? axis(1))
-            job.metadata["model_coordinates"] = .array(coordinates.map { .array($0.map { .number($0) }) })
         case .curve:
             let (curve, points) = try CurveFile.load(contentsOf: path(definition.file!), fallback: spec.model)
-            job = LandscapeJob.path(.curve, through: points, curve: curve, t: (definition.t ?? Axis(min: 0, max: 1, steps: 21)).values)
+            job = LandscapeJob.path(
+                .curve, through: points, curve: curve, t: (definition.t ?? Axis(min: 0, max: 1, steps: 21)).values)
             job.metadata["curve"] = .object(["kind": .string(curve.kind.rawValue), "bends": .integer(curve.bends)])
         }
         job.metadata["job"] = try JSONValue(encoding: definition)
