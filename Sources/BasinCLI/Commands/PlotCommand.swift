@@ -45,7 +45,9 @@ struct PlotCommand: ParsableCommand {
         }
         let kind = result.metadata["kind"]?.stringValue ?? "result"
         var job = kind
-        if let name = result.metadata["job_name"]?.stringValue { return [model, name].filter { !$0.isEmpty }.joined(separator: " — ") }
+        if let name = result.metadata["job_name"]?.stringValue {
+            return [model, name].filter { !$0.isEmpty }.joined(separator: " — ")
+        }
         if let inputs = result.metadata["inputs"], case .object(let items) = inputs {
             let names = items.keys.sorted().compactMap { key -> String? in
                 if let s = items[key]?.stringValue { return s }

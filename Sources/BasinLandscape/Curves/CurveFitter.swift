@@ -41,7 +41,6 @@ public struct CurveFitter {
         var model = start
         let startParameters = start.parameters, endParameters = end.parameters
         let weightDecay = Float(config.weightDecay)
-        let sampleSize = data.sampleSize
         var step: UInt64 = 0
         for epoch in 0..<config.epochs {
             let lr = config.schedule.learningRate(base: config.lr, epoch: epoch, epochs: config.epochs)
@@ -59,23 +58,9 @@ public struct CurveFitter {
                     sum += c[curve.bends + 1] * Double(endParameters[i])
                     model.parameters[i] = Float(sum)
                 }
-                data.features.withUnsafeBufferPointer { features in
-                    for b in 0..<batch {
-                        (workspace.input.baseAddress! + b * sampleSize).update(
-                            from: features.baseAddress! + order[start + b] * sampleSize, count: sampleSize)
-                    }
-                }
-                let mode = ForwardMode.train(seed: config.seed, step: step)
-                model.forward(workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace)
-                var tally = LossTally()
-                let first = start
-                config.loss.score(
-                    output: UnsafeBufferPointer(workspace.output(batch: batch)), batch: batch, dataset: data,
-                    sampleIndex: { order[first + $0] }, gradient: workspace.outputGradient(batch: batch), tally: &tally)
-                gradients.withUnsafeMutableBufferPointer { g in
-                    model.backward(
-                        workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace, gradients: g)
-                }
+                let tally = Trainer.gradient(
+                    of: &model, on: data, samples: order[start..<(start + batch)], loss: config.loss,
+                    mode: .train(seed: config.seed, step: step), workspace: workspace, into: &gradients)
                 for j in 1...curve.bends {
                     let cj = Float(c[j])
                     for i in 0..<count {

@@ -43,7 +43,6 @@ public struct Trainer {
         let workspace = Workspace(network: model.network, capacity: batchSize)
         var optimizer = Optimizer(config: config, parameterCount: model.parameters.count)
         var gradients = [Float](repeating: 0, count: model.parameters.count)
-        let sampleSize = data.sampleSize
         var step: UInt64 = 0
         for epoch in 0..<config.epochs {
             let lr = config.schedule.learningRate(base: config.lr, epoch: epoch, epochs: config.epochs)
@@ -53,23 +52,9 @@ public struct Trainer {
             var start = 0
             while start < order.count {
                 let batch = min(batchSize, order.count - start)
-                data.features.withUnsafeBufferPointer { features in
-                    for b in 0..<batch {
-                        (workspace.input.baseAddress! + b * sampleSize).update(
-                            from: features.baseAddress! + order[start + b] * sampleSize, count: sampleSize)
-                    }
-                }
-                let mode = ForwardMode.train(seed: config.seed, step: step)
-                model.forward(workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace)
-                var tally = LossTally()
-                let first = start
-                config.loss.score(
-                    output: UnsafeBufferPointer(workspace.output(batch: batch)), batch: batch, dataset: data,
-                    sampleIndex: { order[first + $0] }, gradient: workspace.outputGradient(batch: batch), tally: &tally)
-                gradients.withUnsafeMutableBufferPointer { g in
-                    model.backward(
-                        workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace, gradients: g)
-                }
+                let tally = Trainer.gradient(
+                    of: &model, on: data, samples: order[start..<(start + batch)], loss: config.loss,
+                    mode: .train(seed: config.seed, step: step), workspace: workspace, into: &gradients)
                 optimizer.step(parameters: &model.parameters, gradients: gradients, lr: lr)
                 epochLoss += tally.meanLoss
                 batches += 1
@@ -82,6 +67,34 @@ public struct Trainer {
             }
             try onEpoch(EpochReport(epoch: epoch + 1, learningRate: lr, meanLoss: mean), model)
         }
+    }
+}
+
+extension Trainer {
+    /// One minibatch: gathers `samples` of `data` into the workspace, runs the forward pass
+    /// in `mode`, scores it, and back-propagates, writing ∂(mean loss)/∂θ into `gradients`.
+    /// Returns the minibatch's loss and accuracy.
+    public static func gradient(
+        of model: inout Model, on data: Dataset, samples: ArraySlice<Int>, loss: LossFunction, mode: ForwardMode,
+        workspace: Workspace, into gradients: inout [Float]
+    ) -> LossTally {
+        let batch = samples.count, sampleSize = data.sampleSize
+        let indices = Array(samples)
+        data.features.withUnsafeBufferPointer { features in
+            for b in 0..<batch {
+                (workspace.input.baseAddress! + b * sampleSize).update(
+                    from: features.baseAddress! + indices[b] * sampleSize, count: sampleSize)
+            }
+        }
+        model.forward(workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace)
+        var tally = LossTally()
+        loss.score(
+            output: UnsafeBufferPointer(workspace.output(batch: batch)), batch: batch, dataset: data,
+            sampleIndex: { indices[$0] }, gradient: workspace.outputGradient(batch: batch), tally: &tally)
+        gradients.withUnsafeMutableBufferPointer { g in
+            model.backward(workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace, gradients: g)
+        }
+        return tally
     }
 }
 
