@@ -59,9 +59,9 @@ public final class Journal {
     /// (a live run may be appending to it).
     public static func read(_ directory: URL) throws -> [Record] {
         var records: [Record] = []
-        for (index, url) in segments(directory).enumerated() {
-            let (found, _) = try parse(url, isLast: index == segments(directory).count - 1)
-            records += found
+        let all = segments(directory)
+        for (index, url) in all.enumerated() {
+            records += try parse(url, isLast: index == all.count - 1).0
         }
         return records
     }
