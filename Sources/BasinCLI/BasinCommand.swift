@@ -10,6 +10,7 @@ public struct BasinCommand: AsyncParsableCommand {
         version: BasinVersion.string,
         subcommands: [
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, MergeCommand.self,
+            KeygenCommand.self,
             TrainCommand.self, EvalCommand.self, SurfaceCommand.self, InterpolateCommand.self, PlaneCommand.self,
             CurveCommand.self, InspectCommand.self, PlotCommand.self, DataCommand.self, ExampleCommand.self,
         ]

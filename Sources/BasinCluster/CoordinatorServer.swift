@@ -12,6 +12,9 @@ public final class CoordinatorServer {
     let logger: Logger
     let socket: ZMQSocket
     let context: ZMQContext
+    /// The ZAP handler's socket when CURVE is on.
+    let zap: ZMQSocket?
+    let zapHandler: ZapHandler?
     /// The endpoint actually bound (a `*` port resolved).
     public let endpoint: String
     /// Called about once a second with (points done, total, points/s, workers alive).
@@ -19,12 +22,25 @@ public final class CoordinatorServer {
     /// Largest message accepted (a bigger one closes its connection).
     public static let maximumMessageSize: Int64 = 64 << 20
 
-    public init(core: CoordinatorCore, journal: Journal, bind: String, logger: Logger) throws {
+    public init(core: CoordinatorCore, journal: Journal, bind: String, curve: CurveServer? = nil, logger: Logger) throws
+    {
         self.core = core
         self.journal = journal
         self.logger = logger
         context = try ZMQContext()
+        if let curve {
+            // The ZAP handler must be bound before the server socket accepts connections.
+            let zap = try ZMQSocket(context, .rep)
+            try zap.setLinger(0)
+            try zap.bind("inproc://zeromq.zap.01")
+            self.zap = zap
+            zapHandler = ZapHandler(allowed: curve.allowed)
+        } else {
+            zap = nil
+            zapHandler = nil
+        }
         socket = try ZMQSocket(context, .router)
+        if let curve { try socket.setCurveServer(secretKey: Array(curve.keys.secretKey.utf8)) }
         try socket.setLinger(0)
         try socket.setRouterMandatory(true)
         try socket.setMaximumMessageSize(Self.maximumMessageSize)
@@ -48,8 +64,15 @@ public final class CoordinatorServer {
         var lastTick = 0.0, lastProgress = 0.0, lastSync = 0.0
         var progressPoints = core.pointsThisRun, progressTime = 0.0
         while !core.isFinished {
-            let readable = try ZMQSocket.poll([socket], timeout: 50)
-            if !readable.isEmpty {
+            let readable = try ZMQSocket.poll([socket] + (zap.map { [$0] } ?? []), timeout: 50)
+            if readable.contains(1), let zap, let zapHandler {
+                while let request = try zap.receive(dontWait: true) {
+                    let (reply, refused) = zapHandler.reply(to: request)
+                    if let refused { logger.warning("\(refused)") }
+                    if !reply.isEmpty { try zap.send(reply) }
+                }
+            }
+            if readable.contains(0) {
                 while let frames = try socket.receive(dontWait: true) {
                     guard frames.count >= 1 else { continue }
                     perform(core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now()))
@@ -102,6 +125,7 @@ public final class CoordinatorServer {
 
     deinit {
         socket.close()
+        zap?.close()
     }
 }
 

@@ -13,8 +13,13 @@ public final class WorkerClient {
     let logger: Logger
     let context: ZMQContext
 
-    public init(endpoint: String, name: String, slots: Int, exitWhenDone: Bool, logger: Logger) throws {
+    let curve: CurveClient?
+
+    public init(
+        endpoint: String, name: String, slots: Int, exitWhenDone: Bool, curve: CurveClient? = nil, logger: Logger
+    ) throws {
         self.endpoint = endpoint
+        self.curve = curve
         core = WorkerCore(name: name, slots: slots)
         core.exitWhenDone = exitWhenDone
         self.logger = logger
@@ -28,6 +33,11 @@ public final class WorkerClient {
         try socket.setRoutingID("\(core.name)#\(generation)")
         try socket.setMaximumMessageSize(CoordinatorServer.maximumMessageSize)
         try socket.setReconnect(initial: 1000, maximum: 32000)
+        if let curve {
+            try socket.setCurveClient(
+                serverKey: Array(curve.serverKey.utf8), publicKey: Array(curve.keys.publicKey.utf8),
+                secretKey: Array(curve.keys.secretKey.utf8))
+        }
         try socket.connect(endpoint)
         return socket
     }

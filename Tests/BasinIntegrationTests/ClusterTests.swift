@@ -268,4 +268,46 @@ import ZeroMQ
         #expect(try results("garbage") == expected)
         #expect(coordinator.output.contains("dropped a message") || coordinator.output.contains("without HELLO"))
     }
+
+    @Test func curveLetsAllowedWorkersInAndRefusesOthers() throws {
+        let spec = try writeSpec(points: 12)
+        let expected = try reference(spec)
+        let keys = directory.appendingPathComponent("keys")
+        let allowed = keys.appendingPathComponent("allowed")
+        try FileManager.default.createDirectory(at: allowed, withIntermediateDirectories: true)
+        for name in ["server", "good", "stranger"] {
+            _ = try run(["keygen", keys.appendingPathComponent(name).path], name: "keygen-\(name)")
+        }
+        try FileManager.default.copyItem(
+            at: keys.appendingPathComponent("good.pub"), to: allowed.appendingPathComponent("good.pub"))
+        let port = try freePort()
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        let coordinator = try Child(
+            [
+                "coordinator", spec, "--out", directory.appendingPathComponent("curve").path, "--bind", endpoint,
+                "--curve-secret", keys.appendingPathComponent("server.key").path, "--curve-allow", allowed.path,
+            ], log: directory.appendingPathComponent("coordinator.log"))
+        let server = keys.appendingPathComponent("server.pub").path
+        let stranger = try Child(
+            [
+                "worker", "--connect", endpoint, "--name", "stranger", "--curve-keys",
+                keys.appendingPathComponent("stranger.key").path, "--curve-server", server,
+            ],
+            log: directory.appendingPathComponent("stranger.log"))
+        usleep(1_500_000)
+        #expect(coordinator.output.contains("refused a connection"), "\(coordinator.output.suffix(1000))")
+        #expect(!coordinator.output.contains("stranger joined"))
+        let good = try Child(
+            [
+                "worker", "--connect", endpoint, "--name", "good", "--curve-keys",
+                keys.appendingPathComponent("good.key").path, "--curve-server", server,
+            ],
+            log: directory.appendingPathComponent("good.log"))
+        #expect(coordinator.wait(120), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.process.terminationStatus == 0)
+        #expect(good.wait(20))
+        #expect(!coordinator.output.contains("stranger joined"))
+        #expect(try results("curve") == expected)
+        stranger.kill9()
+    }
 }

@@ -41,15 +41,19 @@ struct SweepOptions: ParsableArguments {
     }
 
     /// Runs a coordinator on `bind` until the sweep is done, then merges. Returns the server's endpoint via `started`.
-    func coordinate(_ sweep: Sweep, bind: String, logger: Logger, started: (String) throws -> Void = { _ in }) throws {
+    func coordinate(
+        _ sweep: Sweep, bind: String, curve: CurveServer? = nil, logger: Logger,
+        started: (String) throws -> Void = { _ in }
+    ) throws {
         var settings = CoordinatorCore.Settings()
         settings.leaseSeconds = sweep.spec.sweep.leaseSeconds
         settings.epoch = sweep.epoch
         let core = CoordinatorCore(
             study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
             completed: sweep.completed, settings: settings)
-        let server = try CoordinatorServer(core: core, journal: sweep.journal, bind: bind, logger: logger)
-        logger.info("coordinator listening on \(server.endpoint)")
+        let server = try CoordinatorServer(core: core, journal: sweep.journal, bind: bind, curve: curve, logger: logger)
+        let security = curve.map { " (CURVE, \($0.allowed.count) allowed worker key(s))" } ?? ""
+        logger.info("coordinator listening on \(server.endpoint)\(security)")
         let display = ProgressDisplay(logger: logger)
         let statusFile = sweep.run.statusFile
         let endpoint = server.endpoint
@@ -161,15 +165,36 @@ struct CoordinatorCommand: ParsableCommand {
     )
     var bind: String = "tcp://127.0.0.1:5555"
 
+    @Option(name: .customLong("curve-secret"), help: "CURVE: this coordinator's key pair (NAME.key from basin keygen).")
+    var curveSecret: String?
+
+    @Option(name: .customLong("curve-allow"), help: "CURVE: directory of allowed worker public keys (*.pub).")
+    var curveAllow: String?
+
+    func validate() throws {
+        guard (curveSecret == nil) == (curveAllow == nil) else {
+            throw ValidationError("CURVE needs both --curve-secret and --curve-allow")
+        }
+    }
+
     func run() throws {
         let logger = Logger(label: "basin.coordinator")
-        let sweep = try options.open(logger: logger)
-        if !bind.contains("127.0.0.1") && !bind.contains("localhost") && !bind.hasPrefix("ipc://")
-            && !bind.hasPrefix("inproc://")
-        {
-            logger.warning("binding \(bind) without encryption: any host that reaches it can join")
+        var curve: CurveServer?
+        if let curveSecret, let curveAllow {
+            curve = CurveServer(
+                keys: try CurveKeyPair(contentsOf: curveSecret),
+                allowed: try CurveKeyPair.allowList(directory: curveAllow))
         }
-        try options.coordinate(sweep, bind: bind, logger: logger)
+        let sweep = try options.open(logger: logger)
+        let loopback =
+            bind.contains("127.0.0.1") || bind.contains("localhost") || bind.hasPrefix("ipc://")
+            || bind.hasPrefix("inproc://")
+        if curve == nil && !loopback {
+            logger.warning(
+                "binding \(bind) without encryption: any host that reaches it can join; turn CURVE on with `basin keygen` and --curve-secret/--curve-allow"
+            )
+        }
+        try options.coordinate(sweep, bind: bind, curve: curve, logger: logger)
     }
 }
 
@@ -195,8 +220,17 @@ struct WorkerCommand: ParsableCommand {
     @Flag(name: .customLong("keep-alive"), help: "Stay connected after the coordinator says DONE.")
     var keepAlive = false
 
+    @Option(name: .customLong("curve-keys"), help: "CURVE: this worker's key pair (NAME.key from basin keygen).")
+    var curveKeys: String?
+
+    @Option(name: .customLong("curve-server"), help: "CURVE: the coordinator's public key (its .pub file).")
+    var curveServer: String?
+
     func validate() throws {
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
+        guard (curveKeys == nil) == (curveServer == nil) else {
+            throw ValidationError("CURVE needs both --curve-keys and --curve-server")
+        }
         guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
             throw ValidationError("--connect must be an endpoint such as tcp://HOST:5555, got '\(connect)'")
         }
@@ -206,8 +240,14 @@ struct WorkerCommand: ParsableCommand {
         BLAS.setThreads(threads)
         let logger = Logger(label: "basin.worker")
         let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        var curve: CurveClient?
+        if let curveKeys, let curveServer {
+            curve = CurveClient(
+                keys: try CurveKeyPair(contentsOf: curveKeys),
+                serverKey: try CurveKeyPair.publicKey(contentsOf: curveServer))
+        }
         let client = try WorkerClient(
-            endpoint: connect, name: workerName, slots: slots, exitWhenDone: !keepAlive, logger: logger)
+            endpoint: connect, name: workerName, slots: slots, exitWhenDone: !keepAlive, curve: curve, logger: logger)
         let reason = try client.run()
         logger.info("worker \(workerName) leaving: \(reason)")
     }
@@ -293,5 +333,21 @@ final class ProgressDisplay: @unchecked Sendable {
 
     func finish() {
         if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+/// `basin keygen`: a CURVE key pair for a coordinator or a worker.
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Write a CURVE key pair: NAME.key (private) and NAME.pub (give it to the other side)."
+    )
+
+    @Argument(help: "File name without extension.")
+    var name: String = "basin"
+
+    func run() throws {
+        try CurveKeyPair.generate().write(name: name)
+        print("wrote \(name).key (keep private) and \(name).pub")
     }
 }
