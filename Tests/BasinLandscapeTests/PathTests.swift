@@ -32,6 +32,20 @@ import Testing
         #expect(family.model(at: curve.coefficients(at: 1)).parameters == b.parameters)
     }
 
+    @Test func straightLinesAndPolychainsExtrapolateOutsideZeroToOne() {
+        // θ(t) = (1 − t)·θ₀ + t·θ₁ must hold for t outside [0, 1] too (interpolations over
+        // -0.25...1.25 are common), not fade toward the zero vector.
+        #expect(Curve.line.coefficients(at: -0.25) == [1.25, -0.25])
+        #expect(Curve.line.coefficients(at: 1.5) == [-0.5, 1.5])
+        #expect(Curve.line.coefficients(at: 0.25) == [0.75, 0.25])
+        let chain = Curve(kind: .polychain, bends: 1)
+        #expect(chain.coefficients(at: 1.25) == [0, -0.5, 1.5])
+        #expect(chain.coefficients(at: -0.25) == [1.5, -0.5, 0])
+        for t in [-0.7, -0.1, 1.1, 2.0] {
+            #expect(abs(chain.coefficients(at: t).reduce(0, +) - 1) < 1e-12)
+        }
+    }
+
     @Test func pathStatisticsFollowGaripov() {
         let s = PathStatistics(values: [1, 3, 2], segmentLengths: [1, 3])
         #expect(s.min == 1 && s.max == 3 && s.mean == 2)

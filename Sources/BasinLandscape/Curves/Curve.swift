@@ -36,6 +36,13 @@ public struct Curve: Codable, Sendable, Equatable {
             }
         case .polychain:
             let position = t * Double(n)
+            // Outside [0, 1] the first or last segment continues straight (an interpolation
+            // over t = -0.25...1.25 extrapolates the line instead of shrinking toward zero).
+            if position < 0 || position > Double(n) {
+                let k = position < 0 ? 0 : n - 1
+                let s = position - Double(k)
+                return (0...n).map { j in j == k ? 1 - s : (j == k + 1 ? s : 0) }
+            }
             return (0...n).map { j in Swift.max(0, 1 - abs(position - Double(j))) }
         }
     }
