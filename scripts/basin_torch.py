@@ -6,8 +6,17 @@ description of an nn.Sequential built from the layers Basin supports (so
 `safetensors.torch.save_file(model.state_dict(), path)` loads in Basin).
 """
 
+import json
+import math
+import os
+import sys
+
+import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import basin_points  # noqa: E402
 
 
 def _pair(value):
@@ -114,3 +123,141 @@ def evaluate(model, features, labels, loss="cross_entropy"):
             per_sample = ((out - target) ** 2).mean(dim=1)
         accuracy = (out.argmax(dim=1) == labels).double().mean().item()
         return per_sample.double().mean().item(), accuracy
+
+
+def load_factory(reference):
+    """A user model factory from 'path/to/file.py:function' or 'package.module:function'."""
+    import importlib
+    import importlib.util
+    location, _, name = reference.rpartition(":")
+    if not location or not name:
+        raise ValueError(f"--model '{reference}': expected FILE.py:FUNCTION or MODULE:FUNCTION")
+    if location.endswith(".py"):
+        if not os.path.exists(location):
+            raise ValueError(f"--model '{reference}': no file {location}")
+        spec = importlib.util.spec_from_file_location("basin_user_model", location)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(location)
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        raise ValueError(f"--model '{reference}': {location} has no function '{name}'")
+    return factory
+
+
+class PointJob:
+    """A Basin surface or interpolation job evaluated point by point in PyTorch.
+
+    `definition` and `spec` are the job and the study spec as Basin sends them (dicts), `base`
+    the directory their relative paths start from. The model comes from `factory()` when given
+    (a model Basin cannot build), otherwise from the checkpoint's Basin description. Directions,
+    points and data are Basin's own (basin_points), so the parameters evaluated are the ones
+    Basin's workers evaluate."""
+
+    def __init__(self, definition, spec, base, factory=None, data=None):
+        from safetensors.torch import load_file
+        self.definition, self.spec = definition, spec
+        self.kind = definition.get("kind")
+        if self.kind not in ("surface", "interpolate"):
+            raise ValueError(f"the PyTorch worker evaluates surface and interpolate jobs, not '{self.kind}'")
+        if (definition.get("bn") or "eval") != "eval":
+            raise ValueError("the PyTorch worker evaluates with the models' BatchNorm statistics only (bn: eval)")
+        if definition.get("trajectory"):
+            raise ValueError("the PyTorch worker draws random directions; trajectory (PCA) surfaces need a Basin worker")
+        path = lambda p: p if os.path.isabs(p) else os.path.join(base, p)  # noqa: E731
+        files = [definition["checkpoint"]] if self.kind == "surface" else [definition["from"], definition["to"]]
+        self.model = self._build(path(files[0]), factory)
+        self.names = [name for name, _ in self.model.named_parameters()]
+        self.buffers = [name for name, b in self.model.named_buffers() if b.dtype.is_floating_point]
+        params, states = [], []
+        for file in files:
+            tensors = load_file(path(file))
+            missing = [n for n in self.names + self.buffers if n not in tensors]
+            if missing:
+                raise ValueError(f"{file}: no tensor '{missing[0]}' for this model")
+            params.append(np.concatenate([tensors[n].float().reshape(-1).numpy() for n in self.names]))
+            states.append(np.concatenate([tensors[n].float().reshape(-1).numpy() for n in self.buffers])
+                          if self.buffers else np.zeros(0, np.float32))
+            if len(params) == 1:
+                self.model.load_state_dict(tensors, strict=False)
+        self.shapes = [p.shape for _, p in self.model.named_parameters()]
+        self.buffer_shapes = [b.shape for n, b in self.model.named_buffers() if n in self.buffers]
+        self.points = basin_points.job_points(definition)
+        if self.kind == "surface":
+            named = [(n, params[0][o:o + int(np.prod(s))].reshape(s))
+                     for n, s, o in zip(self.names, self.shapes, self._offsets(self.shapes))]
+            count = 1 if definition.get("line") else 2
+            self.bases = [params[0]] + basin_points.directions(
+                named, count, norm=definition.get("norm") or "filter", ignore=definition.get("ignore") or "biasbn",
+                orthogonalize=bool(definition.get("orthogonalize")), seed=int(definition.get("seed") or 0))
+            self.states = states
+        else:
+            self.bases, self.states = params, states
+        self.data = basin_points.load_data(spec, base, data)
+        self.loss = ((spec.get("train") or {}).get("loss")) or "cross_entropy"
+
+    def _build(self, checkpoint, factory):
+        from safetensors import safe_open
+        if factory is not None:
+            return factory()
+        with safe_open(checkpoint, "pt") as f:
+            text = (f.metadata() or {}).get("basin.model")
+        if text is None:
+            raise ValueError(f"{checkpoint}: no Basin model description; pass --model FILE.py:FUNCTION")
+        return to_sequential(json.loads(text))
+
+    @staticmethod
+    def _offsets(shapes):
+        offsets, total = [], 0
+        for s in shapes:
+            offsets.append(total)
+            total += int(np.prod(s))
+        return offsets
+
+    def coefficients(self, index):
+        point = self.points[index]
+        if self.kind == "surface":
+            x, y = point
+            return [1.0, x] if y is None else [1.0, x, y]
+        if point < 0 or point > 1:  # Basin's straight line: extrapolated outside [0, 1]
+            return [1.0 - point, point]
+        return [max(0.0, 1.0 - abs(point)), max(0.0, 1.0 - abs(point - 1.0))]
+
+    def evaluate(self, index):
+        """(train loss, train accuracy, test loss, test accuracy) at point `index`."""
+        c = self.coefficients(index)
+        theta = basin_points.combine(c, self.bases)
+        state = (basin_points.combine(c, self.states) if self.kind == "interpolate" else self.states[0])
+        with torch.no_grad():
+            for p, o, s in zip(self.model.parameters(), self._offsets(self.shapes), self.shapes):
+                p.copy_(torch.from_numpy(theta[o:o + int(np.prod(s))].reshape(s)))
+            buffers = dict(self.model.named_buffers())
+            for n, o, s in zip(self.buffers, self._offsets(self.buffer_shapes), self.buffer_shapes):
+                buffers[n].copy_(torch.from_numpy(state[o:o + int(np.prod(s))].reshape(s)))
+        train_x, train_y, test_x, test_y = self.data
+        metrics = list(evaluate_batched(self.model, train_x, train_y, self.loss))
+        metrics += list(evaluate_batched(self.model, test_x, test_y, self.loss)) if len(test_x) else [math.nan] * 2
+        return metrics
+
+
+def evaluate_batched(model, features, labels, loss="cross_entropy", batch=8192):
+    """Mean loss and accuracy in eval mode over batches (float32 model, float64 sums), as Basin reports them."""
+    model.eval()
+    total, correct = 0.0, 0
+    with torch.no_grad():
+        for first in range(0, len(features), batch):
+            out = model(torch.from_numpy(np.ascontiguousarray(features[first:first + batch])))
+            target = torch.from_numpy(np.ascontiguousarray(labels[first:first + batch]))
+            if target.dtype.is_floating_point:
+                per_sample = ((out - target.reshape(out.shape)) ** 2).mean(dim=1)
+            else:
+                if loss == "cross_entropy":
+                    per_sample = nn.functional.cross_entropy(out, target, reduction="none")
+                else:
+                    one_hot = nn.functional.one_hot(target, out.shape[1]).to(out.dtype)
+                    per_sample = ((out - one_hot) ** 2).mean(dim=1)
+                correct += int((out.argmax(dim=1) == target).sum())
+            total += float(per_sample.double().sum())
+    count = max(len(features), 1)
+    return total / count, correct / count

@@ -46,6 +46,8 @@ public struct CoordinatorCore {
         var leases: Set<Int> = []
         var knownJobs: Set<Int> = []
         var awaitingAck: Set<Int> = []
+        /// Job kinds this worker evaluates (HELLO `kinds`); nil: every kind.
+        var kinds: Set<String>?
     }
 
     public let study: Study
@@ -167,11 +169,16 @@ public struct CoordinatorCore {
         if workers[peer] != nil { actions += retire(peer, reason: "said HELLO again") }
         let name = message.string("worker") ?? Self.printable(peer)
         let slots = max(1, min(64, message.int("slots") ?? 1))
-        workers[peer] = Worker(name: name, slots: slots, lastHeard: now, lastSent: now)
+        var kinds: Set<String>?
+        if case .array(let values)? = message.header["kinds"] {
+            kinds = Set(values.compactMap(\.stringValue))
+        }
+        workers[peer] = Worker(name: name, slots: slots, lastHeard: now, lastSent: now, kinds: kinds)
+        let only = kinds.map { ", \($0.sorted().joined(separator: "/")) jobs only" } ?? ""
         actions.append(
             .log(
                 .info,
-                "worker \(name) joined (host \(message.string("host") ?? "?"), pid \(message.int("pid") ?? 0), \(slots) slots)"
+                "worker \(name) joined (host \(message.string("host") ?? "?"), pid \(message.int("pid") ?? 0), \(slots) slots\(only))"
             ))
         actions.append(
             .send(
@@ -322,11 +329,13 @@ public struct CoordinatorCore {
         for peer in workers.keys.sorted(by: { workers[$0]!.name < workers[$1]!.name }) {
             while let worker = workers[peer], worker.leases.count + worker.awaitingAck.count < worker.slots {
                 var key: ShardKey
-                if !queue.isEmpty {
-                    key = queue.removeFirst()
+                let jobs = study.jobs, kinds = worker.kinds
+                let accepts = { (key: ShardKey) in kinds?.contains(jobs[key.job].definition.kind.rawValue) ?? true }
+                if let index = queue.firstIndex(where: accepts) {
+                    key = queue.remove(at: index)
                 } else if worker.leases.isEmpty,
                     let straggler = leases.values.filter({ lease in
-                        lease.peer != peer && leases.values.filter { $0.key == lease.key }.count == 1
+                        lease.peer != peer && accepts(lease.key) && leases.values.filter { $0.key == lease.key }.count == 1
                             && !done[lease.key.job][lease.key.shard]
                     }).min(by: { ($0.issued, $0.id) < ($1.issued, $1.id) })
                 {

@@ -97,6 +97,19 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         #expect(out[1].message.header["definition"] != nil && out[1].message.header["spec"] != nil)
     }
 
+    @Test func aWorkerThatNamesItsKindsGetsOnlyThoseJobs() throws {
+        var core = try fixture.core()
+        var header: [String: JSONValue] = ["worker": .string("py"), "slots": .integer(64)]
+        header["kinds"] = .array([.string("interpolate")])
+        let out = sent(core.receive(peer: Data("py".utf8), frames: frames(.hello, header), now: 0))
+        let tasks = out.filter { $0.message.command == .task }
+        // Job 1 (interpolate, 7 points in shards of 5) only; the surface waits for another worker.
+        #expect(tasks.count == 2 && tasks.allSatisfy { $0.message.int("job_index") == 1 })
+        let other = sent(core.receive(peer: Data("any".utf8), frames: hello("any", slots: 64), now: 0))
+        #expect(other.filter { $0.message.command == .task }.allSatisfy { $0.message.int("job_index") == 0 })
+        #expect(other.contains { $0.message.command == .task })
+    }
+
     @Test func resultsAreAcknowledgedOnlyWhenDurable() throws {
         var core = try fixture.core()
         let tasks = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter {

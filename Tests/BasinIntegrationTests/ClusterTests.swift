@@ -22,10 +22,10 @@ import ZeroMQ
         let process = Process()
         let log: URL
 
-        init(_ arguments: [String], log: URL) throws {
+        init(_ arguments: [String], log: URL, executable: URL = ClusterTests.basin) throws {
             self.log = log
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            process.executableURL = ClusterTests.basin
+            process.executableURL = executable
             process.arguments = arguments
             let handle = try FileHandle(forWritingTo: log)
             process.standardOutput = handle
@@ -309,5 +309,126 @@ import ZeroMQ
         #expect(!coordinator.output.contains("stranger joined"))
         #expect(try results("curve") == expected)
         stranger.kill9()
+    }
+
+    /// Whether scripts/basin_worker.py can run here (python3 with torch, pyzmq, safetensors, numpy).
+    static let pythonWorkerAvailable: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import torch, zmq, safetensors, numpy, yaml"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }()
+
+    /// Metric arrays of a result file as Doubles.
+    func metrics(_ data: Data, _ name: String) throws -> [String: [Double]] {
+        let file = try ResultFile(data: data, source: name)
+        var out: [String: [Double]] = [:]
+        for metric in ["train_loss", "train_acc", "test_loss", "test_acc"] {
+            out[metric] = file[metric]?.floats()?.map(Double.init) ?? []
+        }
+        return out
+    }
+
+    @Test(
+        .enabled(
+            if: ClusterTests.pythonWorkerAvailable,
+            "skipped: the PyTorch worker needs python3 with torch, pyzmq, safetensors, numpy and PyYAML"))
+    func aPyTorchWorkerAndABasinWorkerShareASweep() throws {
+        // Data as .npy files (split and normalized by each worker itself), three models.
+        let teacher = directory.appendingPathComponent("teacher.yaml")
+        try Data(
+            """
+            model: {input: [16], layers: [{type: linear, out_features: 4}]}
+            data: {source: teacher, samples: 1500, features: 16, classes: 4}
+
+            """.utf8
+        ).write(to: teacher)
+        _ = try run(["data", teacher.path, "-o", directory.appendingPathComponent("data").path], name: "data")
+        let network = try Network(
+            ModelDescription(
+                input: [16],
+                layers: [
+                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
+                    .linear(inFeatures: nil, outFeatures: 4, bias: true),
+                ]))
+        for (i, name) in ["a", "b", "c"].enumerated() {
+            try Checkpoint.save(
+                network.initialize(seed: UInt64(i + 1)), to: directory.appendingPathComponent("\(name).safetensors"))
+        }
+        let spec = directory.appendingPathComponent("mixed.yaml")
+        try Data(
+            """
+            model:
+              input: [16]
+              layers: [{type: linear, out_features: 32}, relu, {type: linear, out_features: 4}]
+            data:
+              source: files
+              train: {features: data/train_x.npy, labels: data/train_y.npy}
+              test_fraction: 0.25
+              seed: 2
+            jobs:
+              - surface: {checkpoint: a.safetensors, x: "-1:1:16", y: "-1:1:8", orthogonalize: true, seed: 5}
+              - interpolate: {from: a.safetensors, to: b.safetensors, t: "-0.5:1.5:24"}
+              - plane: {models: [a.safetensors, b.safetensors, c.safetensors], x: "0:1:6", y: "0:1:6"}
+            sweep: {shard_points: 8}
+
+            """.utf8
+        ).write(to: spec)
+        // The model the PyTorch worker builds itself, as a user would supply one.
+        let model = directory.appendingPathComponent("model.py")
+        try Data(
+            """
+            from torch import nn
+            def build():
+                return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+
+            """.utf8
+        ).write(to: model)
+        _ = try run(
+            ["run", spec.path, "--out", directory.appendingPathComponent("reference").path, "--workers", "0"],
+            name: "reference")
+        let expected = try results("reference")
+        let endpoint = "tcp://127.0.0.1:\(try freePort())"
+        let coordinator = try Child(
+            ["coordinator", spec.path, "--out", directory.appendingPathComponent("mixed").path, "--bind", endpoint],
+            log: directory.appendingPathComponent("coordinator.log"))
+        let python = try Child(
+            [
+                "python3", TestSupport.repositoryRoot.appendingPathComponent("scripts/basin_worker.py").path,
+                "--connect", endpoint, "--name", "torch", "--model", "\(model.path):build",
+            ], log: directory.appendingPathComponent("python.log"), executable: URL(fileURLWithPath: "/usr/bin/env"))
+        let deadline = Date().addingTimeInterval(60)
+        while !coordinator.output.contains("worker torch joined") && Date() < deadline { usleep(50_000) }
+        #expect(coordinator.output.contains("interpolate/surface jobs only"), "\(python.output.suffix(2000))")
+        let swift = try Child(
+            ["worker", "--connect", endpoint, "--name", "swift"], log: directory.appendingPathComponent("swift.log"))
+        #expect(coordinator.wait(180), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
+        #expect(python.wait(20) && python.process.terminationStatus == 0, "\(python.output.suffix(2000))")
+        #expect(swift.wait(20))
+        // The PyTorch worker did part of the sweep, and only the kinds it named.
+        let computed =
+            python.output.components(separatedBy: "the sweep is done (").last.flatMap {
+                Int($0.prefix { $0.isNumber })
+            } ?? 0
+        #expect(computed >= 1, "\(python.output.suffix(2000))")
+        let got = try results("mixed")
+        #expect(Set(got.keys) == Set(expected.keys))
+        // Planes come from Basin alone: bit for bit. PyTorch's points agree to float32 rounding.
+        let plane = expected.keys.first { $0.hasPrefix("plane/") }!
+        #expect(got[plane] == expected[plane])
+        for (name, data) in expected where !name.hasPrefix("plane/") {
+            let want = try metrics(data, name), have = try metrics(got[name]!, name)
+            for (metric, values) in want {
+                #expect(values.count == have[metric]!.count && !values.isEmpty)
+                for (a, b) in zip(values, have[metric]!) where !(a.isNaN && b.isNaN) {
+                    #expect(abs(a - b) <= 1e-5 * max(1, abs(a)), "\(name) \(metric): Basin \(a), PyTorch \(b)")
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,230 @@
+"""Basin's point definitions in numpy: Philox4x32-10 streams, Li et al. directions, axes and data.
+
+Everything here reproduces what Basin's Swift code computes, so a Python program (the PyTorch
+worker, the cross-check) evaluates the same parameter vectors Basin does:
+
+- `RandomSource(seed, stream)`: Basin's Philox stream (word n is word n % 4 of the block at
+  counter (n / 4, stream)); `gaussians` draws Box-Muller pairs one block per pair.
+- `directions(named, count, ...)`: `Directions.random` bit for bit (random Gaussian tensors,
+  filter/layer normalization against the weights, bias/BN rule, optional orthogonalization).
+- `axis_values("MIN:MAX:STEPS")`, `job_points(definition)`: the grid of a surface or
+  interpolation job, in Basin's point order.
+- `load_data(spec, base)`: a spec's `files` data (.npy), split and normalized like Basin; other
+  sources are read from a directory written by `basin data SPEC -o DIR`.
+
+numpy is the only dependency.
+"""
+
+import math
+import os
+
+import numpy as np
+
+MASK32 = 0xFFFFFFFF
+STREAM_SPLIT = 5
+STREAM_DIRECTION = 6
+
+
+def stream_id(kind, index=0):
+    return (kind << 40) | (index & ((1 << 64) - 1))
+
+
+def philox_blocks(seed, stream, counters):
+    """Philox4x32-10 blocks for `counters` (uint64 array) of `stream` under key `seed`: 4 uint32 arrays."""
+    counters = np.asarray(counters, dtype=np.uint64)
+    x0 = counters & np.uint64(MASK32)
+    x1 = counters >> np.uint64(32)
+    x2 = np.full_like(x0, stream & MASK32)
+    x3 = np.full_like(x0, (stream >> 32) & MASK32)
+    k0, k1 = seed & MASK32, (seed >> 32) & MASK32
+    m0, m1, mask = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57), np.uint64(MASK32)
+    for _ in range(10):
+        p0 = m0 * x0
+        p1 = m1 * x2
+        x0, x1, x2, x3 = ((p1 >> np.uint64(32)) ^ x1 ^ np.uint64(k0), p1 & mask,
+                          (p0 >> np.uint64(32)) ^ x3 ^ np.uint64(k1), p0 & mask)
+        k0 = (k0 + 0x9E3779B9) & MASK32
+        k1 = (k1 + 0xBB67AE85) & MASK32
+    return x0, x1, x2, x3
+
+
+def _unit(hi, lo):
+    """Basin's nextDouble from two words (hi first): 53 bits in [0, 1)."""
+    return ((hi << np.uint64(32)) | lo) >> np.uint64(11)
+
+
+def gaussians(seed, stream, count):
+    """The first `count` values of RandomSource.nextGaussian on one stream (float64)."""
+    pairs = (count + 1) // 2
+    w0, w1, w2, w3 = philox_blocks(seed, stream, np.arange(pairs, dtype=np.uint64))
+    u1 = [1.0 - float(v) * 2.0 ** -53 for v in _unit(w0, w1).tolist()]
+    u2 = [float(v) * 2.0 ** -53 for v in _unit(w2, w3).tolist()]
+    out = np.empty(2 * pairs)
+    # math (the C library) rather than numpy's vectorized kernels, which may round differently.
+    for k in range(pairs):
+        radius = math.sqrt(-2.0 * math.log(u1[k]))
+        angle = 2.0 * math.pi * u2[k]
+        out[2 * k] = radius * math.cos(angle)
+        out[2 * k + 1] = radius * math.sin(angle)
+    return out[:count]
+
+
+class RandomSource:
+    """A sequential reader over one Philox stream, like Basin's RandomSource (words and integers)."""
+
+    def __init__(self, seed, stream):
+        self.seed, self.stream, self.counter, self.words = seed, stream, 0, []
+
+    def next_u32(self):
+        if not self.words:
+            blocks = philox_blocks(self.seed, self.stream, np.arange(self.counter, self.counter + 256, dtype=np.uint64))
+            self.words = list(np.stack(blocks, axis=1).reshape(-1).tolist())[::-1]
+            self.counter += 256
+        return self.words.pop()
+
+    def next_u64(self):
+        hi = self.next_u32()
+        return (hi << 32) | self.next_u32()
+
+    def next_int_below(self, bound):
+        """Lemire's unbiased method with rejection, as Basin draws it."""
+        threshold = ((1 << 64) - bound) % bound
+        while True:
+            product = self.next_u64() * bound
+            if product & ((1 << 64) - 1) >= threshold:
+                return product >> 64
+
+    def permutation(self, count):
+        order = list(range(count))
+        for i in range(count - 1, 0, -1):
+            j = self.next_int_below(i + 1)
+            order[i], order[j] = order[j], order[i]
+        return order
+
+
+def _sequential_norm(rows):
+    """sqrt of the sum of squares of each row, accumulated left to right in float64 (as Basin does)."""
+    rows = rows.astype(np.float64)
+    return np.sqrt(np.cumsum(rows * rows, axis=1)[:, -1])
+
+
+def _sequential_dot(a, b):
+    return float(np.cumsum(a.astype(np.float64) * b.astype(np.float64))[-1]) if a.size else 0.0
+
+
+def directions(named, count, norm="filter", ignore="biasbn", orthogonalize=False, seed=0):
+    """Basin's random directions around parameters `named` (list of (name, float32 array) in order).
+
+    Returns `count` flat float32 vectors over the concatenated parameters."""
+    if norm not in ("filter", "layer", "none") or ignore not in ("biasbn", "keep"):
+        raise ValueError(f"unknown direction normalization '{norm}' or one-dimensional rule '{ignore}'")
+    result = []
+    for index in range(count):
+        parts = []
+        for tensor, (name, weights) in enumerate(named):
+            weights = np.asarray(weights, dtype=np.float32)
+            if weights.ndim <= 1:
+                parts.append(np.zeros(weights.size, np.float32) if ignore == "biasbn" else weights.reshape(-1).copy())
+                continue
+            d = gaussians(seed, stream_id(STREAM_DIRECTION, index << 20 | tensor), weights.size).astype(np.float32)
+            if norm != "none":
+                rows = weights.shape[0] if norm == "filter" else 1
+                d = d.reshape(rows, -1)
+                factor = _sequential_norm(weights.reshape(rows, -1)) / (_sequential_norm(d) + 1e-10)
+                d = (d.astype(np.float64) * factor[:, None]).astype(np.float32)
+            parts.append(d.reshape(-1))
+        result.append(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+    if orthogonalize and count >= 2:
+        a, b = result[0], result[1]
+        projection = _sequential_dot(b, a) / max(_sequential_dot(a, a), 2.2250738585072014e-308)
+        result[1] = (b.astype(np.float64) - projection * a.astype(np.float64)).astype(np.float32)
+    return result
+
+
+def axis_values(text, default="-1:1:21"):
+    """Values of a Basin axis 'MIN:MAX:STEPS' (each computed directly, not accumulated)."""
+    low, high, steps = (text or default).split(":")
+    low, high, steps = float(low), float(high), int(steps)
+    if steps == 1:
+        return [low]
+    return [low + i * (high - low) / (steps - 1) for i in range(steps)]
+
+
+def job_points(definition):
+    """A surface or interpolation job's points in Basin's order: (x, y) pairs, or t values."""
+    kind = definition["kind"]
+    if kind == "surface":
+        xs = axis_values(definition.get("x"))
+        if definition.get("line"):
+            return [(x, None) for x in xs]
+        ys = axis_values(definition.get("y"))
+        return [(x, y) for y in ys for x in xs]
+    if kind == "interpolate":
+        return axis_values(definition.get("t"), "0:1:21") + [0.0, 1.0]
+    raise ValueError(f"job kind '{kind}' is not reproduced in Python (surface and interpolate are)")
+
+
+def combine(coefficients, vectors):
+    """Σ c·v accumulated in float64, rounded once to float32 (Basin's VectorMath.combination)."""
+    total = np.zeros(vectors[0].shape, np.float64)
+    for c, v in zip(coefficients, vectors):
+        total += c * v.astype(np.float64)
+    return total.astype(np.float32)
+
+
+def _read_split(files, base, field):
+    if "csv" in files and files["csv"]:
+        raise ValueError(f"{field}: CSV data is not read in Python; write it with `basin data SPEC -o DIR` "
+                         "and pass that directory")
+    if not files.get("features") or not files.get("labels"):
+        raise ValueError(f"{field}: give 'features' and 'labels' files")
+    path = lambda p: p if os.path.isabs(p) else os.path.join(base, p)  # noqa: E731
+    for key in ("features", "labels"):
+        if not files[key].endswith(".npy"):
+            raise ValueError(f"{field}.{key}: only .npy files are read in Python, got '{files[key]}'")
+    x = np.load(path(files["features"])).astype(np.float32)
+    y = np.load(path(files["labels"]))
+    if len(x) != len(y):
+        raise ValueError(f"{field}: {len(y)} labels for {len(x)} feature rows")
+    return x, (y.astype(np.int64) if y.dtype.kind in "iu" else y.astype(np.float32))
+
+
+def _statistics(x):
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    n = max(len(flat), 1)
+    mean = np.cumsum(flat, axis=0)[-1] / n if len(flat) else np.zeros(flat.shape[1])
+    deviations = flat - mean
+    squares = np.cumsum(deviations * deviations, axis=0)[-1] if len(flat) else np.zeros(flat.shape[1])
+    std = np.sqrt(squares / n)
+    return mean.astype(np.float32), np.where(std < 1e-12, 1.0, std).astype(np.float32)
+
+
+def load_data(spec, base, data_dir=None):
+    """(train_x, train_y, test_x, test_y) as Basin prepares them for `spec` (a study spec dict)."""
+    if data_dir:
+        arrays = [np.load(os.path.join(data_dir, f"{n}.npy")) for n in ("train_x", "train_y", "test_x", "test_y")]
+        return tuple(arrays)
+    data = spec.get("data") or {}
+    if data.get("source") != "files":
+        raise ValueError(f"data: source '{data.get('source')}' is generated by Basin; write it once with "
+                         "`basin data SPEC -o DIR` and pass --data DIR")
+    x, y = _read_split(data.get("train") or {}, base, "data.train")
+    shape = data.get("shape")
+    if shape:
+        x = x.reshape([len(x)] + list(shape))
+    if data.get("test"):
+        tx, ty = _read_split(data["test"], base, "data.test")
+        if shape:
+            tx = tx.reshape([len(tx)] + list(shape))
+    else:
+        fraction = data.get("test_fraction", 0.2)
+        order = RandomSource(data.get("seed", 0), stream_id(STREAM_SPLIT)).permutation(len(x))
+        test_count = min(len(x), max(0, int(math.floor(fraction * len(x) + 0.5))))
+        test, train = order[:test_count], order[test_count:]
+        x, y, tx, ty = x[train], y[train], x[test], y[test]
+    if data.get("normalize", True):
+        mean, std = _statistics(x)
+        sample = x.shape[1:]
+        x = ((x.reshape(len(x), -1) - mean) / std).reshape((len(x),) + sample)
+        tx = ((tx.reshape(len(tx), -1) - mean) / std).reshape((len(tx),) + sample)
+    return x, y, tx, ty

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""A Basin worker in Python: joins a sweep over BASIN/1 (pyzmq) and evaluates points in PyTorch.
+
+    python3 scripts/basin_worker.py --connect tcp://HOST:5555 [--model FILE.py:FUNCTION]
+        [--data DIR] [--name NAME] [--slots 2] [--threads 1] [--keep-alive]
+        [--curve-keys NAME.key --curve-server COORDINATOR.pub]
+
+It speaks the protocol in Sources/BasinCluster/PROTOCOL.md: HELLO, heartbeats every second,
+RESULT frames of 4 float64 per point, reconnection with backoff when the coordinator goes
+silent for 5 s, BYE on DONE or SIGTERM. It evaluates `surface` (random directions) and
+`interpolate` jobs and says so in HELLO (`kinds`), so the coordinator leases it only those and
+leaves planes and curves to Basin workers; a task it cannot do is answered with FAIL and a
+one-sentence reason.
+
+--model names a function returning the nn.Module to evaluate (for models Basin cannot build);
+its named_parameters() order is the parameter order directions are drawn in. Without it the
+model is built from the checkpoint's Basin description. --data is a directory written by
+`basin data SPEC -o DIR`, needed when the spec's data is a built-in generator.
+"""
+import argparse
+import json
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+
+VERSION = b"BASIN/1"
+HEARTBEAT_S = 1.0
+SILENCE_S = 5.0
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="A Basin worker in Python (pyzmq + PyTorch).")
+    parser.add_argument("--connect", required=True, help="the coordinator's endpoint, tcp://HOST:PORT")
+    parser.add_argument("--model", help="FILE.py:FUNCTION (or MODULE:FUNCTION) returning the nn.Module")
+    parser.add_argument("--data", help="directory from `basin data SPEC -o DIR`")
+    parser.add_argument("--name", default=f"py-{socket.gethostname()}-{os.getpid()}")
+    parser.add_argument("--slots", type=int, default=2, help="leases held at once (1-64)")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    parser.add_argument("--keep-alive", action="store_true", help="stay connected after the sweep is DONE")
+    parser.add_argument("--curve-keys", help="this worker's key pair (NAME.key from basin keygen)")
+    parser.add_argument("--curve-server", help="the coordinator's public key (its .pub file)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.slots <= 64:
+        parser.error("--slots must be between 1 and 64")
+    if (args.curve_keys is None) != (args.curve_server is None):
+        parser.error("CURVE needs both --curve-keys and --curve-server")
+    return args
+
+
+def read_key_file(path, field):
+    """A Z85 key from a basin keygen file: the `field = ...` line of a .key file, or a .pub file's line."""
+    try:
+        with open(path) as f:
+            lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    except OSError as error:
+        raise SystemExit(f"basin_worker: cannot read {path} ({error.strerror})")
+    for line in lines:
+        if line.startswith(field) and line[len(field):].lstrip().startswith("="):
+            return line[len(field):].lstrip()[1:].strip().encode()
+    if field == "public" and len(lines) == 1 and len(lines[0]) == 40:
+        return lines[0].encode()
+    raise SystemExit(f"basin_worker: {path} has no {field} key (expected a file from basin keygen)")
+
+
+class Compute(threading.Thread):
+    """Evaluates tasks one at a time off the socket thread, so heartbeats keep flowing."""
+
+    def __init__(self, args):
+        super().__init__(daemon=True)
+        self.args, self.tasks, self.results = args, queue.Queue(), queue.Queue()
+        self.jobs, self.definitions, self.broken, self.cancelled = {}, {}, {}, set()
+        self.busy = None
+        import basin_torch
+        self.basin_torch = basin_torch
+        self.factory = basin_torch.load_factory(args.model) if args.model else None
+
+    def run(self):
+        while True:
+            header = self.tasks.get()
+            lease = header["lease"]
+            if lease in self.cancelled:
+                self.cancelled.discard(lease)
+                continue
+            self.busy = lease
+            started = time.monotonic()
+            try:
+                job = self.job(header)
+                points = range(header["start"], header["end"])
+                if points.stop > len(job.points):
+                    raise ValueError(f"points {points.start}..<{points.stop} outside the job's {len(job.points)}")
+                values = [v for i in points for v in job.evaluate(i)]
+                self.results.put(("RESULT", header, values, time.monotonic() - started))
+            except Exception as error:  # one sentence back to the coordinator, the trace here
+                traceback.print_exc(file=sys.stderr)
+                self.results.put(("FAIL", header, str(error).splitlines()[0] if str(error) else type(error).__name__, 0))
+            self.busy = None
+
+    def job(self, header):
+        key = header["job"]
+        if key in self.jobs:
+            return self.jobs[key]
+        if "definition" in header:
+            self.definitions[key] = (header["definition"], header["spec"], header["base"])
+        if key not in self.definitions and key not in self.broken:
+            raise ValueError(f"task for job {key[:12]} without its definition")
+        if key in self.broken:
+            raise self.broken[key]
+        definition, spec, base = self.definitions[key]
+        try:
+            job = self.basin_torch.PointJob(definition, spec, base, factory=self.factory, data=self.args.data)
+        except Exception as error:  # every later shard of this job fails the same way, at once
+            self.broken[key] = error
+            raise
+        self.jobs[key] = job
+        return job
+
+
+def main(argv):
+    args = parse_args(argv)
+    try:
+        import numpy as np
+        import torch
+        import zmq
+    except ImportError as error:
+        raise SystemExit(f"basin_worker: needs numpy, torch, safetensors and pyzmq ({error}); "
+                         "pip install numpy torch safetensors pyzmq")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    torch.set_num_threads(args.threads)
+    compute = Compute(args)
+    compute.start()
+    context = zmq.Context()
+    stopping = {"signal": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(signal=True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.update(signal=True))
+    generation, backoff, shards_done = 0, 1.0, 0
+    log = lambda text: print(f"basin_worker {args.name}: {text}", file=sys.stderr, flush=True)  # noqa: E731
+
+    def open_socket():
+        s = context.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.IMMEDIATE, 1)
+        s.setsockopt_string(zmq.ROUTING_ID, f"{args.name}#{generation}")
+        if args.curve_keys:
+            s.curve_publickey = read_key_file(args.curve_keys, "public")
+            s.curve_secretkey = read_key_file(args.curve_keys, "secret")
+            s.curve_serverkey = read_key_file(args.curve_server, "public")
+        s.connect(args.connect)
+        return s
+
+    while True:
+        sock = open_socket()
+        last_sent = last_heard = 0.0
+        welcomed = False
+        in_flight = set()
+
+        def send(command, header=None, *binary):
+            nonlocal last_sent
+            sock.send_multipart([VERSION, command.encode(), json.dumps(header or {}).encode(), *binary])
+            last_sent = time.monotonic()
+
+        def hello():
+            send("HELLO", {"worker": args.name, "host": socket.gethostname(), "pid": os.getpid(),
+                           "slots": args.slots, "version": "basin_worker.py", "kinds": ["surface", "interpolate"]})
+
+        hello()
+        last_heard = time.monotonic()
+        reconnect = False
+        while not reconnect:
+            if stopping["signal"]:
+                send("BYE")
+                log("stopping on a signal (BYE sent)")
+                return 0
+            if sock.poll(100):
+                frames = sock.recv_multipart()
+                last_heard = time.monotonic()
+                if len(frames) < 3 or frames[0] != VERSION:
+                    log("dropped an unreadable message from the coordinator")
+                    continue
+                command = frames[1].decode(errors="replace")
+                try:
+                    header = json.loads(frames[2])
+                except ValueError:
+                    log(f"dropped a {command} whose header is not JSON")
+                    continue
+                if command == "WELCOME":
+                    welcomed, backoff = True, 1.0
+                    log(f"joined {args.connect} (epoch {header.get('epoch')})")
+                elif command == "TASK":
+                    in_flight.add(header["lease"])
+                    compute.tasks.put(header)
+                elif command == "ACK":
+                    in_flight.discard(header.get("lease"))
+                elif command == "CANCEL":
+                    compute.cancelled.add(header.get("lease"))
+                    in_flight.discard(header.get("lease"))
+                elif command == "DISCONNECT":
+                    log(f"coordinator said: {header.get('reason')}; reconnecting")
+                    reconnect = True
+                elif command == "DONE":
+                    if args.keep_alive:
+                        continue
+                    send("BYE")
+                    log(f"the sweep is done ({shards_done} shard(s) computed here)")
+                    sock.close()
+                    context.term()
+                    return 0
+            while not compute.results.empty():
+                kind, task, values, seconds = compute.results.get()
+                if task["lease"] not in in_flight:
+                    continue
+                if kind == "RESULT":
+                    header = {k: task[k] for k in ("lease", "job", "job_index", "shard")}
+                    header["seconds"] = seconds
+                    send("RESULT", header, np.asarray(values, dtype="<f8").tobytes())
+                    shards_done += 1
+                else:
+                    send("FAIL", {"lease": task["lease"], "error": values})
+            now = time.monotonic()
+            if now - last_sent >= HEARTBEAT_S:
+                if welcomed:
+                    heartbeat = {"queued": compute.tasks.qsize()}
+                    if compute.busy is not None:
+                        heartbeat["computing"] = compute.busy
+                    send("HEARTBEAT", heartbeat)
+                else:
+                    hello()
+            if now - last_heard > SILENCE_S:
+                log(f"no word from {args.connect} for {SILENCE_S:g} s; reconnecting in {backoff:g} s")
+                reconnect = True
+        # Drop queued work: the coordinator reissues whatever was not acknowledged.
+        while not compute.tasks.empty():
+            compute.tasks.get_nowait()
+        sock.close()
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 32.0)
+        generation += 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
