@@ -12,7 +12,8 @@ public struct BasinCommand: AsyncParsableCommand {
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, MergeCommand.self,
             KeygenCommand.self,
             TrainCommand.self, EvalCommand.self, SurfaceCommand.self, InterpolateCommand.self, PlaneCommand.self,
-            CurveCommand.self, InspectCommand.self, PlotCommand.self, DataCommand.self, ExampleCommand.self,
+            CurveCommand.self, InspectCommand.self, PlotCommand.self, ExportCommand.self, DataCommand.self,
+            ExampleCommand.self,
         ]
     )
 

@@ -335,7 +335,8 @@ public struct CoordinatorCore {
                     key = queue.remove(at: index)
                 } else if worker.leases.isEmpty,
                     let straggler = leases.values.filter({ lease in
-                        lease.peer != peer && accepts(lease.key) && leases.values.filter { $0.key == lease.key }.count == 1
+                        lease.peer != peer && accepts(lease.key)
+                            && leases.values.filter { $0.key == lease.key }.count == 1
                             && !done[lease.key.job][lease.key.shard]
                     }).min(by: { ($0.issued, $0.id) < ($1.issued, $1.id) })
                 {

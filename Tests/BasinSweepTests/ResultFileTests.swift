@@ -128,3 +128,52 @@ import Testing
         if !orthonormal { #expect(coordinates == [[0, 0], [1, 0], [0, 1]]) }
     }
 }
+
+@Suite struct ResultExportTests {
+    /// A 2×3 surface result with one point not computed.
+    func surface() -> ResultFile {
+        var file = ResultFile(metadata: .object(["kind": .string("surface")]))
+        let loss: [Float] = [0.1, 0.25, .nan, 1e-8, 3.5, 12345.678]
+        file.set("train_loss", TensorData(loss, shape: [2, 3]))
+        file.set("train_acc", TensorData([Float](repeating: 0.5, count: 6), shape: [2, 3]))
+        file.set("x", TensorData([-1, 0, 1] as [Double], shape: [3]))
+        file.set("y", TensorData([-0.5, 0.5] as [Double], shape: [2]))
+        file.set("done", TensorData([1, 1, 0, 1, 1, 1] as [UInt8], shape: [2, 3]))
+        return file
+    }
+
+    @Test func csvHasARowPerPointXFastestAndValuesThatReadBackExactly() throws {
+        let lines = try ResultExport.csv(surface(), source: "s.npz").split(separator: "\n").map(String.init)
+        #expect(lines[0] == "x,y,train_loss,train_acc,done")
+        #expect(lines.count == 7)
+        #expect(lines[2] == "0.0,-0.5,0.25,0.5,1")
+        #expect(lines[3] == "1.0,-0.5,nan,0.5,0")
+        #expect(lines[4].hasPrefix("-1.0,0.5,"))
+        let loss = lines.dropFirst().map { Float($0.split(separator: ",")[2])! }
+        #expect(loss[5] == 12345.678 && loss[3] == 1e-8 && loss[2].isNaN)
+    }
+
+    @Test func vtkIsARectilinearGridWithEveryArray() throws {
+        let text = try ResultExport.vtk(surface(), title: "surface\nof a", source: "s.npz")
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines[0] == "# vtk DataFile Version 3.0" && lines[1] == "Basin surface of a")
+        #expect(lines[2] == "ASCII" && lines[3] == "DATASET RECTILINEAR_GRID" && lines[4] == "DIMENSIONS 3 2 1")
+        #expect(lines[5] == "X_COORDINATES 3 double" && lines[6] == "-1.0 0.0 1.0")
+        #expect(lines[7] == "Y_COORDINATES 2 double" && lines[8] == "-0.5 0.5")
+        #expect(lines.contains("POINT_DATA 6"))
+        let scalars = lines.filter { $0.hasPrefix("SCALARS") }
+        #expect(scalars == ["SCALARS train_loss double 1", "SCALARS train_acc double 1", "SCALARS done int 1"])
+        let loss = lines[lines.firstIndex(of: "SCALARS train_loss double 1")! + 2]
+        #expect(loss == "0.1 0.25 nan 1e-08 3.5 12345.678")
+    }
+
+    @Test func pathsExportAlongTAndBadShapesAreRefused() throws {
+        var path = ResultFile()
+        path.set("train_loss", TensorData([1, 2] as [Float], shape: [2]))
+        path.set("t", TensorData([0, 1] as [Double], shape: [2]))
+        #expect(try ResultExport.csv(path, source: "p.npz") == "t,train_loss\n0.0,1.0\n1.0,2.0\n")
+        path.set("t", TensorData([0, 0.5, 1] as [Double], shape: [3]))
+        #expect(throws: NNError.self) { try ResultExport.csv(path, source: "p.npz") }
+        #expect(throws: NNError.self) { try ResultExport.vtk(ResultFile(), title: "", source: "e.npz") }
+    }
+}

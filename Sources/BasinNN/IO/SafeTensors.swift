@@ -74,6 +74,15 @@ public struct TensorData: Sendable, Equatable {
         }
     }
 
+    /// The values as Float64 for F64 and F32 tensors (exactly), or nil for other types.
+    public func doubles() -> [Double]? {
+        switch dtype {
+        case .f64: load(Double.self)
+        case .f32: load(Float.self).map { Double($0) }
+        default: nil
+        }
+    }
+
     /// The values as Int64 for integer and boolean types, or nil for floating types.
     public func integers() -> [Int64]? {
         switch dtype {
