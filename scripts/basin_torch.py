@@ -261,3 +261,65 @@ def evaluate_batched(model, features, labels, loss="cross_entropy", batch=8192):
             total += float(per_sample.double().sum())
     count = max(len(features), 1)
     return total / count, correct / count
+
+
+def export(model, input_shape, path):
+    """Writes `model`'s state_dict as a Basin checkpoint: safetensors with the Basin description in
+    the 'basin.model' metadata, so `basin eval`, `basin surface` and sweeps load it without a
+    'model' section. Returns the description."""
+    from safetensors.torch import save_file
+    description = describe(model, input_shape)
+    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, path, metadata={"basin.model": json.dumps(description, separators=(",", ":"))})
+    return description
+
+
+def _main(argv):
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="basin_torch.py",
+        description="Turn a PyTorch nn.Sequential and its state_dict into a Basin checkpoint (.safetensors with "
+                    "the model description), or print a Basin checkpoint's description as an nn.Sequential.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    to_basin = commands.add_parser("export", help="nn.Sequential (+ state_dict) -> Basin checkpoint")
+    to_basin.add_argument("model", help="FILE.py:FUNCTION or MODULE:FUNCTION returning the nn.Sequential")
+    to_basin.add_argument("--input", required=True, help="shape of one sample, e.g. 2 or 1,28,28")
+    to_basin.add_argument("--state-dict", help="weights: a torch.save'd state_dict (.pt) or a .safetensors file")
+    to_basin.add_argument("-o", "--output", required=True, help="Basin checkpoint to write (.safetensors)")
+    show = commands.add_parser("show", help="print the nn.Sequential a Basin checkpoint describes")
+    show.add_argument("checkpoint")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "export":
+            model = load_factory(args.model)()
+            if not isinstance(model, nn.Sequential):
+                raise ValueError(f"{args.model} returned a {type(model).__name__}; Basin describes nn.Sequential models "
+                                 "(use scripts/basin_worker.py --model for others)")
+            if args.state_dict:
+                if args.state_dict.endswith(".safetensors"):
+                    from safetensors.torch import load_file
+                    state = load_file(args.state_dict)
+                else:
+                    state = torch.load(args.state_dict, map_location="cpu", weights_only=True)
+                model.load_state_dict(state)
+            shape = [int(s) for s in args.input.split(",")]
+            description = export(model, shape, args.output)
+            print(json.dumps(description))
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            from safetensors import safe_open
+            with safe_open(args.checkpoint, "pt") as f:
+                text = (f.metadata() or {}).get("basin.model")
+            if text is None:
+                raise ValueError(f"{args.checkpoint}: no 'basin.model' metadata (not written by Basin)")
+            print(to_sequential(json.loads(text)))
+    except Exception as error:  # one sentence, no traceback: bad files and bad factories are user input
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        where = getattr(args, "checkpoint", None) or getattr(args, "state_dict", None) or args.model
+        print(f"basin_torch.py: {message if where in message else f'{where}: {message}'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
