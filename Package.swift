@@ -66,6 +66,9 @@ let package = Package(
             name: "BasinIntegrationTests",
             dependencies: ["BasinSweep", "ZeroMQ", "BasinNN", "BasinTestSupport"]
         ),
-        .testTarget(name: "BasinCLITests", dependencies: ["BasinCLI", "BasinNN", "BasinTestSupport"]),
+        .testTarget(
+            name: "BasinCLITests",
+            dependencies: ["BasinCLI", "BasinNN", "BasinTestSupport", .product(name: "Yams", package: "Yams")]
+        ),
     ]
 )

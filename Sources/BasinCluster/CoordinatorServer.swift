@@ -101,6 +101,45 @@ public final class CoordinatorServer {
         _ = try? ZMQSocket.poll([socket], timeout: 100)
     }
 
+    /// After `run`: keeps the socket open so late workers are told `DONE` and heartbeats are
+    /// answered, until `stop()` is true (checked every 50 ms). For deployments that restart a
+    /// coordinator that exits (a Kubernetes StatefulSet): a finished sweep then stays up, idle.
+    public func serve(until stop: () -> Bool) throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        func now() -> Double {
+            let d = clock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        }
+        var lastTick = 0.0
+        while !stop() {
+            let readable = try ZMQSocket.poll([socket] + (zap.map { [$0] } ?? []), timeout: 50)
+            if readable.contains(1), let zap, let zapHandler {
+                while let request = try zap.receive(dontWait: true) {
+                    let (reply, refused) = zapHandler.reply(to: request)
+                    if let refused { logger.warning("\(refused)") }
+                    if !reply.isEmpty { try zap.send(reply) }
+                }
+            }
+            if readable.contains(0) {
+                while let frames = try socket.receive(dontWait: true) {
+                    guard frames.count >= 1 else { continue }
+                    let actions = core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now())
+                    perform(actions)
+                    // Everyone who joins a finished sweep hears DONE at once.
+                    for case .send(let peer, let message) in actions where message.command == .welcome {
+                        perform([.send(peer: peer, WireMessage(.done))])
+                    }
+                }
+            }
+            let t = now()
+            if t - lastTick >= 0.1 {
+                lastTick = t
+                perform(core.tick(now: t))
+            }
+        }
+    }
+
     func perform(_ actions: [CoordinatorCore.Action]) {
         for action in actions {
             switch action {

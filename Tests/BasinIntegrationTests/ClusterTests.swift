@@ -311,6 +311,26 @@ import ZeroMQ
         stranger.kill9()
     }
 
+    @Test func aKeepServingCoordinatorStaysUpAndTellsLateWorkersDone() throws {
+        let spec = try writeSpec(points: 8)
+        let endpoint = "tcp://127.0.0.1:\(try freePort())"
+        let coordinator = try Child(
+            [
+                "coordinator", spec, "--out", directory.appendingPathComponent("serving").path, "--bind", endpoint,
+                "--keep-serving",
+            ], log: directory.appendingPathComponent("serving.log"))
+        _ = try run(["worker", "--connect", endpoint, "--name", "first"], name: "first", timeout: 120)
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("serving/summary.csv").path))
+        #expect(!coordinator.wait(1), "the coordinator exited after the sweep:\n\(coordinator.output.suffix(1000))")
+        // A worker arriving after the end hears DONE and leaves at once.
+        let late = try run(["worker", "--connect", endpoint, "--name", "late"], name: "late", timeout: 20)
+        #expect(late.output.contains("done") || late.output.contains("DONE"), "\(late.output.suffix(500))")
+        kill(coordinator.pid, SIGTERM)
+        #expect(coordinator.wait(10), "SIGTERM did not stop the serving coordinator")
+        #expect(coordinator.process.terminationStatus == 0)
+        #expect(coordinator.output.contains("stopping on a signal"))
+    }
+
     /// Whether scripts/basin_worker.py can run here (python3 with torch, pyzmq, safetensors, numpy).
     static let pythonWorkerAvailable: Bool = {
         let process = Process()

@@ -42,7 +42,7 @@ struct SweepOptions: ParsableArguments {
 
     /// Runs a coordinator on `bind` until the sweep is done, then merges. Returns the server's endpoint via `started`.
     func coordinate(
-        _ sweep: Sweep, bind: String, curve: CurveServer? = nil, logger: Logger,
+        _ sweep: Sweep, bind: String, curve: CurveServer? = nil, keepServing: Bool = false, logger: Logger,
         started: (String) throws -> Void = { _ in }
     ) throws {
         var settings = CoordinatorCore.Settings()
@@ -70,6 +70,12 @@ struct SweepOptions: ParsableArguments {
         try server.run()
         display.finish()
         try finish(sweep, quarantine: server.core.quarantine, logger: logger)
+        if keepServing {
+            let stop = TerminationFlag()
+            logger.info("the sweep is finished; telling late workers DONE until SIGTERM or SIGINT")
+            try server.serve(until: { stop.raised })
+            logger.info("stopping on a signal")
+        }
     }
 
     /// Merges, prints where the results are, and fails when shards were quarantined.
@@ -171,6 +177,13 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(name: .customLong("curve-allow"), help: "CURVE: directory of allowed worker public keys (*.pub).")
     var curveAllow: String?
 
+    @Flag(
+        name: .customLong("keep-serving"),
+        help:
+            "After the sweep and the merge, stay up (telling late workers DONE) until SIGTERM: for supervisors that restart a coordinator that exits, like a Kubernetes StatefulSet."
+    )
+    var keepServing = false
+
     func validate() throws {
         guard (curveSecret == nil) == (curveAllow == nil) else {
             throw ValidationError("CURVE needs both --curve-secret and --curve-allow")
@@ -194,8 +207,30 @@ struct CoordinatorCommand: ParsableCommand {
                 "binding \(bind) without encryption: any host that reaches it can join; turn CURVE on with `basin keygen` and --curve-secret/--curve-allow"
             )
         }
-        try options.coordinate(sweep, bind: bind, curve: curve, logger: logger)
+        try options.coordinate(sweep, bind: bind, curve: curve, keepServing: keepServing, logger: logger)
     }
+}
+
+/// Becomes true on SIGTERM or SIGINT (which stop being fatal once this exists).
+final class TerminationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.withLock { self.value = true }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    var raised: Bool { lock.withLock { value } }
 }
 
 /// `basin worker`: computes shards for a coordinator.
