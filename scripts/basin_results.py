@@ -35,7 +35,8 @@ class Result:
 
     @property
     def shape(self):
-        return tuple(self.arrays["train_loss"].shape)
+        """The grid's shape; () for a train, align, fit or hessian result (values in metadata['values'])."""
+        return tuple(self.arrays["train_loss"].shape) if "train_loss" in self.arrays else ()
 
     @property
     def axes(self):
@@ -79,7 +80,7 @@ def load(path):
         raise ValueError(f"{path}: not a Basin result (no basin.json member)") from None
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a readable Basin result ({error})") from None
-    if "train_loss" not in arrays:
+    if "train_loss" not in arrays and "values" not in metadata:
         raise ValueError(f"{path}: not a Basin result (no train_loss array)")
     return Result(path, arrays, metadata)
 
@@ -97,6 +98,13 @@ def main(argv):
         print(json.dumps(result.metadata, indent=2))
         return 0
     name = result.metadata.get("job_name") or result.metadata.get("kind")
+    if result.shape == ():
+        print(f"{result.path}: {name}, {result.kind}")
+        for key, value in (result.metadata.get("values") or {}).items():
+            print(f"  {key}: {value:.6g}")
+        if "artifact" in result.metadata:
+            print(f"  artifact: {result.metadata['artifact']}")
+        return 0
     done = int(np.sum(result["done"])) if "done" in result.arrays else int(np.prod(result.shape))
     print(f"{result.path}: {name}, {result.kind}, shape {list(result.shape)}, "
           f"{done} of {int(np.prod(result.shape))} points done")

@@ -63,6 +63,44 @@ enum Examples {
           seed: 0
 
         """,
+        "connectivity": """
+        # A multi-seed mode-connectivity study in one command (basin run connectivity.yaml --out run):
+        # 3 seeds x 2 learning rates of a 2-32-32-2 MLP on spirals; every pair of seeds in a cell
+        # connected by a straight line, by the line after weight matching (Git Re-Basin) and by a
+        # fitted Bezier curve (Garipov et al.); a surface and the Hessian's top eigenvalue and trace
+        # around every model; summary.csv with barriers per pair and mean ± std per cell.
+        model:
+          input: [2]
+          layers:
+            - {type: linear, out_features: 32}
+            - relu
+            - {type: linear, out_features: 32}
+            - relu
+            - {type: linear, out_features: 2}
+        data:
+          source: spirals
+          samples: 1000
+          noise: 0.05
+          test_fraction: 0.2
+          seed: 0
+        train:
+          optimizer: sgd
+          momentum: 0.9
+          schedule: cosine
+          epochs: 30
+          batch_size: 64
+        stages:
+          train: {seeds: [0, 1, 2], grid: {lr: [0.05, 0.2]}}
+          connect:
+            t: "0:1:21"
+            align: true
+            curve: {kind: bezier, bends: 1, epochs: 20, lr: 0.05}
+          surface: {x: "-1:1:21", y: "-1:1:21"}
+          hessian: {iterations: 50, tolerance: 0.001, probes: 20}
+        sweep:
+          shard_seconds: 2
+
+        """,
         "sweep": """
         # A study for `basin run`: landscapes around spirals models trained with the 'spirals'
         # example (basin train spirals.yaml -o seed0.safetensors --seed 0 --snapshots snapshots,

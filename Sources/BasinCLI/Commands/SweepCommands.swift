@@ -22,7 +22,9 @@ struct SweepOptions: ParsableArguments {
         let (text, url) = try SpecFile.read(spec)
         let studySpec = try SpecFile.decode(StudySpec.self, from: text, source: spec)
         if let problem = studySpec.train.validationError() { throw NNError("\(spec): train: \(problem)") }
-        guard !studySpec.jobs.isEmpty else { throw NNError("\(spec): 'jobs' is empty; nothing to run") }
+        guard !studySpec.jobs.isEmpty || studySpec.stages != nil else {
+            throw NNError("\(spec): neither 'jobs' nor 'stages'; nothing to run")
+        }
         let sweep: Sweep
         do {
             sweep = try Sweep(

@@ -6,6 +6,11 @@ import Foundation
 /// description in the metadata.
 public enum CurveFile {
     public static func save(_ curve: Curve, controlPoints: [Model], to url: URL) throws {
+        try tensors(curve, controlPoints: controlPoints).write(to: url)
+    }
+
+    /// The file's contents (see `save`).
+    public static func tensors(_ curve: Curve, controlPoints: [Model]) -> SafeTensors {
         var file = SafeTensors()
         for (j, point) in controlPoints.enumerated() {
             for entry in point.network.parameterLayout.entries {
@@ -19,7 +24,7 @@ public enum CurveFile {
             "basin.curve": curve.kind.rawValue, "basin.bends": String(curve.bends),
             Checkpoint.modelMetadataKey: controlPoints[0].network.description.canonicalJSON(),
         ]
-        try file.write(to: url)
+        return file
     }
 
     /// The curve and its control points; the network comes from the file (or `fallback`).

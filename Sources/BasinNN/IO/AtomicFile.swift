@@ -49,6 +49,11 @@ public enum AtomicFile {
             unlink(temporary.path)
             throw NNError("\(url.path): cannot rename the temporary file into place (\(message))")
         }
+        syncDirectory(directory)
+    }
+
+    /// fsyncs a directory, so a rename in it survives a crash.
+    public static func syncDirectory(_ directory: URL) {
         let dirfd = open(directory.path, O_RDONLY)
         if dirfd >= 0 {
             fsync(dirfd)

@@ -26,10 +26,12 @@ public final class Journal {
         /// Unix time the coordinator recorded it (for rates in `basin status`).
         public var time: Double
         public var metrics: [Double] = []
+        /// SHA-256 of the artifact the job made (train, align, fit), stored before this record.
+        public var artifact: String?
 
         public init(
             job: String, shard: Int, start: Int, end: Int, worker: String, seconds: Double, time: Double,
-            metrics: [Double]
+            metrics: [Double], artifact: String? = nil
         ) {
             self.job = job
             self.shard = shard
@@ -39,9 +41,10 @@ public final class Journal {
             self.seconds = seconds
             self.time = time
             self.metrics = metrics
+            self.artifact = artifact
         }
 
-        private enum CodingKeys: String, CodingKey { case job, shard, start, end, worker, seconds, time }
+        private enum CodingKeys: String, CodingKey { case job, shard, start, end, worker, seconds, time, artifact }
     }
 
     public enum Record: Sendable, Equatable {

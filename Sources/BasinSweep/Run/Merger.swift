@@ -15,12 +15,14 @@ public struct Merger {
         self.run = run
     }
 
-    /// Per-point metrics of every job from shard-done records (later duplicates ignored).
+    /// Per-point metrics of every grid job from shard-done records (later duplicates ignored).
     public static func collect(_ records: [Journal.Record], study: Study) -> [String: [PointMetrics?]] {
         var out: [String: [PointMetrics?]] = [:]
-        for job in study.jobs { out[job.id] = [PointMetrics?](repeating: nil, count: job.pointCount) }
+        for job in study.jobs where job.isGrid {
+            out[job.id] = [PointMetrics?](repeating: nil, count: job.pointCount)
+        }
         for case .shardDone(let done) in records {
-            guard let job = study.job(id: done.job), done.end <= job.pointCount,
+            guard let job = study.job(id: done.job), job.isGrid, done.end <= job.pointCount,
                 done.metrics.count == 4 * (done.end - done.start)
             else { continue }
             for (k, point) in (done.start..<done.end).enumerated() where out[done.job]![point] == nil {
@@ -30,32 +32,70 @@ public struct Merger {
         return out
     }
 
-    /// Writes `results/<name>.npz` for every job and `summary.csv`; returns (points done, total).
+    /// The first journaled output of every finished non-grid job, by job id.
+    public static func outputs(_ records: [Journal.Record], study: Study, store: ArtifactStore) -> [String: Journal
+        .ShardDone]
+    {
+        var out: [String: Journal.ShardDone] = [:]
+        for case .shardDone(let done) in records where out[done.job] == nil {
+            guard let job = study.job(id: done.job), !job.isGrid else { continue }
+            if let artifact = done.artifact, !store.contains(artifact) { continue }
+            out[done.job] = done
+        }
+        return out
+    }
+
+    /// Writes `results/<name>.npz` for every job, `jobs.csv`, and `summary.csv` (the study
+    /// summary for a spec with stages, else the job table); returns (points done, total).
     @discardableResult
     public func merge(records: [Journal.Record], extraMetadata: [String: JSONValue] = [:]) throws -> (
         done: Int, total: Int
     ) {
         let metrics = Self.collect(records, study: study)
+        let store = ArtifactStore(directory: run.artifacts)
+        let produced = Self.outputs(records, study: study, store: store)
+        var artifacts: [String: String] = [:]
+        for job in study.jobs { if let hash = produced[job.id]?.artifact { artifacts[job.name] = hash } }
+        executor.outputs = { name in
+            guard let hash = artifacts[name] else { throw NNError("job '\(name)' has not finished") }
+            return store.url(hash)
+        }
         var rows = [
             "job,kind,id,points_done,points_total,train_loss_min,train_loss_max,train_loss_barrier,train_error_barrier"
         ]
         var done = 0, total = 0
+        var results: [String: ResultFile] = [:]
         for job in study.jobs {
-            let landscape = try executor.prepare(job.definition, id: job.id)
-            var result = landscape.result(metrics[job.id]!)
+            total += job.pointCount
+            var result: ResultFile
+            var pointsDone = 0
+            if job.isGrid {
+                // A job whose inputs are not made yet has nothing to write.
+                guard job.dependencies.allSatisfy({ artifacts[study.jobs[$0].name] != nil || study.jobs[$0].isGrid })
+                else { continue }
+                let landscape = try executor.prepare(job.definition, id: job.id)
+                result = landscape.result(metrics[job.id]!)
+                pointsDone = metrics[job.id]!.filter { $0 != nil }.count
+                guard case .object(var meta) = result.metadata else { continue }
+                meta["bn"] = .string(
+                    (job.definition.bn ?? (job.definition.kind == .curve ? .recompute : .eval)).rawValue)
+                meta["loss"] = .string(executor.spec.train.loss.rawValue)
+                meta["model"] = try JSONValue(encoding: landscape.family.network.description)
+                result.metadata = .object(meta)
+            } else {
+                guard let output = produced[job.id] else { continue }
+                pointsDone = 1
+                result = nonGridResult(job, output)
+            }
             guard case .object(var meta) = result.metadata else { continue }
             meta["job_id"] = .string(job.id)
             meta["job_name"] = .string(job.name)
-            meta["bn"] = .string((job.definition.bn ?? (job.definition.kind == .curve ? .recompute : .eval)).rawValue)
-            meta["loss"] = .string(executor.spec.train.loss.rawValue)
-            meta["model"] = try JSONValue(encoding: landscape.family.network.description)
             for (key, value) in extraMetadata { meta[key] = value }
             result.metadata = .object(meta)
             try result.write(to: run.result(job.name))
-            let pointsDone = metrics[job.id]!.filter { $0 != nil }.count
+            results[job.name] = result
             done += pointsDone
-            total += job.pointCount
-            let loss = result["train_loss"]?.floats()?.filter { !$0.isNaN } ?? []
+            let loss = job.isGrid ? result["train_loss"]?.floats()?.filter { !$0.isNaN } ?? [] : []
             let stats = result.metadata["statistics"]
             func text(_ v: Double?) -> String { v.map { String(format: "%.6g", $0) } ?? "" }
             rows.append(
@@ -66,8 +106,46 @@ public struct Merger {
                 ]
                 .joined(separator: ","))
         }
-        try AtomicFile.write(Data((rows.joined(separator: "\n") + "\n").utf8), to: run.summaryFile)
+        let table = Data((rows.joined(separator: "\n") + "\n").utf8)
+        try AtomicFile.write(table, to: run.jobsFile)
+        if let stages = executor.spec.stages {
+            let summary = try StudySummary(stages: stages, base: executor.spec.train, results: results)
+            try AtomicFile.write(Data(summary.csv().utf8), to: run.summaryFile)
+        } else {
+            try AtomicFile.write(table, to: run.summaryFile)
+        }
         return (done, total)
+    }
+
+    /// A train, align, fit or hessian job's result: its values by name, its history, its artifact.
+    func nonGridResult(_ job: Study.Job, _ output: Journal.ShardDone) -> ResultFile {
+        var result = ResultFile()
+        let names = Executor.valueNames(job.definition.kind)
+        var values: [String: JSONValue] = [:]
+        for (name, value) in zip(names, output.metrics) {
+            values[name] = .number(value)
+            result.set(name, TensorData([value], shape: []))
+        }
+        let history = Array(output.metrics.dropFirst(names.count))
+        if !history.isEmpty { result.set("epoch_loss", TensorData(history, shape: [history.count])) }
+        var meta: [String: JSONValue] = [
+            "kind": .string(job.definition.kind.rawValue), "values": .object(values), "complete": .bool(true),
+            "job": (try? JSONValue(encoding: job.definition)) ?? .null,
+            "worker": .string(output.worker), "seconds": .number(output.seconds),
+        ]
+        if let artifact = output.artifact { meta["artifact"] = .string(artifact) }
+        if job.definition.kind == .hessian {
+            meta["definitions"] = .object([
+                "top_eigenvalue": .string(
+                    "power iteration on Hessian-vector products (central differences of full-batch gradients) until the Rayleigh quotient changes by at most 'tolerance' (relative) or 'iterations' steps"
+                ),
+                "trace": .string(
+                    "Hutchinson: mean of z'Hz over 'probes' Rademacher vectors; trace_std_error = sample std / sqrt(probes)"
+                ),
+            ])
+        }
+        result.metadata = .object(meta)
+        return result
     }
 }
 

@@ -16,6 +16,8 @@ public struct RunDirectory: Sendable {
     public var studyFile: URL { url.appendingPathComponent("study.json") }
     public var statusFile: URL { url.appendingPathComponent("status.json") }
     public var summaryFile: URL { url.appendingPathComponent("summary.csv") }
+    public var jobsFile: URL { url.appendingPathComponent("jobs.csv") }
+    public var artifacts: URL { url.appendingPathComponent("artifacts") }
 
     /// The result file of a job: `results/<job name>.npz`.
     public func result(_ name: String) -> URL { results.appendingPathComponent(name + ".npz") }

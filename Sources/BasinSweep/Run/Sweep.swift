@@ -12,6 +12,10 @@ public final class Sweep {
     public let journal: Journal
     /// Shards already journaled, by job id.
     public let completed: [String: Set<Int>]
+    /// The run's artifacts (`RUN/artifacts`).
+    public let store: ArtifactStore
+    /// Artifact of every finished job that made one, by job name.
+    public private(set) var outputs: [String: String]
     public let epoch: Int
     /// What changed since the last run on this directory, one line each.
     public let changes: [String]
@@ -43,6 +47,8 @@ public final class Sweep {
         self.changes = changes
         var completed: [String: Set<Int>] = [:]
         var epoch = 0
+        store = ArtifactStore(directory: run.artifacts)
+        var outputs: [String: String] = [:]
         for record in records {
             switch record {
             case .runStarted(let e, _): epoch = max(epoch, e)
@@ -50,12 +56,23 @@ public final class Sweep {
                 if let job = study.job(id: done.job), done.shard < job.shards.count,
                     job.shards[done.shard] == done.start..<done.end
                 {
+                    // A job that makes an artifact is done only while the artifact is there.
+                    if let artifact = done.artifact {
+                        guard store.contains(artifact) else { continue }
+                        outputs[job.name] = artifact
+                    }
                     completed[done.job, default: []].insert(done.shard)
                 }
             }
         }
         self.completed = completed
+        self.outputs = outputs
         self.epoch = epoch + 1
+        let store = self.store
+        executor.outputs = { [outputs] name in
+            guard let hash = outputs[name] else { throw NNError("job '\(name)' has not finished") }
+            return store.url(hash)
+        }
         try AtomicFile.write(Data(specText.utf8), to: run.specFile)
         try Self.writeStudy(study, base: base, to: run.studyFile)
         journal = try Journal(directory: run.journal)
@@ -70,13 +87,24 @@ public final class Sweep {
         }
     }
 
-    /// Merges every journaled shard into `results/` and `summary.csv`.
+    /// Merges every journaled shard into `results/`, `jobs.csv` and `summary.csv`.
     @discardableResult
     public func merge() throws -> (done: Int, total: Int) {
         try Merger(study: study, executor: executor, run: run).merge(records: try Journal.read(run.journal))
     }
 
-    /// Computes every remaining shard in this process (`--workers 0`), journaling each.
+    /// Records that job `name` made `artifact` (already in `store`), so later jobs can read it.
+    public func recordOutput(_ name: String, artifact: String) {
+        outputs[name] = artifact
+        let store = self.store, outputs = self.outputs
+        executor.outputs = { name in
+            guard let hash = outputs[name] else { throw NNError("job '\(name)' has not finished") }
+            return store.url(hash)
+        }
+    }
+
+    /// Computes every remaining shard in this process (`--workers 0`), journaling each; jobs
+    /// run in the study's order, which puts every job after the ones it reads.
     public func runLocally(progress: (Int, Int) -> Void = { _, _ in }) throws {
         var done = study.jobs.reduce(0) { sum, job in
             sum + (completed[job.id] ?? []).reduce(0) { $0 + job.shards[$1].count }
@@ -85,14 +113,16 @@ public final class Sweep {
         for job in study.jobs {
             for (index, range) in job.shards.enumerated() where !(completed[job.id]?.contains(index) ?? false) {
                 let started = Date()
-                let metrics = try executor.run(job.definition, id: job.id, range: range)
+                let output = try executor.execute(job.definition, id: job.id, range: range)
+                let artifact = try output.artifact.map { try store.put($0) }
                 try journal.append(
                     .shardDone(
                         Journal.ShardDone(
                             job: job.id, shard: index, start: range.lowerBound, end: range.upperBound, worker: "local",
                             seconds: Date().timeIntervalSince(started), time: Date().timeIntervalSince1970,
-                            metrics: metrics.flatMap(\.values))))
+                            metrics: output.values, artifact: artifact)))
                 try journal.sync()
+                if let artifact { recordOutput(job.name, artifact: artifact) }
                 done += range.count
                 progress(done, total)
             }

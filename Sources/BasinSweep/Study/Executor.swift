@@ -11,15 +11,28 @@ public final class Executor {
     public let base: URL
     private var cachedData: DataSplit?
     private var prepared: [String: LandscapeJob] = [:]
+    /// Where the output of the job named here lives (`@name` inputs): the run directory's
+    /// artifact store, or a worker's cache. Set by whoever knows the artifacts.
+    public var outputs: (String) throws -> URL = { name in
+        throw NNError("the output of job '\(name)' is not available here")
+    }
 
     public init(spec: StudySpec, base: URL) {
         self.spec = spec
         self.base = base
     }
 
+    /// A file the spec names (relative to `base`), or the output of another job (`@name`).
     public func path(_ file: String) -> URL {
         file.hasPrefix("/") ? URL(fileURLWithPath: file) : base.appendingPathComponent(file)
     }
+
+    func resolve(_ input: String) throws -> URL {
+        input.hasPrefix("@") ? try outputs(String(input.dropFirst())) : path(input)
+    }
+
+    /// Forgets prepared jobs that read `@` inputs (their inputs may resolve elsewhere next time).
+    public func forgetPrepared() { prepared = [:] }
 
     public func data() throws -> DataSplit {
         if let cachedData { return cachedData }
@@ -29,7 +42,7 @@ public final class Executor {
     }
 
     private func model(_ file: String) throws -> Model {
-        let url = path(file)
+        let url = try resolve(file)
         let tensors = try SafeTensors(contentsOf: url)
         let description = try Checkpoint.description(in: tensors, source: url.path) ?? spec.model
         return try Checkpoint.load(tensors, into: try Network(description), source: url.path)
@@ -78,10 +91,12 @@ public final class Executor {
             (job, _) = LandscapeJob.plane(
                 through: models, orthonormal: orthonormal, x: definition.x ?? axis(0), y: definition.y ?? axis(1))
         case .curve:
-            let (curve, points) = try CurveFile.load(contentsOf: path(definition.file!), fallback: spec.model)
+            let (curve, points) = try CurveFile.load(contentsOf: resolve(definition.file!), fallback: spec.model)
             job = LandscapeJob.path(
                 .curve, through: points, curve: curve, t: (definition.t ?? Axis(min: 0, max: 1, steps: 21)).values)
             job.metadata["curve"] = .object(["kind": .string(curve.kind.rawValue), "bends": .integer(curve.bends)])
+        case .train, .align, .fit, .hessian:
+            throw NNError("job \(definition.defaultName): a \(definition.kind.rawValue) job has no grid of points")
         }
         job.metadata["job"] = try JSONValue(encoding: definition)
         prepared[id] = job
@@ -97,5 +112,111 @@ public final class Executor {
         let batchNorm = definition.bn ?? (definition.kind == .curve ? .recompute : .eval)
         return try job.evaluate(
             range, data: try data(), loss: spec.train.loss, batchNorm: batchNorm, fast: !spec.sweep.plain)
+    }
+
+    /// What one task produces: its values (4 metrics per point for grid jobs; see
+    /// `Executor.valueNames` for the others) and, for jobs that make one, an artifact.
+    public struct Output: Sendable {
+        public var values: [Double]
+        public var artifact: Data?
+    }
+
+    /// Runs points `range` of a grid job, or the whole of any other job.
+    public func execute(_ definition: JobDefinition, id: String, range: Range<Int>) throws -> Output {
+        if definition.kind.isGrid {
+            return Output(values: try run(definition, id: id, range: range).flatMap(\.values), artifact: nil)
+        }
+        let data = try data()
+        let loss = spec.train.loss
+        switch definition.kind {
+        case .train:
+            let config = definition.config!
+            let network = try Network(spec.model)
+            var model = network.initialize(seed: config.seed)
+            var history: [Double] = []
+            try Trainer(config: config).train(&model, on: data.train) { report, _ in
+                if report.epoch > 0 { history.append(report.meanLoss) }
+            }
+            let metrics = PointMetrics(
+                train: try model.evaluate(on: data.train, loss: loss),
+                test: data.test.count > 0 ? try model.evaluate(on: data.test, loss: loss) : nil)
+            let file = Checkpoint.tensors(
+                of: model, metadata: ["basin.seed": String(config.seed), "basin.epochs": String(config.epochs)])
+            return Output(values: metrics.values + history, artifact: file.serialized())
+        case .align:
+            let a = try model(definition.from!), b = try model(definition.to!)
+            let result = try WeightMatching.align(b, to: a, seed: definition.seed ?? 0)
+            let difference = try Self.largestOutputDifference(b, result.model, on: data.train)
+            guard difference <= 1e-4 else {
+                throw NNError("alignment changed the model's outputs by \(difference); refusing the permutation")
+            }
+            let distance = { (m: Model) in VectorMath.norm(VectorMath.difference(a.parameters, m.parameters)) }
+            let values = [
+                difference, Double(result.passes), distance(b), distance(result.model), result.similarityBefore,
+                result.similarityAfter,
+            ]
+            return Output(values: values, artifact: Checkpoint.tensors(of: result.model).serialized())
+        case .fit:
+            let a = try model(definition.from!), b = try model(definition.to!)
+            var history: [Double] = []
+            let points = try CurveFitter(curve: definition.curve!, config: definition.config!).fit(
+                from: a, to: b, on: data.train
+            ) { history.append($0.meanLoss) }
+            return Output(
+                values: history, artifact: CurveFile.tensors(definition.curve!, controlPoints: points).serialized())
+        case .hessian:
+            let model = try model(definition.checkpoint!)
+            let sharpness = Sharpness(
+                iterations: definition.iterations ?? 100, tolerance: definition.tolerance ?? 1e-3,
+                probes: definition.probes ?? 30, seed: definition.seed ?? 0)
+            let r = try sharpness.measure(model, on: data.train, loss: loss)
+            return Output(
+                values: [
+                    r.topEigenvalue, Double(r.iterationsUsed), r.lastChange, r.converged ? 1 : 0, r.trace,
+                    r.traceStandardError, Double(r.products),
+                ], artifact: nil)
+        default:
+            throw NNError("unreachable")
+        }
+    }
+
+    /// What each value of a non-grid job's output means, in order (the rest, if any, is a history).
+    public static func valueNames(_ kind: JobDefinition.Kind) -> [String] {
+        switch kind {
+        case .train: ["train_loss", "train_acc", "test_loss", "test_acc"]
+        case .align:
+            [
+                "max_output_difference", "passes", "distance_before", "distance_after", "similarity_before",
+                "similarity_after",
+            ]
+        case .fit: []
+        case .hessian:
+            [
+                "top_eigenvalue", "power_iterations", "last_relative_change", "converged", "trace", "trace_std_error",
+                "hessian_vector_products",
+            ]
+        default: ["train_loss", "train_acc", "test_loss", "test_acc"]
+        }
+    }
+
+    /// max |f_a(x) − f_b(x)| over the dataset's samples (evaluation mode).
+    public static func largestOutputDifference(_ a: Model, _ b: Model, on data: Dataset) throws -> Double {
+        let chunk = min(500, max(1, data.count))
+        let wa = Workspace(network: a.network, capacity: chunk), wb = Workspace(network: b.network, capacity: chunk)
+        var largest = 0.0
+        data.features.withUnsafeBufferPointer { features in
+            var start = 0
+            while start < data.count {
+                let batch = min(chunk, data.count - start)
+                let input = features.baseAddress! + start * data.sampleSize
+                a.infer(input, batch: batch, workspace: wa)
+                b.infer(input, batch: batch, workspace: wb)
+                for (x, y) in zip(wa.output(batch: batch), wb.output(batch: batch)) {
+                    largest = max(largest, Double(abs(x - y)))
+                }
+                start += batch
+            }
+        }
+        return largest
     }
 }

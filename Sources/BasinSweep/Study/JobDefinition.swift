@@ -9,9 +9,19 @@ import Foundation
 /// `- plane: {models: [a, b, c], basis: orthonormal}`,
 /// `- curve: {file: fitted.safetensors, t: "0:1:61"}` (a curve written by `basin curve --save-curve`);
 /// an optional `name` names the result file.
+///
+/// A study's `stages` expand into further kinds (DESIGN.md §2): `train` (a model from a seed
+/// and training settings), `align` (weight matching of `to` onto `from`), `fit` (a curve
+/// between `from` and `to`) and `hessian` (sharpness at `checkpoint`). Their inputs may name
+/// another job's output as `@<job name>`: the coordinator runs a job once those exist.
 public struct JobDefinition: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
-        case surface, interpolate, plane, curve
+        case surface, interpolate, plane, curve, train, align, fit, hessian
+
+        /// Grid kinds have many points, cut into shards; the others are one shard each.
+        public var isGrid: Bool { [.surface, .interpolate, .plane, .curve].contains(self) }
+        /// Kinds a spec's `jobs:` list may hold (the others come from `stages`).
+        public static let listed: [Kind] = [.surface, .interpolate, .plane, .curve]
     }
 
     public var kind: Kind
@@ -31,8 +41,16 @@ public struct JobDefinition: Codable, Sendable, Equatable {
     public var models: [String]?
     public var basis: String?
     public var bn: BatchNormMode?
-    /// A fitted curve (`curve` jobs).
+    /// A fitted curve (`curve` jobs): a file, or `@fit/...`.
     public var file: String?
+    /// Training (`train`) or curve-fitting (`fit`) settings, complete.
+    public var config: TrainingConfig?
+    /// `fit`: the curve's family and number of bends.
+    public var curve: Curve?
+    /// `hessian`: power-iteration steps at most, its relative tolerance, Hutchinson probes.
+    public var iterations: Int?
+    public var tolerance: Double?
+    public var probes: Int?
 
     public init(kind: Kind) {
         self.kind = kind
@@ -40,7 +58,7 @@ public struct JobDefinition: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case kind, name, checkpoint, x, y, line, norm, ignore, orthogonalize, seed, trajectory, from, to, t, models,
-            basis, bn, file
+            basis, bn, file, config, curve, iterations, tolerance, probes
     }
 
     private struct KindKey: CodingKey {
@@ -58,12 +76,12 @@ public struct JobDefinition: Codable, Sendable, Equatable {
             return
         }
         let outer = try decoder.container(keyedBy: KindKey.self)
-        let kinds = outer.allKeys.filter { Kind(rawValue: $0.stringValue) != nil }
+        let kinds = outer.allKeys.filter { Kind(rawValue: $0.stringValue).map(Kind.listed.contains) ?? false }
         guard kinds.count == 1, let key = kinds.first else {
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: decoder.codingPath,
-                    debugDescription: "a job is one of surface, interpolate, plane: write `- surface: {...}`"))
+                    debugDescription: "a job is one of surface, interpolate, plane, curve: write `- surface: {...}`"))
         }
         try self.init(
             kind: Kind(rawValue: key.stringValue)!, fields: outer.nestedContainer(keyedBy: CodingKeys.self, forKey: key)
@@ -89,12 +107,19 @@ public struct JobDefinition: Codable, Sendable, Equatable {
         basis = try c.decodeIfPresent(String.self, forKey: .basis)
         bn = try c.decodeIfPresent(BatchNormMode.self, forKey: .bn)
         file = try c.decodeIfPresent(String.self, forKey: .file)
+        config = try c.decodeIfPresent(TrainingConfig.self, forKey: .config)
+        curve = try c.decodeIfPresent(Curve.self, forKey: .curve)
+        iterations = try c.decodeIfPresent(Int.self, forKey: .iterations)
+        tolerance = try c.decodeIfPresent(Double.self, forKey: .tolerance)
+        probes = try c.decodeIfPresent(Int.self, forKey: .probes)
         let required: [(CodingKeys, Bool)] =
             switch kind {
-            case .surface: [(.checkpoint, checkpoint != nil)]
-            case .interpolate: [(.from, from != nil), (.to, to != nil)]
+            case .surface, .hessian: [(.checkpoint, checkpoint != nil)]
+            case .interpolate, .align: [(.from, from != nil), (.to, to != nil)]
             case .plane: [(.models, models?.count == 3)]
             case .curve: [(.file, file != nil)]
+            case .train: [(.config, config != nil)]
+            case .fit: [(.from, from != nil), (.to, to != nil), (.config, config != nil), (.curve, curve != nil)]
             }
         for (key, present) in required where !present {
             throw DecodingError.keyNotFound(
@@ -111,15 +136,21 @@ public struct JobDefinition: Codable, Sendable, Equatable {
         }
     }
 
-    /// Files this job reads, in a fixed order (their contents go into the job id).
-    public var inputFiles: [String] {
+    /// Everything this job reads, in a fixed order: files and `@job` references.
+    public var inputs: [String] {
         [checkpoint, from, to, file].compactMap { $0 } + (models ?? [])
     }
+
+    /// Files this job reads (their contents go into the job id).
+    public var inputFiles: [String] { inputs.filter { !$0.hasPrefix("@") } }
+
+    /// Names of the jobs whose outputs this job reads (`@name` inputs), in order.
+    public var inputJobs: [String] { inputs.filter { $0.hasPrefix("@") }.map { String($0.dropFirst()) } }
 
     /// A readable name: `surface/a`, `interpolate/a-b`, `plane/a-b-c` (file stems), unless `name` is given.
     public var defaultName: String {
         if let name { return name }
-        let stems = inputFiles.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
+        let stems = inputs.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
         return "\(kind.rawValue)/" + stems.joined(separator: "-")
     }
 }

@@ -3,35 +3,53 @@ import BasinNN
 import Crypto
 import Foundation
 
-/// A spec expanded into jobs with stable ids, point counts and shards.
+/// A spec expanded into a graph of jobs with stable ids, point counts and shards.
 public struct Study: Sendable {
     public struct Job: Sendable {
         public let definition: JobDefinition
-        /// SHA-256 (hex) of the canonical JSON of the job, the model, data and loss, and the
-        /// SHA-256 of every input file: equal on every machine, new when anything it reads changes.
+        /// SHA-256 (hex) of the canonical JSON of the job, the model, data and loss, the
+        /// SHA-256 of every input file and the ids of the jobs it reads: equal on every machine,
+        /// new when anything it reads changes.
         public let id: String
         public let name: String
         public let pointCount: Int
         public let shards: [Range<Int>]
+        /// Indices of the jobs whose outputs this one reads (all earlier in `jobs`).
+        public let dependencies: [Int]
+
+        public var isGrid: Bool { definition.kind.isGrid }
     }
 
     public let jobs: [Job]
 
     public func job(id: String) -> Job? { jobs.first { $0.id == id } }
+    public func index(named name: String) -> Int? { jobs.firstIndex { $0.name == name } }
 
-    /// Expands `spec` (paths relative to `executor.base`), preparing every job once to learn its size.
+    /// Expands `spec` (paths relative to `executor.base`). Jobs that read only files are
+    /// prepared once to learn their size; jobs that read other jobs' outputs are sized from
+    /// their definition.
     public init(spec: StudySpec, executor: Executor) throws {
         let data = try executor.data()
         var jobs: [Job] = []
-        var names = Set<String>()
-        for (index, definition) in spec.jobs.enumerated() {
+        var names: [String: Int] = [:]
+        let definitions = try spec.allJobs()
+        let network = try Network(spec.model)
+        for (index, definition) in definitions.enumerated() {
             let name = definition.defaultName
-            guard names.insert(name).inserted else {
-                throw NNError("jobs[\(index)]: a second job named '\(name)'; give one a 'name'")
+            let label =
+                definition.kind.isGrid && index >= definitions.count - spec.jobs.count
+                ? "jobs[\(index - (definitions.count - spec.jobs.count))] (\(name))" : name
+            guard names[name] == nil else {
+                throw NNError("\(label): a second job named '\(name)'; give one a 'name'")
+            }
+            var dependencies: [Int] = []
+            for input in definition.inputJobs {
+                guard let upstream = names[input] else {
+                    throw NNError("\(label): reads '@\(input)', which is not a job before it")
+                }
+                dependencies.append(upstream)
             }
             var hasher = SHA256()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
             let identity = try JSONValue(encoding: [
                 "job": try JSONValue(encoding: definition), "model": try JSONValue(encoding: spec.model),
                 "data": try JSONValue(encoding: spec.data), "loss": .string(spec.train.loss.rawValue),
@@ -44,32 +62,72 @@ public struct Study: Sendable {
                 do {
                     bytes = try Data(contentsOf: url, options: .mappedIfSafe)
                 } catch {
-                    throw NNError("jobs[\(index)] (\(name)): cannot read '\(file)' (\(url.path))")
+                    throw NNError("\(label): cannot read '\(file)' (\(url.path))")
                 }
                 hasher.update(data: Data(SHA256.hash(data: bytes)))
             }
+            for upstream in dependencies { hasher.update(data: Data(jobs[upstream].id.utf8)) }
             let id = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-            let prepared: LandscapeJob
-            do {
-                prepared = try executor.prepare(definition, id: id)
-            } catch let error as NNError {
-                throw NNError("jobs[\(index)] (\(name)): \(error.description)")
+            var count = 1
+            var perPointNetwork = network
+            if definition.kind.isGrid {
+                if dependencies.isEmpty {
+                    let prepared: LandscapeJob
+                    do {
+                        prepared = try executor.prepare(definition, id: id)
+                    } catch let error as NNError {
+                        throw NNError("\(label): \(error.description)")
+                    }
+                    count = prepared.points.count
+                    perPointNetwork = prepared.family.network
+                } else {
+                    count = try Self.pointCount(definition, label: label)
+                }
             }
-            let count = prepared.points.count
-            let network = prepared.family.network
-            // With the fast evaluator only the layers after a Linear/Conv2d first layer run per point.
-            let perPointParameters =
-                !spec.sweep.plain && LandscapeEvaluator.reusesFirstLayer(network)
-                ? network.parameterSlice(1..<network.layerCount).count : network.parameterLayout.count
-            let perShard =
-                spec.sweep.shardPoints
-                ?? Self.pointsPerShard(
-                    parameters: perPointParameters, samples: data.train.count + data.test.count,
-                    seconds: spec.sweep.shardSeconds)
-            let shards = stride(from: 0, to: count, by: max(1, perShard)).map { $0..<min(count, $0 + max(1, perShard)) }
-            jobs.append(Job(definition: definition, id: id, name: name, pointCount: count, shards: shards))
+            var shards = [0..<1]
+            if definition.kind.isGrid {
+                // With the fast evaluator only the layers after a Linear/Conv2d first layer run per point.
+                let perPointParameters =
+                    !spec.sweep.plain && LandscapeEvaluator.reusesFirstLayer(perPointNetwork)
+                    ? perPointNetwork.parameterSlice(1..<perPointNetwork.layerCount).count
+                    : perPointNetwork.parameterLayout.count
+                let perShard = max(
+                    1,
+                    spec.sweep.shardPoints
+                        ?? Self.pointsPerShard(
+                            parameters: perPointParameters, samples: data.train.count + data.test.count,
+                            seconds: spec.sweep.shardSeconds))
+                shards = stride(from: 0, to: count, by: perShard).map { $0..<min(count, $0 + perShard) }
+            }
+            names[name] = jobs.count
+            jobs.append(
+                Job(
+                    definition: definition, id: id, name: name, pointCount: count, shards: shards,
+                    dependencies: dependencies))
         }
         self.jobs = jobs
+    }
+
+    /// Points of a grid job whose inputs do not exist yet, from its definition alone (the same
+    /// count `Executor.prepare` gives once they do).
+    static func pointCount(_ definition: JobDefinition, label: String) throws -> Int {
+        switch definition.kind {
+        case .surface:
+            if definition.trajectory != nil {
+                throw NNError("\(label): a trajectory surface needs a checkpoint file, not another job's output")
+            }
+            let x = definition.x?.steps ?? 21
+            return definition.line == true ? x : x * (definition.y?.steps ?? 21)
+        case .interpolate, .curve:
+            return (definition.t?.steps ?? 21) + 2
+        case .plane:
+            guard let x = definition.x, let y = definition.y else {
+                throw NNError("\(label): a plane through other jobs' models needs 'x' and 'y' axes")
+            }
+            return x.steps * y.steps
+        default:
+            return 1
+        }
     }
 
     /// A deterministic estimate (never a timing, so shard boundaries never change): a point

@@ -1,14 +1,16 @@
 import BasinNN
 
-/// A sweep spec: the model, data and loss, the landscape jobs, and how to cut them.
+/// A sweep spec: the model, data and loss, the landscape jobs, the study's stages, and how to
+/// cut them.
 public struct StudySpec: Codable, Sendable {
     public var model: ModelDescription
     public var data: DataSpec
     public var train: TrainingConfig
     public var jobs: [JobDefinition]
+    public var stages: Stages?
     public var sweep: SweepSettings
 
-    private enum CodingKeys: String, CodingKey { case model, data, train, jobs, sweep }
+    private enum CodingKeys: String, CodingKey { case model, data, train, jobs, stages, sweep }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -16,10 +18,16 @@ public struct StudySpec: Codable, Sendable {
         data = try c.decode(DataSpec.self, forKey: .data)
         train = try c.decodeIfPresent(TrainingConfig.self, forKey: .train) ?? TrainingConfig()
         jobs = try c.decodeIfPresent([JobDefinition].self, forKey: .jobs) ?? []
+        stages = try c.decodeIfPresent(Stages.self, forKey: .stages)
         sweep = try c.decodeIfPresent(SweepSettings.self, forKey: .sweep) ?? SweepSettings()
     }
 
     public var trainingSpec: TrainingSpec { TrainingSpec(model: model, data: data, train: train) }
+
+    /// Every job: the stages' (training first), then the listed `jobs`.
+    public func allJobs() throws -> [JobDefinition] {
+        try (stages?.jobs(base: train) ?? []) + jobs
+    }
 }
 
 /// How jobs are cut into shards and leased.
