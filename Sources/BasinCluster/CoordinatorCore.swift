@@ -63,6 +63,14 @@ public struct CoordinatorCore {
     /// Metrics of finished shards this run, to check duplicates bit for bit.
     var finished: [ShardKey: [Double]] = [:]
     var pendingAcks: [(peer: Data, lease: Int)] = []
+    /// Jobs whose inputs are not all made yet; their shards join the queue when they are.
+    var waiting: Set<Int> = []
+    /// The artifact of every finished job that made one, by job name.
+    public private(set) var outputs: [String: String]
+    /// Where artifacts are kept (the run directory's `artifacts/`).
+    let store: ArtifactStore
+    /// Artifacts arriving from workers, by peer and hash.
+    var uploads: [Data: [String: ArtifactStore.Upload]] = [:]
     var nextLease = 1
     /// Points computed this run (for rates).
     public private(set) var pointsThisRun = 0
@@ -71,28 +79,72 @@ public struct CoordinatorCore {
     ///   - completed: shards already journaled (job id → shard indices).
     ///   - spec: the study spec as JSON, sent to workers with each job they have not seen.
     ///   - base: the directory relative paths in the spec start from.
+    ///   - outputs: the artifact of every finished job that made one, by job name.
+    ///   - store: where artifacts live; workers upload into it and fetch from it.
     public init(
-        study: Study, spec: JSONValue, base: String, completed: [String: Set<Int>], settings: Settings = Settings()
+        study: Study, spec: JSONValue, base: String, completed: [String: Set<Int>], outputs: [String: String] = [:],
+        store: ArtifactStore, settings: Settings = Settings()
     ) {
         self.study = study
         self.spec = spec
         self.base = base
         self.settings = settings
+        self.outputs = outputs
+        self.store = store
         done = study.jobs.map { job in job.shards.indices.map { completed[job.id]?.contains($0) ?? false } }
+        waiting = Set(study.jobs.indices.filter { !ready($0) })
         // Fair across jobs: shard i of every job before shard i + 1 of any.
         let longest = study.jobs.map(\.shards.count).max() ?? 0
         for i in 0..<longest {
-            for (j, job) in study.jobs.enumerated() where i < job.shards.count && !done[j][i] {
+            for (j, job) in study.jobs.enumerated() where i < job.shards.count && !done[j][i] && !waiting.contains(j) {
                 queue.append(ShardKey(job: j, shard: i))
             }
         }
     }
 
+    func complete(_ j: Int) -> Bool { done[j].allSatisfy { $0 } }
+
+    /// Whether every job `j` reads has finished (and left its artifact, if it makes one).
+    func ready(_ j: Int) -> Bool {
+        study.jobs[j].dependencies.allSatisfy { d in
+            complete(d) && (study.jobs[d].isGrid || outputs[study.jobs[d].name] != nil)
+        }
+    }
+
+    /// Jobs that can never run because a job they read (directly or not) has quarantined shards.
+    public var blockedJobs: [(job: String, because: String)] {
+        var blocked: [Int: String] = [:]
+        for (j, job) in study.jobs.enumerated() {
+            for d in job.dependencies {
+                if let reason = blocked[d] {
+                    blocked[j] = reason
+                } else if quarantined.contains(where: { $0.job == d }) {
+                    blocked[j] = study.jobs[d].name
+                }
+            }
+        }
+        return blocked.keys.sorted().map { (study.jobs[$0].name, blocked[$0]!) }
+    }
+
+    /// Queues the shards of waiting jobs whose inputs now exist.
+    mutating func release(readyAfter j: Int) -> [Action] {
+        guard complete(j) else { return [] }
+        var actions: [Action] = []
+        for w in waiting.sorted() where ready(w) {
+            waiting.remove(w)
+            for s in study.jobs[w].shards.indices where !done[w][s] { queue.append(ShardKey(job: w, shard: s)) }
+            actions.append(.log(.debug, "job \(study.jobs[w].name) is ready"))
+        }
+        return actions
+    }
+
     // MARK: Progress
 
     public var isFinished: Bool {
-        done.indices.allSatisfy { j in
-            done[j].indices.allSatisfy { done[j][$0] || quarantined.contains(ShardKey(job: j, shard: $0)) }
+        let blocked = Set(blockedJobs.map(\.job))
+        return done.indices.allSatisfy { j in
+            blocked.contains(study.jobs[j].name)
+                || done[j].indices.allSatisfy { done[j][$0] || quarantined.contains(ShardKey(job: j, shard: $0)) }
         }
             && pendingAcks.isEmpty
     }
@@ -159,6 +211,10 @@ public struct CoordinatorCore {
             return release(id, failure: "\(name): \(reason)") + dispatch(now: now)
         case .bye:
             return retire(peer, reason: "said BYE") + dispatch(now: now)
+        case .put:
+            return put(peer: peer, message)
+        case .fetch:
+            return fetch(peer: peer, message)
         default:
             return [.log(.warning, "\(name) sent \(message.command.rawValue), which only a coordinator sends; dropped")]
         }
@@ -198,11 +254,15 @@ public struct CoordinatorCore {
             j >= 0, j < study.jobs.count, s >= 0, s < study.jobs[j].shards.count,
             message.string("job") == study.jobs[j].id,
             let metrics = message.binary.first.flatMap([Double].init(littleEndian:)),
-            metrics.count == 4 * study.jobs[j].shards[s].count
+            !study.jobs[j].isGrid || metrics.count == 4 * study.jobs[j].shards[s].count
         else {
             return [.log(.warning, "\(name) sent a malformed RESULT; dropped")]
         }
         let key = ShardKey(job: j, shard: s)
+        let artifact = message.string("artifact")
+        if let artifact, !store.contains(artifact) {
+            return release(id, failure: "\(name) named artifact \(artifact.prefix(12)) it never uploaded")
+        }
         workers[peer]!.leases.remove(id)
         var actions: [Action] = []
         if let lease = leases[id], lease.key == key { leases[id] = nil }
@@ -220,7 +280,8 @@ public struct CoordinatorCore {
         }
         done[j][s] = true
         finished[key] = metrics
-        pointsThisRun += metrics.count / 4
+        pointsThisRun += study.jobs[j].shards[s].count
+        if let artifact { outputs[study.jobs[j].name] = artifact }
         queue.removeAll { $0 == key }
         quarantined.remove(key)
         let range = study.jobs[j].shards[s]
@@ -228,9 +289,11 @@ public struct CoordinatorCore {
             .journal(
                 Journal.ShardDone(
                     job: study.jobs[j].id, shard: s, start: range.lowerBound, end: range.upperBound, worker: name,
-                    seconds: message.double("seconds") ?? 0, time: Date().timeIntervalSince1970, metrics: metrics)))
+                    seconds: message.double("seconds") ?? 0, time: Date().timeIntervalSince1970, metrics: metrics,
+                    artifact: artifact)))
         workers[peer]!.awaitingAck.insert(id)
         pendingAcks.append((peer, id))
+        actions += release(readyAfter: j)
         // Other leases of the same shard are now useless.
         for (other, lease) in leases where lease.key == key {
             leases[other] = nil
@@ -283,6 +346,7 @@ public struct CoordinatorCore {
     /// counts as a failure of each shard it held; one that said goodbye does not.
     mutating func retire(_ peer: Data, reason: String, died: Bool = false) -> [Action] {
         guard let worker = workers.removeValue(forKey: peer) else { return [] }
+        for upload in (uploads.removeValue(forKey: peer) ?? [:]).values { upload.abandon() }
         var actions: [Action] = [.log(died ? .warning : .info, "worker \(worker.name) left: \(reason)")]
         for id in worker.leases.sorted() {
             actions += release(id, failure: died ? "worker \(worker.name) died holding it (\(reason))" : nil)
@@ -361,6 +425,11 @@ public struct CoordinatorCore {
                     "start": .integer(range.lowerBound), "end": .integer(range.upperBound),
                     "deadline_ms": .integer(Int(settings.leaseSeconds * 1000)),
                 ]
+                var inputs: [String: JSONValue] = [:]
+                for d in job.dependencies {
+                    if let hash = outputs[study.jobs[d].name] { inputs[study.jobs[d].name] = .string(hash) }
+                }
+                if !inputs.isEmpty { header["inputs"] = .object(inputs) }
                 if !worker.knownJobs.contains(key.job) {
                     workers[peer]!.knownJobs.insert(key.job)
                     header["definition"] = (try? JSONValue(encoding: job.definition)) ?? .null
@@ -371,6 +440,84 @@ public struct CoordinatorCore {
             }
         }
         return actions
+    }
+
+    // MARK: Artifacts
+
+    /// A chunk of an artifact a worker made: appended in order, checked and stored when whole.
+    /// Answered with TAKEN (the bytes held so far, `complete` once stored, or `error`).
+    mutating func put(peer: Data, _ message: WireMessage) -> [Action] {
+        let name = workers[peer]!.name
+        guard let hash = message.string("artifact"), ArtifactStore.isHash(hash), let size = message.int("size"),
+            size >= 0, let offset = message.int("offset"), let chunk = message.binary.first
+        else {
+            return [.log(.warning, "\(name) sent a malformed PUT; dropped")]
+        }
+        func reply(_ fields: [String: JSONValue]) -> Action {
+            .send(peer: peer, WireMessage(.taken, fields.merging(["artifact": .string(hash)]) { a, _ in a }))
+        }
+        if store.contains(hash) {
+            uploads[peer]?[hash]?.abandon()
+            uploads[peer]?[hash] = nil
+            return [reply(["offset": .integer(size), "complete": .bool(true)])]
+        }
+        do {
+            if offset == 0 {
+                uploads[peer]?[hash]?.abandon()
+                uploads[peer, default: [:]][hash] = try store.upload(hash, size: size)
+            }
+            guard let upload = uploads[peer]?[hash] else {
+                throw ClusterError("a chunk at \(offset) of an upload that never started")
+            }
+            try upload.append(chunk, at: offset)
+            if upload.isComplete {
+                uploads[peer]![hash] = nil
+                try upload.finish()
+                return [
+                    .log(.debug, "stored artifact \(hash.prefix(12)) (\(size) bytes) from \(name)"),
+                    reply(["offset": .integer(size), "complete": .bool(true)]),
+                ]
+            }
+            return [reply(["offset": .integer(upload.received)])]
+        } catch {
+            uploads[peer]?[hash]?.abandon()
+            uploads[peer]?[hash] = nil
+            return [
+                .log(.warning, "artifact \(hash.prefix(12)) from \(name) refused: \(error)"),
+                reply(["error": .string("\(error)")]),
+            ]
+        }
+    }
+
+    /// A worker asks for `length` bytes (at most one chunk) of an artifact from `offset`.
+    func fetch(peer: Data, _ message: WireMessage) -> [Action] {
+        guard let hash = message.string("artifact"), ArtifactStore.isHash(hash), let offset = message.int("offset"),
+            offset >= 0
+        else {
+            return [.log(.warning, "\(workers[peer]!.name) sent a malformed FETCH; dropped")]
+        }
+        guard let size = store.size(hash) else {
+            return [
+                .send(
+                    peer: peer,
+                    WireMessage(.chunk, ["artifact": .string(hash), "error": .string("no artifact \(hash) here")]))
+            ]
+        }
+        let length = min(WireMessage.artifactChunk, max(0, message.int("length") ?? WireMessage.artifactChunk))
+        do {
+            let bytes = try store.read(hash, offset: offset, length: length)
+            return [
+                .send(
+                    peer: peer,
+                    WireMessage(
+                        .chunk, ["artifact": .string(hash), "offset": .integer(offset), "size": .integer(size)],
+                        binary: [bytes]))
+            ]
+        } catch {
+            return [
+                .send(peer: peer, WireMessage(.chunk, ["artifact": .string(hash), "error": .string("\(error)")]))
+            ]
+        }
     }
 
     /// Tells every worker the sweep is over.

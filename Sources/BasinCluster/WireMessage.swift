@@ -4,13 +4,19 @@ import Foundation
 /// One protocol message: `"BASIN/1"` | command | JSON header | binary frames (PROTOCOL.md).
 public struct WireMessage: Sendable, Equatable {
     public static let version = "BASIN/1"
+    /// Bytes of artifact per PUT or CHUNK message.
+    public static let artifactChunk = 1 << 20
+    /// Artifact chunks a peer may have in flight (unanswered) at once.
+    public static let artifactCredit = 4
 
     public enum Command: String, Sendable, CaseIterable {
         // worker → coordinator
         case hello = "HELLO", heartbeat = "HEARTBEAT", result = "RESULT", fail = "FAIL", bye = "BYE"
+        case put = "PUT", fetch = "FETCH"
         // coordinator → worker
         case welcome = "WELCOME", task = "TASK", ack = "ACK", cancel = "CANCEL", disconnect = "DISCONNECT", done =
             "DONE"
+        case taken = "TAKEN", chunk = "CHUNK"
     }
 
     public var command: Command

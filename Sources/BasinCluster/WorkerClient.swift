@@ -16,11 +16,12 @@ public final class WorkerClient {
     let curve: CurveClient?
 
     public init(
-        endpoint: String, name: String, slots: Int, exitWhenDone: Bool, curve: CurveClient? = nil, logger: Logger
+        endpoint: String, name: String, slots: Int, exitWhenDone: Bool, cache: URL, curve: CurveClient? = nil,
+        logger: Logger
     ) throws {
         self.endpoint = endpoint
         self.curve = curve
-        core = WorkerCore(name: name, slots: slots)
+        core = WorkerCore(name: name, slots: slots, cache: ArtifactStore(directory: cache))
         core.exitWhenDone = exitWhenDone
         self.logger = logger
         context = try ZMQContext()
@@ -54,7 +55,7 @@ public final class WorkerClient {
         try results.setLinger(0)
         let inbox = "inproc://results-\(UUID().uuidString)"
         try results.bind(inbox)
-        let compute = ComputeThread(context: context, endpoint: inbox, logger: logger)
+        let compute = ComputeThread(context: context, endpoint: inbox, cache: core.cache, logger: logger)
         compute.start()
         defer { compute.stop() }
         var generation = 0
@@ -99,8 +100,9 @@ public final class WorkerClient {
                 while let frames = try results.receive(dontWait: true) {
                     guard let outcome = compute.take(frames) else { continue }
                     switch outcome {
-                    case .success(let task, let metrics, let seconds):
-                        pending += core.computed(task, metrics: metrics, seconds: seconds, now: now())
+                    case .success(let task, let metrics, let artifact, let seconds):
+                        pending += core.computed(
+                            task, metrics: metrics, artifact: artifact, seconds: seconds, now: now())
                     case .failure(let task, let error):
                         pending += core.failed(task, error: error, now: now())
                     }
@@ -117,12 +119,13 @@ public final class WorkerClient {
 /// The worker's compute thread: evaluates one task at a time with an `Executor` per spec.
 final class ComputeThread: @unchecked Sendable {
     enum Outcome {
-        case success(WorkerCore.Task, [Double], Double)
+        case success(WorkerCore.Task, [Double], String?, Double)
         case failure(WorkerCore.Task, String)
     }
 
     private let context: ZMQContext
     private let endpoint: String
+    private let cache: ArtifactStore
     private let logger: Logger
     private let condition = NSCondition()
     private var tasks: [(WorkerCore.Task, JSONValue, String)] = []
@@ -131,9 +134,10 @@ final class ComputeThread: @unchecked Sendable {
     private var nextTicket = 0
     private var thread: Thread?
 
-    init(context: ZMQContext, endpoint: String, logger: Logger) {
+    init(context: ZMQContext, endpoint: String, cache: ArtifactStore, logger: Logger) {
         self.context = context
         self.endpoint = endpoint
+        self.cache = cache
         self.logger = logger
     }
 
@@ -191,9 +195,18 @@ final class ComputeThread: @unchecked Sendable {
                     let spec = try JSONDecoder().decode(StudySpec.self, from: specJSON.serialized())
                     executors[key] = Executor(spec: spec, base: URL(fileURLWithPath: base))
                 }
-                let metrics = try executors[key]!.run(task.definition, id: task.job, range: task.range)
+                let executor = executors[key]!
+                let cache = self.cache, inputs = task.inputs
+                executor.outputs = { name in
+                    guard let hash = inputs[name], cache.contains(hash) else {
+                        throw NNError("the output of job '\(name)' did not come with the task")
+                    }
+                    return cache.url(hash)
+                }
+                let output = try executor.execute(task.definition, id: task.job, range: task.range)
+                let artifact = try output.artifact.map { try cache.put($0) }
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-                outcome = .success(task, metrics.flatMap(\.values), seconds)
+                outcome = .success(task, output.values, artifact, seconds)
             } catch {
                 outcome = .failure(task, String(describing: error))
             }

@@ -14,6 +14,24 @@ public struct WorkerCore {
         public var range: Range<Int>
         public var definition: JobDefinition
         public var specKey: String
+        /// Artifacts of the jobs this one reads, by job name (fetched into the cache first).
+        public var inputs: [String: String] = [:]
+    }
+
+    /// An artifact coming from the coordinator, chunk by chunk.
+    struct Fetch {
+        var upload: ArtifactStore.Upload?
+        var requested = 0
+        var inFlight = 0
+    }
+
+    /// An artifact going to the coordinator, and the results waiting for it to be stored.
+    struct Send {
+        var size: Int
+        var sent = 0
+        var inFlight = 0
+        var results: [WireMessage] = []
+        var leases: [Int] = []
     }
 
     public enum Action: Equatable {
@@ -27,6 +45,8 @@ public struct WorkerCore {
 
     public let name: String
     public let slots: Int
+    /// Artifacts this worker has (fetched inputs, outputs it made): `--cache`.
+    public let cache: ArtifactStore
     public var heartbeatInterval = 1.0
     public var deadAfter = 5.0
     /// Leave when the coordinator says DONE.
@@ -42,10 +62,13 @@ public struct WorkerCore {
     var definitions: [String: (JobDefinition, String)] = [:]
     /// Spec JSON and base directory by spec key, for the executor.
     public private(set) var specs: [String: (spec: JSONValue, base: String)] = [:]
+    var fetches: [String: Fetch] = [:]
+    var sends: [String: Send] = [:]
 
-    public init(name: String, slots: Int) {
+    public init(name: String, slots: Int, cache: ArtifactStore) {
         self.name = name
         self.slots = slots
+        self.cache = cache
     }
 
     public var isComputing: Bool { computing != nil }
@@ -57,6 +80,9 @@ public struct WorkerCore {
         lastSent = now
         definitions = [:]
         queue = []
+        for fetch in fetches.values { fetch.upload?.abandon() }
+        fetches = [:]
+        sends = [:]
         let host = ProcessInfo.processInfo.hostName
         return [
             .send(
@@ -109,14 +135,27 @@ public struct WorkerCore {
                             ["lease": .integer(lease), "error": .string("no definition received for job \(job)")]))
                 ]
             }
+            var inputs: [String: String] = [:]
+            if case .object(let items)? = message.header["inputs"] {
+                for (job, value) in items {
+                    guard let hash = value.stringValue, ArtifactStore.isHash(hash) else {
+                        return [.log(.warning, "dropped a TASK whose input '\(job)' is not an artifact name")]
+                    }
+                    inputs[job] = hash
+                }
+            }
             queue.append(
                 Task(
                     lease: lease, job: job, jobIndex: jobIndex, shard: shard, range: start..<end,
-                    definition: definition, specKey: key))
+                    definition: definition, specKey: key, inputs: inputs))
             return startNext()
+        case .chunk:
+            return chunk(message)
+        case .taken:
+            return taken(message)
         case .cancel:
             if let lease = message.int("lease") { queue.removeAll { $0.lease == lease } }
-            return []
+            return startNext()
         case .disconnect:
             let reason = message.string("reason") ?? "no reason given"
             return [
@@ -131,24 +170,154 @@ public struct WorkerCore {
         }
     }
 
+    /// Starts the first queued task whose inputs are all in the cache, and fetches the inputs
+    /// of queued tasks that are not.
     private mutating func startNext() -> [Action] {
-        guard computing == nil, !queue.isEmpty else { return [] }
-        let task = queue.removeFirst()
+        var actions: [Action] = []
+        for task in queue {
+            for hash in Set(task.inputs.values).sorted() where !cache.contains(hash) && fetches[hash] == nil {
+                fetches[hash] = Fetch(requested: 0, inFlight: 1)
+                actions.append(.send(WireMessage(.fetch, ["artifact": .string(hash), "offset": .integer(0)])))
+            }
+        }
+        guard computing == nil,
+            let index = queue.firstIndex(where: { $0.inputs.values.allSatisfy(cache.contains) })
+        else { return actions }
+        let task = queue.remove(at: index)
         computing = task
-        return [.compute(task)]
+        return actions + [.compute(task)]
     }
 
-    /// The compute thread finished a task.
-    public mutating func computed(_ task: Task, metrics: [Double], seconds: Double, now: Double) -> [Action] {
+    /// A chunk of an input artifact: appended to the cache; more are asked for up to the credit.
+    mutating func chunk(_ message: WireMessage) -> [Action] {
+        guard let hash = message.string("artifact"), var fetch = fetches[hash] else { return [] }
+        if let error = message.string("error") {
+            return failFetch(hash, "cannot fetch artifact \(hash.prefix(12)): \(error)")
+        }
+        guard let offset = message.int("offset"), let size = message.int("size"), let bytes = message.binary.first
+        else {
+            return failFetch(hash, "a malformed CHUNK of artifact \(hash.prefix(12))")
+        }
+        do {
+            if fetch.upload == nil {
+                fetch.upload = try cache.upload(hash, size: size)
+                fetch.requested = min(size, bytes.count)
+            }
+            try fetch.upload!.append(bytes, at: offset)
+            fetch.inFlight -= 1
+            if fetch.upload!.isComplete {
+                try fetch.upload!.finish()
+                fetches[hash] = nil
+                return [.log(.debug, "fetched artifact \(hash.prefix(12)) (\(size) bytes)")] + startNext()
+            }
+            guard !bytes.isEmpty || fetch.inFlight > 0 else {
+                throw ClusterError("the coordinator sent an empty chunk at \(offset) of \(size) bytes")
+            }
+            var actions: [Action] = []
+            while fetch.inFlight < WireMessage.artifactCredit && fetch.requested < size {
+                actions.append(
+                    .send(
+                        WireMessage(
+                            .fetch,
+                            [
+                                "artifact": .string(hash), "offset": .integer(fetch.requested),
+                                "length": .integer(WireMessage.artifactChunk),
+                            ])))
+                fetch.requested += WireMessage.artifactChunk
+                fetch.inFlight += 1
+            }
+            fetches[hash] = fetch
+            return actions
+        } catch {
+            fetch.upload?.abandon()
+            fetches[hash] = nil
+            return failFetch(hash, "artifact \(hash.prefix(12)): \(error)")
+        }
+    }
+
+    /// Every queued task that needs `hash` fails with `reason`.
+    private mutating func failFetch(_ hash: String, _ reason: String) -> [Action] {
+        fetches[hash]?.upload?.abandon()
+        fetches[hash] = nil
+        let failing = queue.filter { $0.inputs.values.contains(hash) }
+        queue.removeAll { $0.inputs.values.contains(hash) }
+        return [.log(.error, reason)]
+            + failing.map { .send(WireMessage(.fail, ["lease": .integer($0.lease), "error": .string(reason)])) }
+            + startNext()
+    }
+
+    /// The compute thread finished a task; `artifact` (already in the cache) goes up first.
+    public mutating func computed(
+        _ task: Task, metrics: [Double], artifact: String? = nil, seconds: Double, now: Double
+    ) -> [Action] {
         computing = nil
         lastSent = now
-        let message = WireMessage(
-            .result,
-            [
-                "lease": .integer(task.lease), "job": .string(task.job), "job_index": .integer(task.jobIndex),
-                "shard": .integer(task.shard), "seconds": .number(seconds),
-            ], binary: [metrics.littleEndianData])
-        return [.send(message)] + startNext()
+        var header: [String: JSONValue] = [
+            "lease": .integer(task.lease), "job": .string(task.job), "job_index": .integer(task.jobIndex),
+            "shard": .integer(task.shard), "seconds": .number(seconds),
+        ]
+        guard let artifact else {
+            return [.send(WireMessage(.result, header, binary: [metrics.littleEndianData]))] + startNext()
+        }
+        header["artifact"] = .string(artifact)
+        let result = WireMessage(.result, header, binary: [metrics.littleEndianData])
+        if sends[artifact] != nil {
+            sends[artifact]!.results.append(result)
+            sends[artifact]!.leases.append(task.lease)
+            return startNext()
+        }
+        guard let size = cache.size(artifact) else {
+            return failed(task, error: "the artifact it made is not in the cache", now: now)
+        }
+        sends[artifact] = Send(size: size, results: [result], leases: [task.lease])
+        return pump(artifact) + startNext()
+    }
+
+    /// PUTs of `hash` up to the credit.
+    private mutating func pump(_ hash: String) -> [Action] {
+        guard var send = sends[hash] else { return [] }
+        var actions: [Action] = []
+        repeat {
+            guard send.inFlight < WireMessage.artifactCredit else { break }
+            let bytes: Data
+            do {
+                bytes = try cache.read(hash, offset: send.sent, length: WireMessage.artifactChunk)
+            } catch {
+                sends[hash] = nil
+                return send.leases.map {
+                    .send(WireMessage(.fail, ["lease": .integer($0), "error": .string("\(error)")]))
+                }
+            }
+            actions.append(
+                .send(
+                    WireMessage(
+                        .put,
+                        ["artifact": .string(hash), "size": .integer(send.size), "offset": .integer(send.sent)],
+                        binary: [bytes])))
+            send.sent += bytes.count
+            send.inFlight += 1
+        } while send.sent < send.size
+        sends[hash] = send
+        return actions
+    }
+
+    /// The coordinator took chunks of an artifact; once it is stored, the results go.
+    mutating func taken(_ message: WireMessage) -> [Action] {
+        guard let hash = message.string("artifact"), var send = sends[hash] else { return [] }
+        if let error = message.string("error") {
+            sends[hash] = nil
+            return [.log(.error, "the coordinator refused artifact \(hash.prefix(12)): \(error)")]
+                + send.leases.map {
+                    .send(WireMessage(.fail, ["lease": .integer($0), "error": .string("upload refused: \(error)")]))
+                }
+        }
+        if case .bool(true)? = message.header["complete"] {
+            sends[hash] = nil
+            return send.results.map { .send($0) }
+        }
+        send.inFlight -= 1
+        sends[hash] = send
+        return send.sent < send.size ? pump(hash) : []
     }
 
     public mutating func failed(_ task: Task, error: String, now: Double) -> [Action] {

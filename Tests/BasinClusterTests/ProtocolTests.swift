@@ -37,7 +37,7 @@ struct StudyFixture {
     {
         CoordinatorCore(
             study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: completed,
-            settings: settings)
+            store: ArtifactStore(directory: directory.appendingPathComponent("artifacts")), settings: settings)
     }
 }
 
@@ -252,7 +252,8 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
     @Test func tasksComputeOneAtATimeAndReconnectionBacksOff() throws {
         let fixture = try StudyFixture()
         var coordinator = try fixture.core()
-        var worker = WorkerCore(name: "w", slots: 2)
+        var worker = WorkerCore(
+            name: "w", slots: 2, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("cache")))
         let hi = worker.connected(now: 0)
         guard case .send(let helloMessage) = hi[0] else { Issue.record("no HELLO"); return }
         #expect(helloMessage.command == .hello && helloMessage.int("slots") == 2)

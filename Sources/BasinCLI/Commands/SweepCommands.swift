@@ -52,7 +52,7 @@ struct SweepOptions: ParsableArguments {
         settings.epoch = sweep.epoch
         let core = CoordinatorCore(
             study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
-            completed: sweep.completed, settings: settings)
+            completed: sweep.completed, outputs: sweep.outputs, store: sweep.store, settings: settings)
         let server = try CoordinatorServer(core: core, journal: sweep.journal, bind: bind, curve: curve, logger: logger)
         let security = curve.map { " (CURVE, \($0.allowed.count) allowed worker key(s))" } ?? ""
         logger.info("coordinator listening on \(server.endpoint)\(security)")
@@ -71,7 +71,7 @@ struct SweepOptions: ParsableArguments {
         try started(server.endpoint)
         try server.run()
         display.finish()
-        try finish(sweep, quarantine: server.core.quarantine, logger: logger)
+        try finish(sweep, quarantine: server.core.quarantine, blocked: server.core.blockedJobs, logger: logger)
         if keepServing {
             let stop = TerminationFlag()
             logger.info("the sweep is finished; telling late workers DONE until SIGTERM or SIGINT")
@@ -82,11 +82,14 @@ struct SweepOptions: ParsableArguments {
 
     /// Merges, prints where the results are, and fails when shards were quarantined.
     func finish(
-        _ sweep: Sweep, quarantine: [(job: String, shard: Int, points: Range<Int>, reasons: [String])], logger: Logger
+        _ sweep: Sweep, quarantine: [(job: String, shard: Int, points: Range<Int>, reasons: [String])],
+        blocked: [(job: String, because: String)] = [], logger: Logger
     ) throws {
         let (done, total) = try sweep.merge()
         try? FileManager.default.removeItem(at: sweep.run.statusFile)
+        if let summary = try sweep.summary() { print(summary.table()) }
         print("\(done)/\(total) points; results in \(sweep.run.results.path), summary in \(sweep.run.summaryFile.path)")
+        for entry in blocked { print("not run: \(entry.job), because \(entry.because) failed") }
         if !quarantine.isEmpty {
             for entry in quarantine {
                 print(
@@ -147,6 +150,8 @@ struct RunCommand: ParsableCommand {
                 child.arguments = [
                     "worker", "--connect", endpoint, "--name", "local-\(index)-\(getpid())", "--threads",
                     String(options.threads),
+                    // Same machine: the run's own store is the cache, so artifacts never move.
+                    "--cache", sweep.run.artifacts.path,
                 ]
                 try child.run()
                 children.append(child)
@@ -263,6 +268,24 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .customLong("curve-server"), help: "CURVE: the coordinator's public key (its .pub file).")
     var curveServer: String?
 
+    @Option(
+        help:
+            "Directory of artifacts (checkpoints, curves) by SHA-256: fetched inputs and made outputs are kept there (default: $XDG_CACHE_HOME/basin or ~/.cache/basin)."
+    )
+    var cache: String?
+
+    /// The default artifact cache.
+    static var defaultCache: URL {
+        let environment = ProcessInfo.processInfo.environment
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
+            return URL(fileURLWithPath: xdg).appendingPathComponent("basin")
+        }
+        if let home = environment["HOME"], !home.isEmpty {
+            return URL(fileURLWithPath: home).appendingPathComponent(".cache/basin")
+        }
+        return URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("basin-cache-\(getuid())")
+    }
+
     func validate() throws {
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         guard (curveKeys == nil) == (curveServer == nil) else {
@@ -284,7 +307,8 @@ struct WorkerCommand: ParsableCommand {
                 serverKey: try CurveKeyPair.publicKey(contentsOf: curveServer))
         }
         let client = try WorkerClient(
-            endpoint: connect, name: workerName, slots: slots, exitWhenDone: !keepAlive, curve: curve, logger: logger)
+            endpoint: connect, name: workerName, slots: slots, exitWhenDone: !keepAlive,
+            cache: cache.map { URL(fileURLWithPath: $0) } ?? Self.defaultCache, curve: curve, logger: logger)
         let reason = try client.run()
         logger.info("worker \(workerName) leaving: \(reason)")
     }

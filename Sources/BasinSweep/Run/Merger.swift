@@ -130,8 +130,9 @@ public struct Merger {
         if !history.isEmpty { result.set("epoch_loss", TensorData(history, shape: [history.count])) }
         var meta: [String: JSONValue] = [
             "kind": .string(job.definition.kind.rawValue), "values": .object(values), "complete": .bool(true),
+            // Nothing about who computed it or how long it took: results are bitwise the same
+            // whatever the workers (the journal keeps those).
             "job": (try? JSONValue(encoding: job.definition)) ?? .null,
-            "worker": .string(output.worker), "seconds": .number(output.seconds),
         ]
         if let artifact = output.artifact { meta["artifact"] = .string(artifact) }
         if job.definition.kind == .hessian {

@@ -93,6 +93,16 @@ public final class Sweep {
         try Merger(study: study, executor: executor, run: run).merge(records: try Journal.read(run.journal))
     }
 
+    /// The study summary from the merged result files (nil for a spec without stages).
+    public func summary() throws -> StudySummary? {
+        guard let stages = spec.stages else { return nil }
+        var results: [String: ResultFile] = [:]
+        for job in study.jobs where FileManager.default.fileExists(atPath: run.result(job.name).path) {
+            results[job.name] = try ResultFile(contentsOf: run.result(job.name))
+        }
+        return try StudySummary(stages: stages, base: spec.train, results: results)
+    }
+
     /// Records that job `name` made `artifact` (already in `store`), so later jobs can read it.
     public func recordOutput(_ name: String, artifact: String) {
         outputs[name] = artifact
