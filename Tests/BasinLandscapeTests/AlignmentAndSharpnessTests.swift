@@ -1,0 +1,257 @@
+import BasinNN
+import BasinTestSupport
+import Foundation
+import Testing
+
+@testable import BasinLandscape
+
+@Suite struct LinearAssignmentTests {
+    /// Every permutation of 0..<n (n ≤ 7).
+    func permutations(_ n: Int) -> [[Int]] {
+        if n == 0 { return [[]] }
+        return permutations(n - 1).flatMap { p in
+            (0...p.count).map { i in
+                var q = p; q.insert(n - 1, at: i); return q
+            }
+        }
+    }
+
+    @Test func matchesBruteForceOnRandomMatrices() {
+        var random = RandomSource(seed: 3, stream: 99)
+        for n in 1...6 {
+            for _ in 0..<5 {
+                let score = (0..<(n * n)).map { _ in random.uniform(-1, 1) }
+                let found = LinearAssignment.maximize(score, n: n)
+                #expect(Set(found) == Set(0..<n))
+                let value = { (p: [Int]) in (0..<n).reduce(0.0) { $0 + score[$1 * n + p[$1]] } }
+                let best = permutations(n).map(value).max()!
+                #expect(abs(value(found) - best) < 1e-12, "n=\(n): \(value(found)) vs best \(best)")
+            }
+        }
+    }
+}
+
+@Suite struct WeightMatchingTests {
+    /// A model and the same model with its hidden units shuffled: alignment must undo it.
+    @Test(arguments: ["mlp-bn", "cnn"])
+    func recoversAShuffledCopyAndKeepsTheFunction(_ kind: String) throws {
+        let description =
+            kind == "cnn"
+            ? ModelDescription(
+                input: [1, 6, 6],
+                layers: [
+                    .conv2d(
+                        inChannels: nil, outChannels: 4, kernel: .init(3, 3), stride: .init(1, 1),
+                        padding: .init(1, 1), bias: true),
+                    .batchNorm2d(numFeatures: nil, eps: 1e-5, momentum: 0.1), .relu,
+                    .maxPool2d(kernel: .init(2, 2), stride: .init(2, 2), padding: .init(0, 0)), .flatten,
+                    .linear(inFeatures: nil, outFeatures: 5, bias: true), .tanh,
+                    .linear(inFeatures: nil, outFeatures: 3, bias: true),
+                ])
+            : ModelDescription(
+                input: [4],
+                layers: [
+                    .linear(inFeatures: nil, outFeatures: 8, bias: true),
+                    .batchNorm1d(numFeatures: nil, eps: 1e-5, momentum: 0.1), .relu,
+                    .linear(inFeatures: nil, outFeatures: 6, bias: true), .gelu(tanhApproximation: false),
+                    .linear(inFeatures: nil, outFeatures: 3, bias: true),
+                ])
+        let network = try Network(description)
+        var a = network.initialize(seed: 11)
+        // Non-trivial running statistics, so moving them matters.
+        for i in a.state.indices { a.state[i] = Float(0.5 + 0.1 * Double(i % 7)) }
+        let groups = try WeightMatching.groups(network)
+        var random = RandomSource(seed: 5, stream: 1)
+        let shuffles = groups.map { random.permutation($0.size) }
+        let b = WeightMatching.apply(shuffles, to: a, groups: groups)
+        #expect(b.parameters != a.parameters)
+        var data = Dataset(
+            sampleShape: description.input, features: TestSupport.gaussian(50 * network.inputSize, seed: 2),
+            labels: (0..<50).map { Int32($0 % 3) })
+        data.classCount = 3
+        // The shuffled copy computes the same function…
+        #expect(try largestDifference(a, b, data) < 1e-5)
+        let result = try WeightMatching.align(b, to: a)
+        // …and alignment brings back the original weights exactly.
+        #expect(result.model.parameters == a.parameters)
+        #expect(result.model.state == a.state)
+        #expect(result.similarityAfter > result.similarityBefore)
+        #expect(try largestDifference(b, result.model, data) < 1e-5)
+    }
+
+    func largestDifference(_ a: Model, _ b: Model, _ data: Dataset) throws -> Double {
+        let wa = Workspace(network: a.network, capacity: data.count)
+        let wb = Workspace(network: b.network, capacity: data.count)
+        data.features.withUnsafeBufferPointer {
+            a.infer($0.baseAddress!, batch: data.count, workspace: wa)
+            b.infer($0.baseAddress!, batch: data.count, workspace: wb)
+        }
+        return zip(wa.output(batch: data.count), wb.output(batch: data.count)).map { Double(abs($0 - $1)) }.max()!
+    }
+
+    @Test func alignedModelsHaveNoHigherBarrierThanUnaligned() throws {
+        var dataSpec = DataSpec(source: "spirals")
+        dataSpec.samples = 600
+        let split = try dataSpec.load(relativeTo: URL(fileURLWithPath: "/"))
+        let network = try Network(
+            ModelDescription(
+                input: [2],
+                layers: [
+                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
+                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
+                    .linear(inFeatures: nil, outFeatures: 2, bias: true),
+                ]))
+        var config = TrainingConfig()
+        config.optimizer = .adam
+        config.lr = 0.01
+        config.epochs = 20
+        var ends: [Model] = []
+        for seed in [UInt64(1), 2] {
+            config.seed = seed
+            var model = network.initialize(seed: seed)
+            try Trainer(config: config).train(&model, on: split.train)
+            ends.append(model)
+        }
+        let aligned = try WeightMatching.align(ends[1], to: ends[0]).model
+        #expect(try largestDifference(ends[1], aligned, split.train) < 1e-5)
+        let t = Axis(min: 0, max: 1, steps: 21).values
+        func barrier(_ end: Model) throws -> Double {
+            let evaluator = try LandscapeEvaluator(
+                family: .through([ends[0], end]), train: split.train, test: nil, loss: .crossEntropy, batchNorm: .eval)
+            let losses = try evaluator.fast(t.map(Curve.line.coefficients(at:))).map(\.trainLoss)
+            return losses.max()! - (losses.first! + losses.last!) / 2
+        }
+        let before = try barrier(ends[1]), after = try barrier(aligned)
+        #expect(after <= before, "aligned barrier \(after) vs unaligned \(before)")
+        #expect(after < 0.5 * before, "weight matching should remove most of the barrier: \(after) vs \(before)")
+    }
+}
+
+@Suite struct SharpnessTests {
+    /// Eigenvalues of a symmetric matrix (cyclic Jacobi), in Double.
+    static func eigenvalues(_ m: [Double], n: Int) -> [Double] {
+        var a = m
+        for _ in 0..<100 {
+            var off = 0.0
+            for p in 0..<n { for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] } }
+            if off < 1e-22 { break }
+            for p in 0..<n {
+                for q in (p + 1)..<n where abs(a[p * n + q]) > 1e-300 {
+                    let theta = (a[q * n + q] - a[p * n + p]) / (2 * a[p * n + q])
+                    let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
+                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                    for k in 0..<n {
+                        let akp = a[k * n + p], akq = a[k * n + q]
+                        a[k * n + p] = c * akp - s * akq
+                        a[k * n + q] = s * akp + c * akq
+                    }
+                    for k in 0..<n {
+                        let apk = a[p * n + k], aqk = a[q * n + k]
+                        a[p * n + k] = c * apk - s * aqk
+                        a[q * n + k] = s * apk + c * aqk
+                    }
+                }
+            }
+        }
+        return (0..<n).map { a[$0 * n + $0] }
+    }
+
+    /// Softmax regression (one Linear layer, cross-entropy): its Hessian is known in closed
+    /// form, H = (1/N) Σ (diag(p) − ppᵀ) ⊗ x̃x̃ᵀ with x̃ = (x, 1). Basin's estimates must agree
+    /// within the tolerances they state.
+    @Test func softmaxRegressionMatchesTheClosedFormHessian() throws {
+        let features = 3, classes = 3, count = 200
+        let data = SyntheticData.blobs(
+            samples: count, features: features, classes: classes, spread: 2, noise: 1, seed: 4)
+        let network = try Network(
+            ModelDescription(input: [features], layers: [.linear(inFeatures: nil, outFeatures: classes, bias: true)]))
+        var model = network.initialize(seed: 1)
+        var config = TrainingConfig()
+        config.epochs = 5
+        config.lr = 0.1
+        try Trainer(config: config).train(&model, on: data)
+        // Parameters: weight [classes, features] row-major, then bias [classes].
+        let n = classes * features + classes
+        func index(_ k: Int, _ f: Int) -> Int { f < features ? k * features + f : classes * features + k }
+        var h = [Double](repeating: 0, count: n * n)
+        for s in 0..<count {
+            let x = (0..<features).map { Double(data.features[s * features + $0]) } + [1]
+            let logits = (0..<classes).map { k in
+                (0..<features).reduce(Double(model.parameters[classes * features + k])) {
+                    $0 + Double(model.parameters[k * features + $1]) * x[$1]
+                }
+            }
+            let top = logits.max()!
+            let e = logits.map { exp($0 - top) }
+            let p = e.map { $0 / e.reduce(0, +) }
+            for k in 0..<classes {
+                for l in 0..<classes {
+                    let w = (k == l ? p[k] : 0) - p[k] * p[l]
+                    for f in 0...features {
+                        for g in 0...features { h[index(k, f) * n + index(l, g)] += w * x[f] * x[g] / Double(count) }
+                    }
+                }
+            }
+        }
+        let exactTop = Self.eigenvalues(h, n: n).max()!
+        let exactTrace = (0..<n).reduce(0.0) { $0 + h[$1 * n + $1] }
+        let sharpness = Sharpness(iterations: 200, tolerance: 1e-6, probes: 400, seed: 3)
+        let r = try sharpness.measure(model, on: data, loss: .crossEntropy)
+        #expect(r.converged)
+        #expect(abs(r.topEigenvalue - exactTop) <= 1e-3 * exactTop, "λmax \(r.topEigenvalue) vs \(exactTop)")
+        #expect(
+            abs(r.trace - exactTrace) <= 4 * r.traceStandardError + 1e-3 * exactTrace,
+            "trace \(r.trace) ± \(r.traceStandardError) vs \(exactTrace)")
+        // A Hessian-vector product against the closed form, coordinate by coordinate.
+        var v = [Double](repeating: 0, count: n)
+        v[1] = 1
+        v[n - 1] = -0.5
+        let hv = sharpness.hessianVectorProduct(model, v, data: data, loss: .crossEntropy)
+        for i in 0..<n {
+            let exact = (0..<n).reduce(0.0) { $0 + h[i * n + $1] * v[$1] }
+            #expect(abs(hv[i] - exact) <= 1e-3 * max(1, abs(exact)), "(Hv)[\(i)] \(hv[i]) vs \(exact)")
+        }
+    }
+
+    /// A small MLP: the explicit Hessian (columns H eᵢ by differences of gradients) gives the
+    /// reference top eigenvalue and trace.
+    @Test func mlpMatchesItsExplicitHessian() throws {
+        let data = SyntheticData.blobs(samples: 150, features: 2, classes: 2, spread: 2, noise: 1, seed: 8)
+        let network = try Network(
+            ModelDescription(
+                input: [2],
+                layers: [
+                    .linear(inFeatures: nil, outFeatures: 5, bias: true), .tanh,
+                    .linear(inFeatures: nil, outFeatures: 2, bias: true),
+                ]))
+        var model = network.initialize(seed: 2)
+        var config = TrainingConfig()
+        config.epochs = 3
+        try Trainer(config: config).train(&model, on: data)
+        let sharpness = Sharpness(iterations: 300, tolerance: 1e-7, probes: 600, seed: 1)
+        let n = model.parameters.count
+        var h = [Double](repeating: 0, count: n * n)
+        for j in 0..<n {
+            var e = [Double](repeating: 0, count: n)
+            e[j] = 1
+            let column = sharpness.hessianVectorProduct(model, e, data: data, loss: .crossEntropy)
+            for i in 0..<n { h[i * n + j] = column[i] }
+        }
+        // Symmetric to the accuracy of the differences.
+        var asymmetry = 0.0, scale = 0.0
+        for i in 0..<n {
+            for j in 0..<n {
+                asymmetry = max(asymmetry, abs(h[i * n + j] - h[j * n + i]))
+                scale = max(scale, abs(h[i * n + j]))
+            }
+        }
+        #expect(asymmetry <= 1e-3 * scale)
+        let symmetric = (0..<(n * n)).map { (h[$0] + h[($0 % n) * n + $0 / n]) / 2 }
+        let eigen = Self.eigenvalues(symmetric, n: n)
+        let largest = eigen.max(by: { abs($0) < abs($1) })!
+        let trace = (0..<n).reduce(0.0) { $0 + h[$1 * n + $1] }
+        let r = try sharpness.measure(model, on: data, loss: .crossEntropy)
+        #expect(abs(r.topEigenvalue - largest) <= 1e-3 * abs(largest), "λmax \(r.topEigenvalue) vs \(largest)")
+        #expect(abs(r.trace - trace) <= 4 * r.traceStandardError + 1e-3 * abs(trace), "trace \(r.trace) vs \(trace)")
+    }
+}
