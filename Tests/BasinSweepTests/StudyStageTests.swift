@@ -41,7 +41,10 @@ import Testing
             #expect(job.dependencies.allSatisfy { $0 < sweep.study.jobs.firstIndex { $0.id == job.id }! })
         }
         let aligned = sweep.study.jobs[8]
-        #expect(aligned.dependencies.map { sweep.study.jobs[$0].name } == ["train/lr=0.05,seed=0", "align/lr=0.05,seed=0-seed=1"])
+        #expect(
+            aligned.dependencies.map { sweep.study.jobs[$0].name } == [
+                "train/lr=0.05,seed=0", "align/lr=0.05,seed=0-seed=1",
+            ])
         #expect(aligned.pointCount == 7 && aligned.shards.count == 2)
         #expect(sweep.study.jobs[0].shards == [0..<1])
         #expect(sweep.remainingShards == 2 + 3 + 1 + 3 + 1 + 2 + 1 + 2 + 1 + 2)

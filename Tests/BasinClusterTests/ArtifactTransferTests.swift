@@ -1,0 +1,174 @@
+import BasinNN
+import BasinSweep
+import BasinTestSupport
+import Crypto
+import Foundation
+import Testing
+
+@testable import BasinCluster
+
+/// Artifacts between the coordinator's and a worker's state machines, message by message:
+/// checked at both ends, never more than the credit of chunks in flight.
+@Suite struct ArtifactTransferTests {
+    let fixture = try! StudyFixture()
+    static let size = 200 << 20
+
+    /// A deterministic pseudo-random blob of `size` bytes written into `store` chunk by chunk
+    /// (never whole in memory); returns its hash.
+    static func writeBlob(into store: ArtifactStore, size: Int, seed: UInt64) throws -> String {
+        func chunk(_ index: Int) -> Data {
+            var state = seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15
+            let count = min(WireMessage.artifactChunk, size - index * WireMessage.artifactChunk)
+            var words = [UInt64](repeating: 0, count: (count + 7) / 8)
+            for i in words.indices {
+                state ^= state << 13
+                state ^= state >> 7
+                state ^= state << 17
+                words[i] = state
+            }
+            return words.withUnsafeBytes { Data($0.prefix(count)) }
+        }
+        let chunks = (size + WireMessage.artifactChunk - 1) / WireMessage.artifactChunk
+        var hasher = SHA256()
+        for i in 0..<chunks { hasher.update(data: chunk(i)) }
+        let hash = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let upload = try store.upload(hash, size: size)
+        for i in 0..<chunks { try upload.append(chunk(i), at: i * WireMessage.artifactChunk) }
+        try upload.finish()
+        return hash
+    }
+
+    /// Delivers messages both ways until nothing is left; returns the most bytes of artifact
+    /// in flight at once, and every message the worker sent.
+    static func exchange(
+        _ coordinator: inout CoordinatorCore, _ worker: inout WorkerCore, start: [WorkerCore.Action],
+        corrupt: Bool = false
+    ) -> (peak: Int, fromWorker: [WireMessage]) {
+        let peer = Data("w#0".utf8)
+        var toCoordinator: [WireMessage] = [], toWorker: [WireMessage] = [], fromWorker: [WireMessage] = []
+        func take(_ actions: [WorkerCore.Action]) {
+            for case .send(let m) in actions {
+                toCoordinator.append(m)
+                fromWorker.append(m)
+            }
+        }
+        take(start)
+        var peak = 0
+        var corrupted = false
+        while !toCoordinator.isEmpty || !toWorker.isEmpty {
+            let inFlight = (toCoordinator + toWorker).reduce(0) { $0 + $1.binary.reduce(0) { $0 + $1.count } }
+            peak = max(peak, inFlight)
+            if !toCoordinator.isEmpty {
+                let m = toCoordinator.removeFirst()
+                for case .send(_, let reply) in coordinator.receive(peer: peer, frames: m.frames(), now: 1) {
+                    toWorker.append(reply)
+                }
+            } else {
+                var m = toWorker.removeFirst()
+                if corrupt, !corrupted, m.command == .chunk, var bytes = m.binary.first, bytes.count > 100 {
+                    bytes[100] ^= 0xFF
+                    m.binary[0] = bytes
+                    corrupted = true
+                }
+                take(worker.receive(frames: m.frames(), now: 1))
+            }
+        }
+        return (peak, fromWorker)
+    }
+
+    func joined() throws -> (CoordinatorCore, WorkerCore, URL) {
+        var coordinator = try fixture.core()
+        let cache = fixture.directory.appendingPathComponent("cache-\(UUID().uuidString)")
+        var worker = WorkerCore(name: "w", slots: 1, cache: ArtifactStore(directory: cache))
+        guard case .send(let hello) = worker.connected(now: 0)[0] else { throw ClusterError("no HELLO") }
+        for case .send(_, let reply) in coordinator.receive(peer: Data("w#0".utf8), frames: hello.frames(), now: 0)
+        where reply.command == .welcome {
+            _ = worker.receive(frames: reply.frames(), now: 0)
+        }
+        return (coordinator, worker, cache)
+    }
+
+    /// A TASK of job 0 that reads `hash` as the output of job "@train".
+    func task(reading hash: String) -> WireMessage {
+        WireMessage(
+            .task,
+            [
+                "lease": .integer(1000), "job": .string(fixture.study.jobs[0].id), "job_index": .integer(0),
+                "shard": .integer(0), "start": .integer(0), "end": .integer(1), "deadline_ms": .integer(60000),
+                "definition": try! JSONValue(encoding: fixture.study.jobs[0].definition),
+                "spec": try! JSONValue(encoding: fixture.spec), "base": .string(fixture.directory.path),
+                "inputs": .object(["train/x": .string(hash)]),
+            ])
+    }
+
+    @Test func a200MBInputIsFetchedCheckedAndNeverMoreThanTheCreditInFlight() throws {
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        var (coordinator, worker, _) = try joined()
+        let store = ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts"))
+        let hash = try Self.writeBlob(into: store, size: Self.size, seed: 1)
+        let start = worker.receive(frames: task(reading: hash).frames(), now: 1)
+        #expect(start.contains { if case .send(let m) = $0 { return m.command == .fetch } else { return false } })
+        #expect(!start.contains { if case .compute = $0 { return true } else { return false } })
+        let (peak, sent) = Self.exchange(&coordinator, &worker, start: start)
+        #expect(worker.cache.contains(hash))
+        #expect(worker.cache.size(hash) == Self.size)
+        #expect(peak <= WireMessage.artifactCredit * WireMessage.artifactChunk, "peak \(peak) bytes in flight")
+        #expect(sent.filter { $0.command == .fetch }.count == Self.size / WireMessage.artifactChunk)
+        // Once the input is whole the task computes.
+        #expect(worker.isComputing)
+    }
+
+    @Test func aCorruptedChunkIsCaughtAndTheTaskFails() throws {
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        var (coordinator, worker, _) = try joined()
+        let store = ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts"))
+        let hash = try Self.writeBlob(into: store, size: 3 * WireMessage.artifactChunk + 17, seed: 2)
+        let start = worker.receive(frames: task(reading: hash).frames(), now: 1)
+        let (_, sent) = Self.exchange(&coordinator, &worker, start: start, corrupt: true)
+        #expect(!worker.cache.contains(hash))
+        let fail = sent.first { $0.command == .fail }
+        #expect(fail?.string("error")?.contains("hashing to") == true, "\(String(describing: fail))")
+        #expect(!worker.isComputing)
+    }
+
+    @Test func a200MBOutputIsUploadedCheckedAndStoredBeforeItsResult() throws {
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        var (coordinator, worker, cache) = try joined()
+        let hash = try Self.writeBlob(into: ArtifactStore(directory: cache), size: Self.size, seed: 3)
+        let task = WorkerCore.Task(
+            lease: 7, job: fixture.study.jobs[0].id, jobIndex: 0, shard: 0, range: 0..<1,
+            definition: fixture.study.jobs[0].definition, specKey: "k")
+        let start = worker.computed(task, metrics: [1, 2, 3, 4], artifact: hash, seconds: 1, now: 1)
+        let (peak, sent) = Self.exchange(&coordinator, &worker, start: start)
+        let store = ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts"))
+        #expect(store.contains(hash) && store.size(hash) == Self.size)
+        #expect(peak <= WireMessage.artifactCredit * WireMessage.artifactChunk, "peak \(peak) bytes in flight")
+        // The RESULT names the artifact and comes after the last chunk.
+        let result = try #require(sent.firstIndex { $0.command == .result })
+        #expect(sent[result].string("artifact") == hash)
+        #expect(sent[..<result].filter { $0.command == .put }.count == Self.size / WireMessage.artifactChunk)
+        #expect(!sent[result...].contains { $0.command == .put })
+        // A second upload of something the coordinator has ends after one chunk.
+        let again = worker.computed(task, metrics: [1, 2, 3, 4], artifact: hash, seconds: 1, now: 2)
+        let (_, resent) = Self.exchange(&coordinator, &worker, start: again)
+        #expect(resent.filter { $0.command == .put }.count <= WireMessage.artifactCredit)
+        #expect(resent.contains { $0.command == .result })
+    }
+
+    @Test func aPutThatLiesAboutItsHashIsRefused() throws {
+        var (coordinator, _, _) = try joined()
+        let bytes = Data("not what it claims".utf8)
+        let wrong = ArtifactStore.hash(Data("something else".utf8))
+        let put = WireMessage(
+            .put, ["artifact": .string(wrong), "size": .integer(bytes.count), "offset": .integer(0)], binary: [bytes])
+        let replies = coordinator.receive(peer: Data("w#0".utf8), frames: put.frames(), now: 1)
+        let taken = replies.compactMap { if case .send(_, let m) = $0 { return m } else { return nil } }.first
+        #expect(taken?.command == .taken && taken?.string("error") != nil)
+        #expect(!ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts")).contains(wrong))
+        // A path where a hash belongs is refused too.
+        let sneaky = WireMessage(
+            .fetch, ["artifact": .string("../../etc/passwd"), "offset": .integer(0)])
+        let answer = coordinator.receive(peer: Data("w#0".utf8), frames: sneaky.frames(), now: 1)
+        #expect(!answer.contains { if case .send = $0 { return true } else { return false } })
+    }
+}
