@@ -331,6 +331,97 @@ import ZeroMQ
         #expect(coordinator.output.contains("stopping on a signal"))
     }
 
+    /// Names of the jobs journaled so far in `run` (one entry per shard record).
+    func journaledJobNames(_ run: String) throws -> [String] {
+        let study = directory.appendingPathComponent(run).appendingPathComponent("study.json")
+        guard let data = try? Data(contentsOf: study),
+            case .object(let file) = try JSONDecoder().decode(JSONValue.self, from: data),
+            case .array(let jobs)? = file["jobs"]
+        else { return [] }
+        var names: [String: String] = [:]
+        for job in jobs {
+            if let id = job["id"]?.stringValue, let name = job["name"]?.stringValue { names[id] = name }
+        }
+        return try journaledShards(run).compactMap { names[String($0.key.split(separator: "#")[0])] }
+    }
+
+    func waitForJob(_ run: String, prefix: String, timeout: Double = 180) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let names = try? journaledJobNames(run), names.contains(where: { $0.hasPrefix(prefix) }) { return }
+            usleep(20_000)
+        }
+        Issue.record("no \(prefix) job was journaled in \(run) within \(timeout) s")
+    }
+
+    /// The issue's study: 3 seeds × 2 learning rates on 2 workers with caches of their own (no
+    /// shared filesystem for artifacts). A worker is killed during training and the coordinator
+    /// during curve fitting; the summary and every result must equal a one-process run bit for bit.
+    @Test func aConnectivityStudySurvivesKillsAndMatchesOneProcess() throws {
+        let spec = directory.appendingPathComponent("study.yaml")
+        try Data(
+            """
+            model: {input: [2], layers: [{type: linear, out_features: 64}, relu, {type: linear, out_features: 64}, relu, {type: linear, out_features: 2}]}
+            data: {source: spirals, samples: 4000, noise: 0.05, seed: 0}
+            train: {optimizer: sgd, momentum: 0.9, epochs: 100, batch_size: 64}
+            stages:
+              train: {seeds: [0, 1, 2], grid: {lr: [0.05, 0.1]}}
+              connect: {t: "0:1:11", align: true, curve: {kind: bezier, bends: 1, epochs: 60, lr: 0.05}}
+              surface: {x: "-1:1:9", y: "-1:1:9"}
+              hessian: {iterations: 20, probes: 5}
+            sweep: {shard_points: 30}
+
+            """.utf8
+        ).write(to: spec)
+        _ = try run(
+            ["run", spec.path, "--out", directory.appendingPathComponent("reference").path, "--workers", "0"],
+            name: "reference", timeout: 300)
+        let expected = try results("reference")
+        let expectedSummary = try Data(contentsOf: directory.appendingPathComponent("reference/summary.csv"))
+        #expect(expected.count == 6 + 6 + 6 + 6 * 5)
+        let endpoint = "tcp://127.0.0.1:\(try freePort())"
+        let out = directory.appendingPathComponent("study-run").path
+        func coordinator(_ name: String) throws -> Child {
+            try Child(
+                ["coordinator", spec.path, "--out", out, "--bind", endpoint],
+                log: directory.appendingPathComponent("\(name).log"))
+        }
+        func worker(_ name: String) throws -> Child {
+            try Child(
+                [
+                    "worker", "--connect", endpoint, "--name", name, "--cache",
+                    directory.appendingPathComponent("cache-\(name)").path,
+                ], log: directory.appendingPathComponent("\(name).log"))
+        }
+        var first: Child? = try coordinator("coordinator-1")
+        let victim = try worker("a")
+        let b = try worker("b")
+        try waitForJob("study-run", prefix: "train/")
+        victim.kill9()
+        let c = try worker("c")
+        try waitForJob("study-run", prefix: "fit/")
+        let fits = try journaledJobNames("study-run").filter { $0.hasPrefix("fit/") }.count
+        first!.kill9()
+        #expect(fits < 6, "every curve was fitted before the coordinator was killed")
+        first = nil
+        let second = try coordinator("coordinator-2")
+        #expect(second.wait(300), "\(second.output.suffix(2000))")
+        #expect(second.process.terminationStatus == 0, "\(second.output.suffix(2000))")
+        #expect(second.output.contains("resumes") || second.output.contains("shard(s) to compute"))
+        #expect(b.wait(30) && c.wait(30))
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("summary.csv")) == expectedSummary)
+        let got = try results("study-run")
+        #expect(Set(got.keys) == Set(expected.keys))
+        for (name, data) in expected { #expect(got[name] == data, "\(name) differs from the one-process run") }
+        // Artifacts travelled over ZeroMQ: worker c fetched models it did not train.
+        let cache = directory.appendingPathComponent("cache-c")
+        let fetched = (FileManager.default.enumerator(atPath: cache.path)?.allObjects as? [String] ?? []).filter {
+            $0.count > 60
+        }
+        #expect(!fetched.isEmpty)
+    }
+
     /// Whether scripts/basin_worker.py can run here (python3 with torch, pyzmq, safetensors, numpy).
     static let pythonWorkerAvailable: Bool = {
         let process = Process()
