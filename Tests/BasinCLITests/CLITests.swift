@@ -51,6 +51,13 @@ import Testing
     }
 
     @Test func everyExampleTrains() throws {
+        // The digits example reads files scripts/digits-export writes: stand-ins of the same shape.
+        let digits = directory.appendingPathComponent("digits")
+        try FileManager.default.createDirectory(at: digits, withIntermediateDirectories: true)
+        try NpyArray(TensorData(TestSupport.gaussian(300 * 64, seed: 1), shape: [300, 64])).serialized()
+            .write(to: digits.appendingPathComponent("features.npy"))
+        try NpyArray(TensorData((0..<300).map { Int64($0 % 10) }, shape: [300])).serialized()
+            .write(to: digits.appendingPathComponent("labels.npy"))
         for name in Examples.all.keys.sorted() {
             try run(["example", name, "-o", path("\(name).yaml")])
             try run(["train", path("\(name).yaml"), "-o", path("\(name).safetensors"), "--epochs", "1"])
@@ -115,5 +122,31 @@ import Testing
         let example = failure(["example", "nope"])
         #expect(example.code != 0 && example.message.contains("unknown example 'nope'"))
         #expect(!FileManager.default.fileExists(atPath: path("x.safetensors")))
+    }
+}
+
+/// `basin plot` on a study's summary.csv.
+@Suite struct BarrierChartTests {
+    @Test func summaryRowsBecomeBarsAndOtherCsvIsRefused() throws {
+        let csv = """
+            level,cell,name,train_loss,line_loss_barrier,aligned_loss_barrier,curve_loss_barrier
+            pair,"lr=0.1","lr=0.1,seed=0-seed=1",,0.5,0.1,0.2
+            cell_mean,"lr=0.1","",,0.5,0.1,0.2
+            cell_std,"lr=0.1","",,0.05,0.01,0
+            cell_mean,"lr=0.2","",,0.7,,0.3
+            cell_std,"lr=0.2","",,0,,0
+
+            """
+        let chart = try BarrierChart(csv: csv, source: "summary.csv", quantity: "loss")
+        #expect(chart.cells.map(\.name) == ["lr=0.1", "lr=0.2"])
+        #expect(chart.cells[0].means == [0.5, 0.1, 0.2] && chart.cells[1].means == [0.7, nil, 0.3])
+        let svg = chart.svg(title: "t")
+        #expect(svg.contains("lr=0.2") && svg.contains("aligned line"))
+        #expect(throws: NNError.self) {
+            try BarrierChart(csv: "job,kind\nsurface/a,surface\n", source: "jobs.csv", quantity: "loss")
+        }
+        #expect(throws: NNError.self) {
+            try BarrierChart(csv: "level,cell,name,line_loss_barrier\n", source: "s.csv", quantity: "loss")
+        }
     }
 }

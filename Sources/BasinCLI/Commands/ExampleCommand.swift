@@ -101,6 +101,46 @@ enum Examples {
           shard_seconds: 2
 
         """,
+        "digits": """
+        # The first study to try on real data: scikit-learn's handwritten digits (8x8 images,
+        # 10 classes), exported once with `python3 scripts/digits-export digits` next to this file.
+        # A small CNN, 3 seeds x 2 learning rates; lines, aligned lines and curves between every
+        # pair of seeds; sharpness and a surface around each model; summary.csv.
+        #   basin run digits.yaml --out digits-run --workers 2
+        model:
+          input: [1, 8, 8]
+          layers:
+            - {type: conv2d, out_channels: 16, kernel_size: 3, padding: 1}
+            - relu
+            - {type: maxpool2d, kernel_size: 2}
+            - flatten
+            - {type: linear, out_features: 64}
+            - relu
+            - {type: linear, out_features: 10}
+        data:
+          source: files
+          train: {features: digits/features.npy, labels: digits/labels.npy}
+          shape: [1, 8, 8]
+          test_fraction: 0.25
+          seed: 0
+        train:
+          optimizer: sgd
+          momentum: 0.9
+          schedule: cosine
+          epochs: 30
+          batch_size: 64
+        stages:
+          train: {seeds: [0, 1, 2], grid: {lr: [0.02, 0.1]}}
+          connect:
+            t: "0:1:21"
+            align: true
+            curve: {kind: bezier, bends: 1, epochs: 20, lr: 0.02}
+          surface: {x: "-1:1:21", y: "-1:1:21"}
+          hessian: {iterations: 50, tolerance: 0.001, probes: 20}
+        sweep:
+          shard_seconds: 2
+
+        """,
         "sweep": """
         # A study for `basin run`: landscapes around spirals models trained with the 'spirals'
         # example (basin train spirals.yaml -o seed0.safetensors --seed 0 --snapshots snapshots,

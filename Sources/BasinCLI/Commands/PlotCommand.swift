@@ -7,10 +7,11 @@ import Foundation
 struct PlotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plot",
-        abstract: "Draw a result: 2-D as a heatmap with contours and colour bar, 1-D and curves as line charts."
+        abstract:
+            "Draw a result: 2-D as a heatmap with contours and colour bar, 1-D and curves as line charts; a study's summary.csv as a barrier chart."
     )
 
-    @Argument(help: "Result file (.npz).")
+    @Argument(help: "Result file (.npz), or a study's summary.csv (or its run directory).")
     var file: String
 
     @Option(name: .shortAndLong, help: "SVG file to write.")
@@ -23,6 +24,20 @@ struct PlotCommand: ParsableCommand {
     var log = false
 
     func run() throws {
+        var isDirectory: ObjCBool = false
+        let summary =
+            FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) && isDirectory.boolValue
+            ? (file as NSString).appendingPathComponent("summary.csv") : file
+        if summary.hasSuffix(".csv") {
+            let quantity = metric.contains("error") || metric.contains("acc") ? "error" : "loss"
+            let chart = try BarrierChart(
+                csv: try String(contentsOfFile: summary, encoding: .utf8), source: summary, quantity: quantity)
+            let svg = chart.svg(
+                title: "\(quantity.capitalized) barriers per cell — \((summary as NSString).deletingLastPathComponent)")
+            try AtomicFile.write(Data(svg.utf8), to: URL(fileURLWithPath: output))
+            print("\(output)")
+            return
+        }
         let result = try ResultFile(contentsOf: URL(fileURLWithPath: file))
         let plot = ResultPlot(result: result, title: Self.title(result, file: file), logScale: log)
         let svg: String
