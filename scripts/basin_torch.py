@@ -153,9 +153,9 @@ class PointJob:
     the directory their relative paths start from. The model comes from `factory()` when given
     (a model Basin cannot build), otherwise from the checkpoint's Basin description. Directions,
     points and data are Basin's own (basin_points), so the parameters evaluated are the ones
-    Basin's workers evaluate."""
+    Basin's workers evaluate. `outputs` maps job names to files, for inputs written `@name`."""
 
-    def __init__(self, definition, spec, base, factory=None, data=None):
+    def __init__(self, definition, spec, base, factory=None, data=None, outputs=None):
         from safetensors.torch import load_file
         self.definition, self.spec = definition, spec
         self.kind = definition.get("kind")
@@ -165,7 +165,14 @@ class PointJob:
             raise ValueError("the PyTorch worker evaluates with the models' BatchNorm statistics only (bn: eval)")
         if definition.get("trajectory"):
             raise ValueError("the PyTorch worker draws random directions; trajectory (PCA) surfaces need a Basin worker")
-        path = lambda p: p if os.path.isabs(p) else os.path.join(base, p)  # noqa: E731
+        outputs = outputs or {}
+
+        def path(p):
+            if p.startswith("@"):  # another job's output, fetched into the worker's cache
+                if p[1:] not in outputs:
+                    raise ValueError(f"the output of job '{p[1:]}' did not come with the task")
+                return outputs[p[1:]]
+            return p if os.path.isabs(p) else os.path.join(base, p)
         files = [definition["checkpoint"]] if self.kind == "surface" else [definition["from"], definition["to"]]
         self.model = self._build(path(files[0]), factory)
         self.names = [name for name, _ in self.model.named_parameters()]

@@ -18,6 +18,7 @@ model is built from the checkpoint's Basin description. --data is a directory wr
 `basin data SPEC -o DIR`, needed when the spec's data is a built-in generator.
 """
 import argparse
+import hashlib
 import json
 import os
 import queue
@@ -42,6 +43,9 @@ def parse_args(argv):
     parser.add_argument("--slots", type=int, default=2, help="leases held at once (1-64)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     parser.add_argument("--keep-alive", action="store_true", help="stay connected after the sweep is DONE")
+    parser.add_argument("--cache", default=os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                        os.path.join(os.path.expanduser("~"), ".cache"), "basin"),
+                        help="artifacts fetched from the coordinator, by SHA-256 (default ~/.cache/basin)")
     parser.add_argument("--curve-keys", help="this worker's key pair (NAME.key from basin keygen)")
     parser.add_argument("--curve-server", help="the coordinator's public key (its .pub file)")
     args = parser.parse_args(argv)
@@ -65,6 +69,50 @@ def read_key_file(path, field):
     if field == "public" and len(lines) == 1 and len(lines[0]) == 40:
         return lines[0].encode()
     raise SystemExit(f"basin_worker: {path} has no {field} key (expected a file from basin keygen)")
+
+
+CHUNK = 1 << 20
+CREDIT = 4
+
+
+def cache_path(cache, digest):
+    """Where artifact `digest` lives in a cache laid out like Basin's (ab/abcdef...)."""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"'{digest}' is not an artifact name")
+    return os.path.join(cache, digest[:2], digest)
+
+
+class Fetch:
+    """One input artifact arriving in chunks: hashed as it streams, renamed into the cache when whole."""
+
+    def __init__(self, cache, digest):
+        self.digest, self.final = digest, cache_path(cache, digest)
+        os.makedirs(os.path.dirname(self.final), exist_ok=True)
+        self.partial = f"{self.final}.{os.getpid()}.part"
+        self.file, self.hasher = open(self.partial, "wb"), hashlib.sha256()
+        self.size, self.received, self.requested, self.in_flight = None, 0, CHUNK, 1
+
+    def add(self, offset, size, data):
+        if offset != self.received:
+            raise ValueError(f"chunk at {offset}, expected {self.received}")
+        self.size = size
+        self.file.write(data)
+        self.hasher.update(data)
+        self.received += len(data)
+        self.in_flight -= 1
+        return self.received >= size
+
+    def finish(self):
+        self.file.close()
+        if self.hasher.hexdigest() != self.digest:
+            os.unlink(self.partial)
+            raise ValueError(f"artifact {self.digest[:12]} arrived with SHA-256 {self.hasher.hexdigest()[:12]}")
+        os.replace(self.partial, self.final)
+
+    def abandon(self):
+        self.file.close()
+        if os.path.exists(self.partial):
+            os.unlink(self.partial)
 
 
 class Compute(threading.Thread):
@@ -111,8 +159,10 @@ class Compute(threading.Thread):
         if key in self.broken:
             raise self.broken[key]
         definition, spec, base = self.definitions[key]
+        outputs = {name: cache_path(self.args.cache, h) for name, h in (header.get("inputs") or {}).items()}
         try:
-            job = self.basin_torch.PointJob(definition, spec, base, factory=self.factory, data=self.args.data)
+            job = self.basin_torch.PointJob(definition, spec, base, factory=self.factory, data=self.args.data,
+                                            outputs=outputs)
         except Exception as error:  # every later shard of this job fails the same way, at once
             self.broken[key] = error
             raise
@@ -157,6 +207,7 @@ def main(argv):
         last_sent = last_heard = 0.0
         welcomed = False
         in_flight = set()
+        fetches, parked = {}, []  # artifacts arriving; tasks waiting for them
 
         def send(command, header=None, *binary):
             nonlocal last_sent
@@ -192,7 +243,43 @@ def main(argv):
                     log(f"joined {args.connect} (epoch {header.get('epoch')})")
                 elif command == "TASK":
                     in_flight.add(header["lease"])
-                    compute.tasks.put(header)
+                    missing = sorted({h for h in (header.get("inputs") or {}).values()
+                                      if not os.path.exists(cache_path(args.cache, h))})
+                    for digest in missing:
+                        if digest not in fetches:
+                            fetches[digest] = Fetch(args.cache, digest)
+                            send("FETCH", {"artifact": digest, "offset": 0, "length": CHUNK})
+                    if missing:
+                        parked.append(header)
+                    else:
+                        compute.tasks.put(header)
+                elif command == "CHUNK":
+                    digest = header.get("artifact")
+                    fetch = fetches.get(digest)
+                    if fetch is None:
+                        continue
+                    try:
+                        if "error" in header:
+                            raise ValueError(header["error"])
+                        if fetch.add(header["offset"], header["size"], frames[3] if len(frames) > 3 else b""):
+                            fetch.finish()
+                            del fetches[digest]
+                            ready = [t for t in parked if all(os.path.exists(cache_path(args.cache, h))
+                                                              for h in (t.get("inputs") or {}).values())]
+                            parked = [t for t in parked if t not in ready]
+                            for task in ready:
+                                compute.tasks.put(task)
+                        else:
+                            while fetch.in_flight < CREDIT and fetch.requested < fetch.size:
+                                send("FETCH", {"artifact": digest, "offset": fetch.requested, "length": CHUNK})
+                                fetch.requested += CHUNK
+                                fetch.in_flight += 1
+                    except (ValueError, KeyError, OSError) as error:
+                        fetch.abandon()
+                        fetches.pop(digest, None)
+                        for task in [t for t in parked if digest in (t.get("inputs") or {}).values()]:
+                            parked.remove(task)
+                            send("FAIL", {"lease": task["lease"], "error": f"cannot fetch an input: {error}"})
                 elif command == "ACK":
                     in_flight.discard(header.get("lease"))
                 elif command == "CANCEL":
@@ -235,6 +322,8 @@ def main(argv):
         # Drop queued work: the coordinator reissues whatever was not acknowledged.
         while not compute.tasks.empty():
             compute.tasks.get_nowait()
+        for fetch in fetches.values():
+            fetch.abandon()
         sock.close()
         time.sleep(backoff)
         backoff = min(backoff * 2, 32.0)
