@@ -379,6 +379,20 @@ import ZeroMQ
         let expected = try results("reference")
         let expectedSummary = try Data(contentsOf: directory.appendingPathComponent("reference/summary.csv"))
         #expect(expected.count == 6 + 6 + 6 + 6 * 5)
+        // On this example the aligned line's barrier is never above the unaligned one.
+        let rows = String(decoding: expectedSummary, as: UTF8.self).split(separator: "\n").map {
+            $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        }
+        let header = rows[0]
+        let line = header.firstIndex(of: "line_loss_barrier")!, aligned = header.firstIndex(of: "aligned_loss_barrier")!
+        let pairs = rows.filter { $0.first == "pair" }
+        #expect(pairs.count == 6)
+        for pair in pairs {
+            // Cell and name are quoted and hold commas: count columns from the end.
+            let values = Array(pair.suffix(header.count - 3))
+            let lineBarrier = Double(values[line - 3])!, alignedBarrier = Double(values[aligned - 3])!
+            #expect(alignedBarrier <= lineBarrier, "\(pair): aligned \(alignedBarrier) vs line \(lineBarrier)")
+        }
         let endpoint = "tcp://127.0.0.1:\(try freePort())"
         let out = directory.appendingPathComponent("study-run").path
         func coordinator(_ name: String) throws -> Child {
