@@ -54,30 +54,42 @@ public final class CoordinatorServer {
     }
 
     /// Runs until every shard is done or quarantined; then tells workers DONE.
-    public func run() throws {
-        let clock = ContinuousClock()
-        let start = clock.now
-        func now() -> Double {
-            let d = clock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    /// Seconds since `start` on a monotonic clock.
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock().now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    /// Waits up to 50 ms, answers ZAP requests, and hands every message to the state machine;
+    /// returns what it said.
+    func pollOnce(now: () -> Double) throws -> [CoordinatorCore.Action] {
+        let readable = try ZMQSocket.poll([socket] + (zap.map { [$0] } ?? []), timeout: 50)
+        if readable.contains(1), let zap, let zapHandler {
+            while let request = try zap.receive(dontWait: true) {
+                let (reply, refused) = zapHandler.reply(to: request)
+                if let refused { logger.warning("\(refused)") }
+                if !reply.isEmpty { try zap.send(reply) }
+            }
         }
+        var said: [CoordinatorCore.Action] = []
+        if readable.contains(0) {
+            while let frames = try socket.receive(dontWait: true) {
+                guard frames.count >= 1 else { continue }
+                let actions = core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now())
+                perform(actions)
+                said += actions
+            }
+        }
+        return said
+    }
+
+    public func run() throws {
+        let start = ContinuousClock().now
+        let now = { Self.seconds(since: start) }
         var lastTick = 0.0, lastProgress = 0.0, lastSync = 0.0
         var progressPoints = core.pointsThisRun, progressTime = 0.0
         while !core.isFinished {
-            let readable = try ZMQSocket.poll([socket] + (zap.map { [$0] } ?? []), timeout: 50)
-            if readable.contains(1), let zap, let zapHandler {
-                while let request = try zap.receive(dontWait: true) {
-                    let (reply, refused) = zapHandler.reply(to: request)
-                    if let refused { logger.warning("\(refused)") }
-                    if !reply.isEmpty { try zap.send(reply) }
-                }
-            }
-            if readable.contains(0) {
-                while let frames = try socket.receive(dontWait: true) {
-                    guard frames.count >= 1 else { continue }
-                    perform(core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now()))
-                }
-            }
+            _ = try pollOnce(now: now)
             let t = now()
             if journal.unsynced > 0 && (t - lastSync >= 0.002 || journal.unsynced >= 64) {
                 try journal.sync()
@@ -105,32 +117,13 @@ public final class CoordinatorServer {
     /// answered, until `stop()` is true (checked every 50 ms). For deployments that restart a
     /// coordinator that exits (a Kubernetes StatefulSet): a finished sweep then stays up, idle.
     public func serve(until stop: () -> Bool) throws {
-        let clock = ContinuousClock()
-        let start = clock.now
-        func now() -> Double {
-            let d = clock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-        }
+        let start = ContinuousClock().now
+        let now = { Self.seconds(since: start) }
         var lastTick = 0.0
         while !stop() {
-            let readable = try ZMQSocket.poll([socket] + (zap.map { [$0] } ?? []), timeout: 50)
-            if readable.contains(1), let zap, let zapHandler {
-                while let request = try zap.receive(dontWait: true) {
-                    let (reply, refused) = zapHandler.reply(to: request)
-                    if let refused { logger.warning("\(refused)") }
-                    if !reply.isEmpty { try zap.send(reply) }
-                }
-            }
-            if readable.contains(0) {
-                while let frames = try socket.receive(dontWait: true) {
-                    guard frames.count >= 1 else { continue }
-                    let actions = core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now())
-                    perform(actions)
-                    // Everyone who joins a finished sweep hears DONE at once.
-                    for case .send(let peer, let message) in actions where message.command == .welcome {
-                        perform([.send(peer: peer, WireMessage(.done))])
-                    }
-                }
+            // Everyone who joins a finished sweep hears DONE at once.
+            for case .send(let peer, let message) in try pollOnce(now: now) where message.command == .welcome {
+                perform([.send(peer: peer, WireMessage(.done))])
             }
             let t = now()
             if t - lastTick >= 0.1 {

@@ -90,28 +90,7 @@ import Testing
     }
 
     @Test func alignedModelsHaveNoHigherBarrierThanUnaligned() throws {
-        var dataSpec = DataSpec(source: "spirals")
-        dataSpec.samples = 600
-        let split = try dataSpec.load(relativeTo: URL(fileURLWithPath: "/"))
-        let network = try Network(
-            ModelDescription(
-                input: [2],
-                layers: [
-                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
-                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
-                    .linear(inFeatures: nil, outFeatures: 2, bias: true),
-                ]))
-        var config = TrainingConfig()
-        config.optimizer = .adam
-        config.lr = 0.01
-        config.epochs = 20
-        var ends: [Model] = []
-        for seed in [UInt64(1), 2] {
-            config.seed = seed
-            var model = network.initialize(seed: seed)
-            try Trainer(config: config).train(&model, on: split.train)
-            ends.append(model)
-        }
+        let (split, ends) = try TestSupport.trainedSpiralsPair(samples: 600, epochs: 20)
         let aligned = try WeightMatching.align(ends[1], to: ends[0]).model
         #expect(try largestDifference(ends[1], aligned, split.train) < 1e-5)
         let t = Axis(min: 0, max: 1, steps: 21).values

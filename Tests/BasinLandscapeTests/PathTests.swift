@@ -61,28 +61,10 @@ import Testing
     /// Two models trained from different seeds: the fitted curve's highest loss is below the
     /// straight line's.
     @Test func fittedCurveBeatsTheStraightLine() throws {
-        var dataSpec = DataSpec(source: "spirals")
-        dataSpec.samples = 800
-        let split = try dataSpec.load(relativeTo: URL(fileURLWithPath: "/"))
-        let network = try Network(
-            ModelDescription(
-                input: [2],
-                layers: [
-                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
-                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
-                    .linear(inFeatures: nil, outFeatures: 2, bias: true),
-                ]))
+        let (split, ends) = try TestSupport.trainedSpiralsPair(samples: 800, epochs: 25)
         var config = TrainingConfig()
         config.optimizer = .adam
         config.lr = 0.01
-        config.epochs = 25
-        var ends: [Model] = []
-        for seed in [UInt64(1), 2] {
-            config.seed = seed
-            var model = network.initialize(seed: seed)
-            try Trainer(config: config).train(&model, on: split.train)
-            ends.append(model)
-        }
         config.seed = 0
         config.epochs = 15
         let curve = Curve(kind: .bezier, bends: 1)

@@ -145,3 +145,33 @@ public struct GradientCheck {
         return found
     }
 }
+
+extension TestSupport {
+    /// Spirals data and two 2-32-32-2 MLPs trained from seeds 1 and 2 with Adam: the pair the
+    /// path and alignment tests connect.
+    public static func trainedSpiralsPair(samples: Int, epochs: Int) throws -> (split: DataSplit, ends: [Model]) {
+        var dataSpec = DataSpec(source: "spirals")
+        dataSpec.samples = samples
+        let split = try dataSpec.load(relativeTo: URL(fileURLWithPath: "/"))
+        let network = try Network(
+            ModelDescription(
+                input: [2],
+                layers: [
+                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
+                    .linear(inFeatures: nil, outFeatures: 32, bias: true), .relu,
+                    .linear(inFeatures: nil, outFeatures: 2, bias: true),
+                ]))
+        var config = TrainingConfig()
+        config.optimizer = .adam
+        config.lr = 0.01
+        config.epochs = epochs
+        var ends: [Model] = []
+        for seed in [UInt64(1), 2] {
+            config.seed = seed
+            var model = network.initialize(seed: seed)
+            try Trainer(config: config).train(&model, on: split.train)
+            ends.append(model)
+        }
+        return (split, ends)
+    }
+}
