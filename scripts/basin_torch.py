@@ -155,7 +155,7 @@ class PointJob:
     points and data are Basin's own (basin_points), so the parameters evaluated are the ones
     Basin's workers evaluate. `outputs` maps job names to files, for inputs written `@name`."""
 
-    def __init__(self, definition, spec, base, factory=None, data=None, outputs=None):
+    def __init__(self, definition, spec, base, factory=None, data=None, outputs=None, data_files=None):
         from safetensors.torch import load_file
         self.definition, self.spec = definition, spec
         self.kind = definition.get("kind")
@@ -201,7 +201,7 @@ class PointJob:
             self.states = states
         else:
             self.bases, self.states = params, states
-        self.data = basin_points.load_data(spec, base, data)
+        self.data = basin_points.load_data(spec, base, data, locate=data_files)
         self.loss = ((spec.get("train") or {}).get("loss")) or "cross_entropy"
 
     def _build(self, checkpoint, factory):

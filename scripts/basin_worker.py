@@ -153,16 +153,17 @@ class Compute(threading.Thread):
         if key in self.jobs:
             return self.jobs[key]
         if "definition" in header:
-            self.definitions[key] = (header["definition"], header["spec"], header["base"])
+            self.definitions[key] = (header["definition"], header["spec"], header["base"], header.get("data") or {})
         if key not in self.definitions and key not in self.broken:
             raise ValueError(f"task for job {key[:12]} without its definition")
         if key in self.broken:
             raise self.broken[key]
-        definition, spec, base = self.definitions[key]
+        definition, spec, base, data = self.definitions[key]
         outputs = {name: cache_path(self.args.cache, h) for name, h in (header.get("inputs") or {}).items()}
         try:
             job = self.basin_torch.PointJob(definition, spec, base, factory=self.factory, data=self.args.data,
-                                            outputs=outputs)
+                                            outputs=outputs,
+                                            data_files={p: cache_path(self.args.cache, h) for p, h in data.items()})
         except Exception as error:  # every later shard of this job fails the same way, at once
             self.broken[key] = error
             raise
@@ -207,7 +208,7 @@ def main(argv):
         last_sent = last_heard = 0.0
         welcomed = False
         in_flight = set()
-        fetches, parked = {}, []  # artifacts arriving; tasks waiting for them
+        fetches, parked, job_data = {}, [], {}  # artifacts arriving; tasks waiting; data files by job
 
         def send(command, header=None, *binary):
             nonlocal last_sent
@@ -243,8 +244,11 @@ def main(argv):
                     log(f"joined {args.connect} (epoch {header.get('epoch')})")
                 elif command == "TASK":
                     in_flight.add(header["lease"])
-                    missing = sorted({h for h in (header.get("inputs") or {}).values()
-                                      if not os.path.exists(cache_path(args.cache, h))})
+                    if "data" in header:
+                        job_data[header["job"]] = header["data"]
+                    header["_needs"] = sorted(set((header.get("inputs") or {}).values())
+                                              | set(job_data.get(header["job"], {}).values()))
+                    missing = [h for h in header["_needs"] if not os.path.exists(cache_path(args.cache, h))]
                     for digest in missing:
                         if digest not in fetches:
                             fetches[digest] = Fetch(args.cache, digest)
@@ -265,7 +269,7 @@ def main(argv):
                             fetch.finish()
                             del fetches[digest]
                             ready = [t for t in parked if all(os.path.exists(cache_path(args.cache, h))
-                                                              for h in (t.get("inputs") or {}).values())]
+                                                              for h in t["_needs"])]
                             parked = [t for t in parked if t not in ready]
                             for task in ready:
                                 compute.tasks.put(task)
@@ -277,7 +281,7 @@ def main(argv):
                     except (ValueError, KeyError, OSError) as error:
                         fetch.abandon()
                         fetches.pop(digest, None)
-                        for task in [t for t in parked if digest in (t.get("inputs") or {}).values()]:
+                        for task in [t for t in parked if digest in t["_needs"]]:
                             parked.remove(task)
                             send("FAIL", {"lease": task["lease"], "error": f"cannot fetch an input: {error}"})
                 elif command == "ACK":

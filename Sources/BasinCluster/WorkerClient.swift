@@ -70,7 +70,7 @@ public final class WorkerClient {
                     _ = try? socket.send(message.frames(), dontWait: true)
                 case .compute(let task):
                     guard let spec = core.specs[task.specKey] else { continue }
-                    compute.submit(task, spec: spec.spec, base: spec.base)
+                    compute.submit(task, spec: spec.spec, base: spec.base, data: spec.data)
                 case .reconnect(let delay):
                     reconnectAt = now() + delay
                 case .exit(let reason):
@@ -128,7 +128,7 @@ final class ComputeThread: @unchecked Sendable {
     private let cache: ArtifactStore
     private let logger: Logger
     private let condition = NSCondition()
-    private var tasks: [(WorkerCore.Task, JSONValue, String)] = []
+    private var tasks: [(WorkerCore.Task, JSONValue, String, [String: String])] = []
     private var outcomes: [Int: Outcome] = [:]
     private var stopped = false
     private var nextTicket = 0
@@ -156,9 +156,9 @@ final class ComputeThread: @unchecked Sendable {
         condition.unlock()
     }
 
-    func submit(_ task: WorkerCore.Task, spec: JSONValue, base: String) {
+    func submit(_ task: WorkerCore.Task, spec: JSONValue, base: String, data: [String: String]) {
         condition.lock()
-        tasks.append((task, spec, base))
+        tasks.append((task, spec, base, data))
         condition.signal()
         condition.unlock()
     }
@@ -185,7 +185,7 @@ final class ComputeThread: @unchecked Sendable {
                 notify.close()
                 return
             }
-            let (task, specJSON, base) = tasks.removeFirst()
+            let (task, specJSON, base, data) = tasks.removeFirst()
             condition.unlock()
             let outcome: Outcome
             let started = DispatchTime.now().uptimeNanoseconds
@@ -193,7 +193,9 @@ final class ComputeThread: @unchecked Sendable {
                 let key = task.specKey
                 if executors[key] == nil {
                     let spec = try JSONDecoder().decode(StudySpec.self, from: specJSON.serialized())
-                    executors[key] = Executor(spec: spec, base: URL(fileURLWithPath: base))
+                    let executor = Executor(spec: spec, base: URL(fileURLWithPath: base))
+                    executor.dataFiles = data.mapValues { self.cache.url($0) }
+                    executors[key] = executor
                 }
                 let executor = executors[key]!
                 let cache = self.cache, inputs = task.inputs

@@ -60,8 +60,8 @@ public struct WorkerCore {
     var computing: Task?
     /// Job definitions and specs seen on this connection (the coordinator sends each once).
     var definitions: [String: (JobDefinition, String)] = [:]
-    /// Spec JSON and base directory by spec key, for the executor.
-    public private(set) var specs: [String: (spec: JSONValue, base: String)] = [:]
+    /// Spec JSON, base directory and data files (path → artifact) by spec key, for the executor.
+    public private(set) var specs: [String: (spec: JSONValue, base: String, data: [String: String])] = [:]
     var fetches: [String: Fetch] = [:]
     var sends: [String: Send] = [:]
 
@@ -123,8 +123,17 @@ public struct WorkerCore {
                 let base = message.string("base"),
                 let definition = try? JSONDecoder().decode(JobDefinition.self, from: value.serialized())
             {
-                let key = String(spec.serialized().hashValue)
-                specs[key] = (spec, base)
+                var data: [String: String] = [:]
+                if case .object(let items)? = message.header["data"] {
+                    for (path, value) in items {
+                        guard let hash = value.stringValue, ArtifactStore.isHash(hash) else {
+                            return [.log(.warning, "dropped a TASK whose data file '\(path)' is not an artifact name")]
+                        }
+                        data[path] = hash
+                    }
+                }
+                let key = String(spec.serialized().hashValue) + String(data.description.hashValue)
+                specs[key] = (spec, base, data)
                 definitions[job] = (definition, key)
             }
             guard let (definition, key) = definitions[job] else {
@@ -172,16 +181,20 @@ public struct WorkerCore {
 
     /// Starts the first queued task whose inputs are all in the cache, and fetches the inputs
     /// of queued tasks that are not.
+    /// Every artifact a task needs: its inputs and its spec's data files.
+    func needs(_ task: Task) -> Set<String> {
+        Set(task.inputs.values).union(specs[task.specKey]?.data.values ?? [:].values)
+    }
+
     private mutating func startNext() -> [Action] {
         var actions: [Action] = []
         for task in queue {
-            for hash in Set(task.inputs.values).sorted() where !cache.contains(hash) && fetches[hash] == nil {
+            for hash in needs(task).sorted() where !cache.contains(hash) && fetches[hash] == nil {
                 fetches[hash] = Fetch(requested: 0, inFlight: 1)
                 actions.append(.send(WireMessage(.fetch, ["artifact": .string(hash), "offset": .integer(0)])))
             }
         }
-        guard computing == nil,
-            let index = queue.firstIndex(where: { $0.inputs.values.allSatisfy(cache.contains) })
+        guard computing == nil, let index = queue.firstIndex(where: { needs($0).allSatisfy(cache.contains) })
         else { return actions }
         let task = queue.remove(at: index)
         computing = task
@@ -239,8 +252,9 @@ public struct WorkerCore {
     private mutating func failFetch(_ hash: String, _ reason: String) -> [Action] {
         fetches[hash]?.upload?.abandon()
         fetches[hash] = nil
-        let failing = queue.filter { $0.inputs.values.contains(hash) }
-        queue.removeAll { $0.inputs.values.contains(hash) }
+        let failing = queue.filter { needs($0).contains(hash) }
+        let leases = Set(failing.map(\.lease))
+        queue.removeAll { leases.contains($0.lease) }
         return [.log(.error, reason)]
             + failing.map { .send(WireMessage(.fail, ["lease": .integer($0.lease), "error": .string(reason)])) }
             + startNext()

@@ -436,6 +436,59 @@ import ZeroMQ
         #expect(!fetched.isEmpty)
     }
 
+    /// Data files travel as artifacts: once the coordinator has started, the files can go and
+    /// workers with their own caches still finish, with the results of a one-process run.
+    @Test func dataFilesReachWorkersWithoutASharedFilesystem() throws {
+        let teacher = directory.appendingPathComponent("teacher.yaml")
+        try Data(
+            """
+            model: {input: [16], layers: [{type: linear, out_features: 4}]}
+            data: {source: teacher, samples: 600, features: 16, classes: 4}
+
+            """.utf8
+        ).write(to: teacher)
+        _ = try run(["data", teacher.path, "-o", directory.appendingPathComponent("files").path], name: "data")
+        let spec = directory.appendingPathComponent("files-study.yaml")
+        try Data(
+            """
+            model: {input: [16], layers: [{type: linear, out_features: 16}, relu, {type: linear, out_features: 4}]}
+            data: {source: files, train: {features: files/train_x.npy, labels: files/train_y.npy}, test: {features: files/test_x.npy, labels: files/test_y.npy}}
+            train: {epochs: 5}
+            stages:
+              train: {seeds: [0, 1]}
+              connect: {t: "0:1:5"}
+              surface: {x: "-1:1:5", y: "-1:1:5"}
+
+            """.utf8
+        ).write(to: spec)
+        _ = try run(
+            ["run", spec.path, "--out", directory.appendingPathComponent("reference").path, "--workers", "0"],
+            name: "reference")
+        let expected = try results("reference")
+        let endpoint = "tcp://127.0.0.1:\(try freePort())"
+        let coordinator = try Child(
+            [
+                "coordinator", spec.path, "--out", directory.appendingPathComponent("no-shared").path, "--bind",
+                endpoint,
+            ],
+            log: directory.appendingPathComponent("coordinator.log"))
+        let deadline = Date().addingTimeInterval(60)
+        while !coordinator.output.contains("listening") && Date() < deadline { usleep(20_000) }
+        try FileManager.default.moveItem(
+            at: directory.appendingPathComponent("files"), to: directory.appendingPathComponent("gone"))
+        let workers = try ["p", "q"].map { name in
+            try Child(
+                [
+                    "worker", "--connect", endpoint, "--name", name, "--cache",
+                    directory.appendingPathComponent("cache-\(name)").path,
+                ], log: directory.appendingPathComponent("\(name).log"))
+        }
+        #expect(coordinator.wait(120), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
+        for worker in workers { #expect(worker.wait(20)) }
+        #expect(try results("no-shared") == expected)
+    }
+
     /// Whether scripts/basin_worker.py can run here (python3 with torch, pyzmq, safetensors, numpy).
     static let pythonWorkerAvailable: Bool = {
         let process = Process()

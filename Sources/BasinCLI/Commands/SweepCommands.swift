@@ -50,9 +50,10 @@ struct SweepOptions: ParsableArguments {
         var settings = CoordinatorCore.Settings()
         settings.leaseSeconds = sweep.spec.sweep.leaseSeconds
         settings.epoch = sweep.epoch
-        let core = CoordinatorCore(
+        var core = CoordinatorCore(
             study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
             completed: sweep.completed, outputs: sweep.outputs, store: sweep.store, settings: settings)
+        core.dataArtifacts = sweep.dataArtifacts
         let server = try CoordinatorServer(core: core, journal: sweep.journal, bind: bind, curve: curve, logger: logger)
         let security = curve.map { " (CURVE, \($0.allowed.count) allowed worker key(s))" } ?? ""
         logger.info("coordinator listening on \(server.endpoint)\(security)")

@@ -2,9 +2,11 @@ import Foundation
 
 /// Reading datasets from `.npy`, IDX and CSV files.
 enum DataFiles {
-    static func load(_ files: DataSpec.Files, relativeTo base: URL, field: String) throws -> Dataset {
+    static func load(
+        _ files: DataSpec.Files, relativeTo base: URL, field: String, locate: (String) -> URL? = { _ in nil }
+    ) throws -> Dataset {
         func url(_ path: String) -> URL {
-            path.hasPrefix("/") ? URL(fileURLWithPath: path) : base.appendingPathComponent(path)
+            locate(path) ?? (path.hasPrefix("/") ? URL(fileURLWithPath: path) : base.appendingPathComponent(path))
         }
         if let csv = files.csv {
             return try readCSV(url(csv), labelColumn: files.labelColumn ?? -1)

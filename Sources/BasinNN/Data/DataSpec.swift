@@ -64,9 +64,16 @@ public struct DataSplit: Sendable {
 }
 
 extension DataSpec {
+    /// The files a `files` source reads, as written (train then test; features, labels, csv).
+    public var files: [String] {
+        guard source == "files" else { return [] }
+        return [train, test].compactMap { $0 }.flatMap { [$0.features, $0.labels, $0.csv].compactMap { $0 } }
+    }
+
     /// Generates or reads the data, splits and normalizes it. Relative paths are resolved
-    /// against `base` (the spec's directory).
-    public func load(relativeTo base: URL) throws -> DataSplit {
+    /// against `base` (the spec's directory), unless `locate` knows where a file is (a copy
+    /// fetched into a worker's cache).
+    public func load(relativeTo base: URL, locate: (String) -> URL? = { _ in nil }) throws -> DataSplit {
         func field(_ name: String, _ value: Int?, _ fallback: Int, minimum: Int) throws -> Int {
             let v = value ?? fallback
             guard v >= minimum else { throw NNError("data: '\(name)' must be at least \(minimum), got \(v)") }
@@ -95,8 +102,8 @@ extension DataSpec {
                 hidden: try field("hidden", hidden, 32, minimum: 1), seed: seed)
         case "files":
             guard let train else { throw NNError("data: source 'files' needs a 'train' section") }
-            full = try DataFiles.load(train, relativeTo: base, field: "data.train")
-            if let test { givenTest = try DataFiles.load(test, relativeTo: base, field: "data.test") }
+            full = try DataFiles.load(train, relativeTo: base, field: "data.train", locate: locate)
+            if let test { givenTest = try DataFiles.load(test, relativeTo: base, field: "data.test", locate: locate) }
         default:
             throw NNError("data: unknown source '\(source)' (known: blobs, spirals, teacher, files)")
         }

@@ -17,6 +17,9 @@ public final class Executor {
         throw NNError("the output of job '\(name)' is not available here")
     }
 
+    /// Local copies of the spec's data files (a worker's cache), by the path the spec writes.
+    public var dataFiles: [String: URL] = [:]
+
     public init(spec: StudySpec, base: URL) {
         self.spec = spec
         self.base = base
@@ -36,7 +39,8 @@ public final class Executor {
 
     public func data() throws -> DataSplit {
         if let cachedData { return cachedData }
-        let split = try spec.data.load(relativeTo: base)
+        let files = dataFiles
+        let split = try spec.data.load(relativeTo: base) { files[$0] }
         cachedData = split
         return split
     }

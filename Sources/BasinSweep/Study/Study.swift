@@ -34,6 +34,14 @@ public struct Study: Sendable {
         var names: [String: Int] = [:]
         let definitions = try spec.allJobs()
         let network = try Network(spec.model)
+        // The data files' contents are part of every job's identity.
+        var dataHashes: [JSONValue] = []
+        for file in spec.data.files {
+            guard let bytes = try? Data(contentsOf: executor.path(file), options: .mappedIfSafe) else {
+                throw NNError("data: cannot read '\(file)' (\(executor.path(file).path))")
+            }
+            dataHashes.append(.string(ArtifactStore.hash(bytes)))
+        }
         for (index, definition) in definitions.enumerated() {
             let name = definition.defaultName
             let label =
@@ -50,11 +58,13 @@ public struct Study: Sendable {
                 dependencies.append(upstream)
             }
             var hasher = SHA256()
-            let identity = try JSONValue(encoding: [
+            var fields: [String: JSONValue] = [
                 "job": try JSONValue(encoding: definition), "model": try JSONValue(encoding: spec.model),
                 "data": try JSONValue(encoding: spec.data), "loss": .string(spec.train.loss.rawValue),
                 "plain": .bool(spec.sweep.plain),
-            ])
+            ]
+            if !dataHashes.isEmpty { fields["data_files"] = .array(dataHashes) }
+            let identity = try JSONValue(encoding: fields)
             hasher.update(data: identity.serialized())
             for file in definition.inputFiles {
                 let url = executor.path(file)
