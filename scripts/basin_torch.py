@@ -172,6 +172,8 @@ class PointJob:
                 if p[1:] not in outputs:
                     raise ValueError(f"the output of job '{p[1:]}' did not come with the task")
                 return outputs[p[1:]]
+            if data_files and p in data_files:  # a file the spec names, fetched into the cache
+                return data_files[p]
             return p if os.path.isabs(p) else os.path.join(base, p)
         files = [definition["checkpoint"]] if self.kind == "surface" else [definition["from"], definition["to"]]
         self.model = self._build(path(files[0]), factory)

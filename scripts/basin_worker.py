@@ -153,7 +153,7 @@ class Compute(threading.Thread):
         if key in self.jobs:
             return self.jobs[key]
         if "definition" in header:
-            self.definitions[key] = (header["definition"], header["spec"], header["base"], header.get("data") or {})
+            self.definitions[key] = (header["definition"], header["spec"], header["base"], header.get("files") or {})
         if key not in self.definitions and key not in self.broken:
             raise ValueError(f"task for job {key[:12]} without its definition")
         if key in self.broken:
@@ -244,8 +244,8 @@ def main(argv):
                     log(f"joined {args.connect} (epoch {header.get('epoch')})")
                 elif command == "TASK":
                     in_flight.add(header["lease"])
-                    if "data" in header:
-                        job_data[header["job"]] = header["data"]
+                    if "files" in header:
+                        job_data[header["job"]] = header["files"]
                     header["_needs"] = sorted(set((header.get("inputs") or {}).values())
                                               | set(job_data.get(header["job"], {}).values()))
                     missing = [h for h in header["_needs"] if not os.path.exists(cache_path(args.cache, h))]

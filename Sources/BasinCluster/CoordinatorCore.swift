@@ -69,8 +69,9 @@ public struct CoordinatorCore {
     public private(set) var outputs: [String: String]
     /// Where artifacts are kept (the run directory's `artifacts/`).
     let store: ArtifactStore
-    /// The spec's data files as artifacts, by the path the spec writes (sent with the spec).
-    public var dataArtifacts: [String: String] = [:]
+    /// The files the spec names (data, checkpoints, curves) as artifacts, by the path the spec
+    /// writes; sent with the spec.
+    public var fileArtifacts: [String: String] = [:]
     /// Artifacts arriving from workers, by peer and hash.
     var uploads: [Data: [String: ArtifactStore.Upload]] = [:]
     var nextLease = 1
@@ -437,7 +438,9 @@ public struct CoordinatorCore {
                     header["definition"] = (try? JSONValue(encoding: job.definition)) ?? .null
                     header["spec"] = spec
                     header["base"] = .string(base)
-                    if !dataArtifacts.isEmpty { header["data"] = .object(dataArtifacts.mapValues { .string($0) }) }
+                    if !fileArtifacts.isEmpty {
+                        header["files"] = .object(fileArtifacts.mapValues { .string($0) })
+                    }
                 }
                 actions.append(.send(peer: peer, WireMessage(.task, header)))
             }

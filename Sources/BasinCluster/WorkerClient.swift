@@ -194,7 +194,7 @@ final class ComputeThread: @unchecked Sendable {
                 if executors[key] == nil {
                     let spec = try JSONDecoder().decode(StudySpec.self, from: specJSON.serialized())
                     let executor = Executor(spec: spec, base: URL(fileURLWithPath: base))
-                    executor.dataFiles = data.mapValues { self.cache.url($0) }
+                    executor.localFiles = data.mapValues { self.cache.url($0) }
                     executors[key] = executor
                 }
                 let executor = executors[key]!

@@ -60,7 +60,7 @@ public struct WorkerCore {
     var computing: Task?
     /// Job definitions and specs seen on this connection (the coordinator sends each once).
     var definitions: [String: (JobDefinition, String)] = [:]
-    /// Spec JSON, base directory and data files (path → artifact) by spec key, for the executor.
+    /// Spec JSON, base directory and the files it names (path → artifact) by spec key.
     public private(set) var specs: [String: (spec: JSONValue, base: String, data: [String: String])] = [:]
     var fetches: [String: Fetch] = [:]
     var sends: [String: Send] = [:]
@@ -124,10 +124,10 @@ public struct WorkerCore {
                 let definition = try? JSONDecoder().decode(JobDefinition.self, from: value.serialized())
             {
                 var data: [String: String] = [:]
-                if case .object(let items)? = message.header["data"] {
+                if case .object(let items)? = message.header["files"] {
                     for (path, value) in items {
                         guard let hash = value.stringValue, ArtifactStore.isHash(hash) else {
-                            return [.log(.warning, "dropped a TASK whose data file '\(path)' is not an artifact name")]
+                            return [.log(.warning, "dropped a TASK whose file '\(path)' is not an artifact name")]
                         }
                         data[path] = hash
                     }
@@ -181,7 +181,7 @@ public struct WorkerCore {
 
     /// Starts the first queued task whose inputs are all in the cache, and fetches the inputs
     /// of queued tasks that are not.
-    /// Every artifact a task needs: its inputs and its spec's data files.
+    /// Every artifact a task needs: its inputs and the files its spec names.
     func needs(_ task: Task) -> Set<String> {
         Set(task.inputs.values).union(specs[task.specKey]?.data.values ?? [:].values)
     }

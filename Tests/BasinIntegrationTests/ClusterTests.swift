@@ -436,9 +436,10 @@ import ZeroMQ
         #expect(!fetched.isEmpty)
     }
 
-    /// Data files travel as artifacts: once the coordinator has started, the files can go and
-    /// workers with their own caches still finish, with the results of a one-process run.
-    @Test func dataFilesReachWorkersWithoutASharedFilesystem() throws {
+    /// The files a spec names (data, a listed job's checkpoint) travel as artifacts: once the
+    /// coordinator has started they can go, and workers with their own caches still finish,
+    /// with the results of a one-process run.
+    @Test func specFilesReachWorkersWithoutASharedFilesystem() throws {
         let teacher = directory.appendingPathComponent("teacher.yaml")
         try Data(
             """
@@ -458,9 +459,19 @@ import ZeroMQ
               train: {seeds: [0, 1]}
               connect: {t: "0:1:5"}
               surface: {x: "-1:1:5", y: "-1:1:5"}
+            jobs:
+              - surface: {checkpoint: files/given.safetensors, x: "-1:1:4", y: "-1:1:4"}
 
             """.utf8
         ).write(to: spec)
+        let given = try Network(
+            ModelDescription(
+                input: [16],
+                layers: [
+                    .linear(inFeatures: nil, outFeatures: 16, bias: true), .relu,
+                    .linear(inFeatures: nil, outFeatures: 4, bias: true),
+                ]))
+        try Checkpoint.save(given.initialize(seed: 9), to: directory.appendingPathComponent("files/given.safetensors"))
         _ = try run(
             ["run", spec.path, "--out", directory.appendingPathComponent("reference").path, "--workers", "0"],
             name: "reference")

@@ -53,7 +53,7 @@ struct SweepOptions: ParsableArguments {
         var core = CoordinatorCore(
             study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
             completed: sweep.completed, outputs: sweep.outputs, store: sweep.store, settings: settings)
-        core.dataArtifacts = sweep.dataArtifacts
+        core.fileArtifacts = sweep.fileArtifacts
         let server = try CoordinatorServer(core: core, journal: sweep.journal, bind: bind, curve: curve, logger: logger)
         let security = curve.map { " (CURVE, \($0.allowed.count) allowed worker key(s))" } ?? ""
         logger.info("coordinator listening on \(server.endpoint)\(security)")

@@ -16,9 +16,10 @@ public final class Sweep {
     public let store: ArtifactStore
     /// Artifact of every finished job that made one, by job name.
     public private(set) var outputs: [String: String]
-    /// The spec's data files stored as artifacts, by the path the spec writes: workers fetch
-    /// them, so they need no shared filesystem.
-    public let dataArtifacts: [String: String]
+    /// The files the spec names (data files, checkpoints and curves of listed jobs) stored as
+    /// artifacts, by the path the spec writes: workers fetch them, so they need no shared
+    /// filesystem.
+    public let fileArtifacts: [String: String]
     public let epoch: Int
     /// What changed since the last run on this directory, one line each.
     public let changes: [String]
@@ -70,14 +71,14 @@ public final class Sweep {
         }
         self.completed = completed
         self.outputs = outputs
-        var dataArtifacts: [String: String] = [:]
-        for file in spec.data.files {
-            dataArtifacts[file] = try store.put(try Data(contentsOf: executor.path(file), options: .mappedIfSafe))
+        var fileArtifacts: [String: String] = [:]
+        for file in spec.data.files + study.jobs.flatMap(\.definition.inputFiles) where fileArtifacts[file] == nil {
+            fileArtifacts[file] = try store.put(try Data(contentsOf: executor.path(file), options: .mappedIfSafe))
         }
-        self.dataArtifacts = dataArtifacts
-        // Read the data from those copies from now on, as workers do.
+        self.fileArtifacts = fileArtifacts
+        // Read those copies from now on, as workers do.
         let artifactStore = store
-        executor.dataFiles = dataArtifacts.mapValues { artifactStore.url($0) }
+        executor.localFiles = fileArtifacts.mapValues { artifactStore.url($0) }
         self.epoch = epoch + 1
         let store = self.store
         executor.outputs = { [outputs] name in

@@ -17,8 +17,9 @@ public final class Executor {
         throw NNError("the output of job '\(name)' is not available here")
     }
 
-    /// Local copies of the spec's data files (a worker's cache), by the path the spec writes.
-    public var dataFiles: [String: URL] = [:]
+    /// Local copies of files the spec names (in the run's artifacts, or a worker's cache), by
+    /// the path the spec writes; `path` prefers them.
+    public var localFiles: [String: URL] = [:]
 
     public init(spec: StudySpec, base: URL) {
         self.spec = spec
@@ -27,7 +28,8 @@ public final class Executor {
 
     /// A file the spec names (relative to `base`), or the output of another job (`@name`).
     public func path(_ file: String) -> URL {
-        file.hasPrefix("/") ? URL(fileURLWithPath: file) : base.appendingPathComponent(file)
+        if let local = localFiles[file] { return local }
+        return file.hasPrefix("/") ? URL(fileURLWithPath: file) : base.appendingPathComponent(file)
     }
 
     func resolve(_ input: String) throws -> URL {
@@ -39,7 +41,7 @@ public final class Executor {
 
     public func data() throws -> DataSplit {
         if let cachedData { return cachedData }
-        let files = dataFiles
+        let files = localFiles
         let split = try spec.data.load(relativeTo: base) { files[$0] }
         cachedData = split
         return split
