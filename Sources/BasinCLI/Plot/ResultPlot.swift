@@ -135,7 +135,7 @@ struct ResultPlot {
     private func lineChart(metric: String) -> String {
         var canvas = SVGCanvas(width: Self.width, height: Self.height)
         let base = metric.replacingOccurrences(of: "train_", with: "").replacingOccurrences(of: "test_", with: "")
-        let xName = result["t"] != nil ? "t" : "x"
+        var xName = result["t"] != nil ? "t" : "x"
         var series: [(label: String, values: [Double], color: String, dash: String?)] = []
         let hasLine = result["line_train_\(base)"] != nil
         for (prefix, label, color) in [("", hasLine ? "curve" : "", "#1f77b4"), ("line_", "straight line", "#d62728")] {
@@ -147,8 +147,13 @@ struct ResultPlot {
                     ([label, split].filter { !$0.isEmpty }.joined(separator: " "), v.map(Double.init), color, dash))
             }
         }
+        // A series of its own (a training job's epoch_loss): drawn alone, against its index.
+        if series.isEmpty, let v = result[metric]?.floats() {
+            series.append((metric, v.map(Double.init), "#1f77b4", nil))
+            if result[xName] == nil { xName = metric == "epoch_loss" ? "epoch" : "index" }
+        }
         let n = series.first?.values.count ?? 0
-        let xs = axis(xName, count: n)
+        let xs: [Double] = xName == "epoch" ? (0..<n).map { Double($0 + 1) } : axis(xName, count: n)
         let all = series.flatMap { $0.values.map(transform) }.filter { $0.isFinite }
         var low = all.min() ?? 0, high = all.max() ?? 1
         if high <= low { (low, high) = (low - 0.5, high + 0.5) }
