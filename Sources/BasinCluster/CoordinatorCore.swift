@@ -203,6 +203,14 @@ public struct CoordinatorCore {
         workers[peer]!.lastHeard = now
         switch message.command {
         case .heartbeat:
+            // A training, fitting, alignment or Hessian job is one long shard: while its worker
+            // says it is computing it, its deadline moves on (grid shards are a few seconds and
+            // keep theirs, so a slow worker's shard is re-issued).
+            if let id = message.int("computing"), let lease = leases[id], lease.peer == peer, !lease.expired,
+                !study.jobs[lease.key.job].isGrid
+            {
+                leases[id]!.deadline = max(lease.deadline, now + settings.leaseSeconds)
+            }
             return []
         case .result:
             return result(peer: peer, message, now: now) + dispatch(now: now)

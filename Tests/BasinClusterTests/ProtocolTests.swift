@@ -282,3 +282,41 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         #expect(done.contains { if case .exit = $0 { return true } else { return false } })
     }
 }
+
+@Suite struct LongJobLeaseTests {
+    /// A training job runs longer than `lease_seconds`; its worker's heartbeats keep the lease.
+    @Test func heartbeatsKeepALongTrainingLeaseButNotAGridShard() throws {
+        let directory = TestSupport.temporaryDirectory("basin-long-lease")
+        let json = """
+            {"model": {"input": [2], "layers": [{"type": "linear", "out_features": 2}]},
+             "data": {"source": "spirals", "samples": 50},
+             "stages": {"train": {"seeds": [0]}, "surface": {"x": "-1:1:3", "y": "-1:1:3"}},
+             "sweep": {"shard_points": 9}}
+            """
+        let spec = try JSONDecoder().decode(StudySpec.self, from: Data(json.utf8))
+        let study = try Study(spec: spec, executor: Executor(spec: spec, base: directory))
+        var settings = CoordinatorCore.Settings()
+        settings.leaseSeconds = 2
+        var core = CoordinatorCore(
+            study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: [:],
+            store: ArtifactStore(directory: directory.appendingPathComponent("artifacts")), settings: settings)
+        let peer = Data("w".utf8)
+        let tasks = sent(core.receive(peer: peer, frames: hello("w", slots: 1), now: 0)).filter {
+            $0.message.command == .task
+        }
+        // Only the training job is ready: the surface waits for its model.
+        #expect(tasks.count == 1 && tasks[0].message.int("job_index") == 0)
+        let lease = tasks[0].message.int("lease")!
+        for t in stride(from: 1.0, through: 10, by: 1) {
+            _ = core.receive(peer: peer, frames: frames(.heartbeat, ["computing": .integer(lease)]), now: t)
+            let tick = core.tick(now: t)
+            #expect(!tick.contains { if case .log(_, let text) = $0 { text.contains("deadline") } else { false } })
+        }
+        // Silence about it: the deadline passes.
+        _ = core.receive(peer: peer, frames: frames(.heartbeat), now: 11)
+        _ = core.receive(peer: peer, frames: frames(.heartbeat), now: 12.5)
+        let late = core.tick(now: 12.5)
+        #expect(
+            late.contains { if case .log(_, let text) = $0 { text.contains("passed its deadline") } else { false } })
+    }
+}
