@@ -23,11 +23,13 @@ public struct WorkerCore {
         var upload: ArtifactStore.Upload?
         var requested = 0
         var inFlight = 0
+        var started = 0.0
     }
 
     /// An artifact going to the coordinator, and the results waiting for it to be stored.
     struct Send {
         var size: Int
+        var started: Double
         var sent = 0
         var inFlight = 0
         var results: [WireMessage] = []
@@ -159,9 +161,9 @@ public struct WorkerCore {
                     definition: definition, specKey: key, inputs: inputs))
             return startNext()
         case .chunk:
-            return chunk(message)
+            return chunk(message, now: now)
         case .taken:
-            return taken(message)
+            return taken(message, now: now)
         case .cancel:
             if let lease = message.int("lease") { queue.removeAll { $0.lease == lease } }
             return startNext()
@@ -190,7 +192,7 @@ public struct WorkerCore {
         var actions: [Action] = []
         for task in queue {
             for hash in needs(task).sorted() where !cache.contains(hash) && fetches[hash] == nil {
-                fetches[hash] = Fetch(requested: 0, inFlight: 1)
+                fetches[hash] = Fetch(requested: 0, inFlight: 1, started: lastHeard)
                 actions.append(.send(WireMessage(.fetch, ["artifact": .string(hash), "offset": .integer(0)])))
             }
         }
@@ -202,7 +204,7 @@ public struct WorkerCore {
     }
 
     /// A chunk of an input artifact: appended to the cache; more are asked for up to the credit.
-    mutating func chunk(_ message: WireMessage) -> [Action] {
+    mutating func chunk(_ message: WireMessage, now: Double) -> [Action] {
         guard let hash = message.string("artifact"), var fetch = fetches[hash] else { return [] }
         if let error = message.string("error") {
             return failFetch(hash, "cannot fetch artifact \(hash.prefix(12)): \(error)")
@@ -221,7 +223,11 @@ public struct WorkerCore {
             if fetch.upload!.isComplete {
                 try fetch.upload!.finish()
                 fetches[hash] = nil
-                return [.log(.debug, "fetched artifact \(hash.prefix(12)) (\(size) bytes)")] + startNext()
+                return [
+                    .log(
+                        .info, "fetched artifact \(hash.prefix(12)): \(Self.transfer(size, since: fetch.started, now))")
+                ]
+                    + startNext()
             }
             guard !bytes.isEmpty || fetch.inFlight > 0 else {
                 throw ClusterError("the coordinator sent an empty chunk at \(offset) of \(size) bytes")
@@ -246,6 +252,13 @@ public struct WorkerCore {
             fetches[hash] = nil
             return failFetch(hash, "artifact \(hash.prefix(12)): \(error)")
         }
+    }
+
+    /// "N bytes in S s (R MB/s)" for a log line.
+    static func transfer(_ bytes: Int, since start: Double, _ now: Double) -> String {
+        let seconds = max(now - start, 1e-6)
+        return String(
+            format: "%d bytes in %.3f s (%.1f MB/s)", bytes, seconds, Double(bytes) / 1_048_576 / seconds)
     }
 
     /// Every queued task that needs `hash` fails with `reason`.
@@ -283,7 +296,7 @@ public struct WorkerCore {
         guard let size = cache.size(artifact) else {
             return failed(task, error: "the artifact it made is not in the cache", now: now)
         }
-        sends[artifact] = Send(size: size, results: [result], leases: [task.lease])
+        sends[artifact] = Send(size: size, started: now, results: [result], leases: [task.lease])
         return pump(artifact) + startNext()
     }
 
@@ -316,7 +329,7 @@ public struct WorkerCore {
     }
 
     /// The coordinator took chunks of an artifact; once it is stored, the results go.
-    mutating func taken(_ message: WireMessage) -> [Action] {
+    mutating func taken(_ message: WireMessage, now: Double) -> [Action] {
         guard let hash = message.string("artifact"), var send = sends[hash] else { return [] }
         if let error = message.string("error") {
             sends[hash] = nil
@@ -327,7 +340,9 @@ public struct WorkerCore {
         }
         if case .bool(true)? = message.header["complete"] {
             sends[hash] = nil
-            return send.results.map { .send($0) }
+            let how =
+                send.sent < send.size ? "the coordinator had it" : Self.transfer(send.size, since: send.started, now)
+            return [.log(.info, "uploaded artifact \(hash.prefix(12)): \(how)")] + send.results.map { .send($0) }
         }
         send.inFlight -= 1
         sends[hash] = send
