@@ -440,15 +440,7 @@ import ZeroMQ
     /// coordinator has started they can go, and workers with their own caches still finish,
     /// with the results of a one-process run.
     @Test func specFilesReachWorkersWithoutASharedFilesystem() throws {
-        let teacher = directory.appendingPathComponent("teacher.yaml")
-        try Data(
-            """
-            model: {input: [16], layers: [{type: linear, out_features: 4}]}
-            data: {source: teacher, samples: 600, features: 16, classes: 4}
-
-            """.utf8
-        ).write(to: teacher)
-        _ = try run(["data", teacher.path, "-o", directory.appendingPathComponent("files").path], name: "data")
+        try writeTeacherData(samples: 600, to: "files")
         let spec = directory.appendingPathComponent("files-study.yaml")
         try Data(
             """
@@ -500,6 +492,20 @@ import ZeroMQ
         #expect(try results("no-shared") == expected)
     }
 
+    /// 16-feature, 4-class teacher data as .npy files (`basin data`) in `folder`.
+    func writeTeacherData(samples: Int, to folder: String) throws {
+        let teacher = directory.appendingPathComponent("teacher-\(folder).yaml")
+        try Data(
+            """
+            model: {input: [16], layers: [{type: linear, out_features: 4}]}
+            data: {source: teacher, samples: \(samples), features: 16, classes: 4}
+
+            """.utf8
+        ).write(to: teacher)
+        _ = try run(
+            ["data", teacher.path, "-o", directory.appendingPathComponent(folder).path], name: "data-\(folder)")
+    }
+
     /// Whether scripts/basin_worker.py can run here (python3 with torch, pyzmq, safetensors, numpy).
     static let pythonWorkerAvailable: Bool = {
         let process = Process()
@@ -528,15 +534,7 @@ import ZeroMQ
             "skipped: the PyTorch worker needs python3 with torch, pyzmq, safetensors, numpy and PyYAML"))
     func aPyTorchWorkerAndABasinWorkerShareASweep() throws {
         // Data as .npy files (split and normalized by each worker itself), three models.
-        let teacher = directory.appendingPathComponent("teacher.yaml")
-        try Data(
-            """
-            model: {input: [16], layers: [{type: linear, out_features: 4}]}
-            data: {source: teacher, samples: 1500, features: 16, classes: 4}
-
-            """.utf8
-        ).write(to: teacher)
-        _ = try run(["data", teacher.path, "-o", directory.appendingPathComponent("data").path], name: "data")
+        try writeTeacherData(samples: 1500, to: "data")
         let network = try Network(
             ModelDescription(
                 input: [16],
