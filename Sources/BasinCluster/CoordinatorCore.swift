@@ -116,6 +116,8 @@ public struct CoordinatorCore {
 
     /// Jobs that can never run because a job they read (directly or not) has quarantined shards.
     public var blockedJobs: [(job: String, because: String)] {
+        // Checked on every loop of the I/O thread: nothing to walk until a shard is quarantined.
+        guard !quarantined.isEmpty else { return [] }
         var blocked: [Int: String] = [:]
         for (j, job) in study.jobs.enumerated() {
             for d in job.dependencies {

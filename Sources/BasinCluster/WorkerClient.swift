@@ -70,7 +70,7 @@ public final class WorkerClient {
                     _ = try? socket.send(message.frames(), dontWait: true)
                 case .compute(let task):
                     guard let spec = core.specs[task.specKey] else { continue }
-                    compute.submit(task, spec: spec.spec, base: spec.base, data: spec.data)
+                    compute.submit(task, spec: spec.spec, base: spec.base, files: spec.files)
                 case .reconnect(let delay):
                     reconnectAt = now() + delay
                 case .exit(let reason):
@@ -156,9 +156,9 @@ final class ComputeThread: @unchecked Sendable {
         condition.unlock()
     }
 
-    func submit(_ task: WorkerCore.Task, spec: JSONValue, base: String, data: [String: String]) {
+    func submit(_ task: WorkerCore.Task, spec: JSONValue, base: String, files: [String: String]) {
         condition.lock()
-        tasks.append((task, spec, base, data))
+        tasks.append((task, spec, base, files))
         condition.signal()
         condition.unlock()
     }
@@ -185,7 +185,7 @@ final class ComputeThread: @unchecked Sendable {
                 notify.close()
                 return
             }
-            let (task, specJSON, base, data) = tasks.removeFirst()
+            let (task, specJSON, base, files) = tasks.removeFirst()
             condition.unlock()
             let outcome: Outcome
             let started = DispatchTime.now().uptimeNanoseconds
@@ -194,17 +194,11 @@ final class ComputeThread: @unchecked Sendable {
                 if executors[key] == nil {
                     let spec = try JSONDecoder().decode(StudySpec.self, from: specJSON.serialized())
                     let executor = Executor(spec: spec, base: URL(fileURLWithPath: base))
-                    executor.localFiles = data.mapValues { self.cache.url($0) }
+                    executor.localFiles = files.mapValues { self.cache.url($0) }
                     executors[key] = executor
                 }
                 let executor = executors[key]!
-                let cache = self.cache, inputs = task.inputs
-                executor.outputs = { name in
-                    guard let hash = inputs[name], cache.contains(hash) else {
-                        throw NNError("the output of job '\(name)' did not come with the task")
-                    }
-                    return cache.url(hash)
-                }
+                executor.readOutputs(task.inputs, in: cache)
                 let output = try executor.execute(task.definition, id: task.job, range: task.range)
                 let artifact = try output.artifact.map { try cache.put($0) }
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

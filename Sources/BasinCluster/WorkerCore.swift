@@ -63,7 +63,7 @@ public struct WorkerCore {
     /// Job definitions and specs seen on this connection (the coordinator sends each once).
     var definitions: [String: (JobDefinition, String)] = [:]
     /// Spec JSON, base directory and the files it names (path → artifact) by spec key.
-    public private(set) var specs: [String: (spec: JSONValue, base: String, data: [String: String])] = [:]
+    public private(set) var specs: [String: (spec: JSONValue, base: String, files: [String: String])] = [:]
     var fetches: [String: Fetch] = [:]
     var sends: [String: Send] = [:]
 
@@ -125,17 +125,11 @@ public struct WorkerCore {
                 let base = message.string("base"),
                 let definition = try? JSONDecoder().decode(JobDefinition.self, from: value.serialized())
             {
-                var data: [String: String] = [:]
-                if case .object(let items)? = message.header["files"] {
-                    for (path, value) in items {
-                        guard let hash = value.stringValue, ArtifactStore.isHash(hash) else {
-                            return [.log(.warning, "dropped a TASK whose file '\(path)' is not an artifact name")]
-                        }
-                        data[path] = hash
-                    }
+                guard let files = Self.artifactNames(message.header["files"]) else {
+                    return [.log(.warning, "dropped a TASK whose 'files' are not all artifact names")]
                 }
-                let key = String(spec.serialized().hashValue) + String(data.description.hashValue)
-                specs[key] = (spec, base, data)
+                let key = String(spec.serialized().hashValue) + String(files.description.hashValue)
+                specs[key] = (spec, base, files)
                 definitions[job] = (definition, key)
             }
             guard let (definition, key) = definitions[job] else {
@@ -146,14 +140,8 @@ public struct WorkerCore {
                             ["lease": .integer(lease), "error": .string("no definition received for job \(job)")]))
                 ]
             }
-            var inputs: [String: String] = [:]
-            if case .object(let items)? = message.header["inputs"] {
-                for (job, value) in items {
-                    guard let hash = value.stringValue, ArtifactStore.isHash(hash) else {
-                        return [.log(.warning, "dropped a TASK whose input '\(job)' is not an artifact name")]
-                    }
-                    inputs[job] = hash
-                }
+            guard let inputs = Self.artifactNames(message.header["inputs"]) else {
+                return [.log(.warning, "dropped a TASK whose 'inputs' are not all artifact names")]
             }
             queue.append(
                 Task(
@@ -183,9 +171,20 @@ public struct WorkerCore {
 
     /// Starts the first queued task whose inputs are all in the cache, and fetches the inputs
     /// of queued tasks that are not.
+    /// A header's `{name: hash}` object (empty when absent), or nil when a value is not a hash.
+    static func artifactNames(_ value: JSONValue?) -> [String: String]? {
+        guard case .object(let items)? = value else { return [:] }
+        var out: [String: String] = [:]
+        for (name, item) in items {
+            guard let hash = item.stringValue, ArtifactStore.isHash(hash) else { return nil }
+            out[name] = hash
+        }
+        return out
+    }
+
     /// Every artifact a task needs: its inputs and the files its spec names.
     func needs(_ task: Task) -> Set<String> {
-        Set(task.inputs.values).union(specs[task.specKey]?.data.values ?? [:].values)
+        Set(task.inputs.values).union(specs[task.specKey]?.files.values ?? [:].values)
     }
 
     private mutating func startNext() -> [Action] {

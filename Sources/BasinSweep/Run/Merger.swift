@@ -56,10 +56,7 @@ public struct Merger {
         let produced = Self.outputs(records, study: study, store: store)
         var artifacts: [String: String] = [:]
         for job in study.jobs { if let hash = produced[job.id]?.artifact { artifacts[job.name] = hash } }
-        executor.outputs = { name in
-            guard let hash = artifacts[name] else { throw NNError("job '\(name)' has not finished") }
-            return store.url(hash)
-        }
+        executor.readOutputs(artifacts, in: store)
         var rows = [
             "job,kind,id,points_done,points_total,train_loss_min,train_loss_max,train_loss_barrier,train_error_barrier"
         ]

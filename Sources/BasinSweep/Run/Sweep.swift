@@ -71,8 +71,9 @@ public final class Sweep {
         }
         self.completed = completed
         self.outputs = outputs
-        var fileArtifacts: [String: String] = [:]
-        for file in spec.data.files + study.jobs.flatMap(\.definition.inputFiles) where fileArtifacts[file] == nil {
+        // Files already stored under the hash the study computed are not read again.
+        var fileArtifacts = study.fileHashes
+        for (file, hash) in study.fileHashes where !store.contains(hash) {
             fileArtifacts[file] = try store.put(try Data(contentsOf: executor.path(file), options: .mappedIfSafe))
         }
         self.fileArtifacts = fileArtifacts
@@ -80,11 +81,7 @@ public final class Sweep {
         let artifactStore = store
         executor.localFiles = fileArtifacts.mapValues { artifactStore.url($0) }
         self.epoch = epoch + 1
-        let store = self.store
-        executor.outputs = { [outputs] name in
-            guard let hash = outputs[name] else { throw NNError("job '\(name)' has not finished") }
-            return store.url(hash)
-        }
+        executor.readOutputs(outputs, in: store)
         try AtomicFile.write(Data(specText.utf8), to: run.specFile)
         try Self.writeStudy(study, base: base, to: run.studyFile)
         journal = try Journal(directory: run.journal)
@@ -118,11 +115,7 @@ public final class Sweep {
     /// Records that job `name` made `artifact` (already in `store`), so later jobs can read it.
     public func recordOutput(_ name: String, artifact: String) {
         outputs[name] = artifact
-        let store = self.store, outputs = self.outputs
-        executor.outputs = { name in
-            guard let hash = outputs[name] else { throw NNError("job '\(name)' has not finished") }
-            return store.url(hash)
-        }
+        executor.readOutputs(outputs, in: store)
     }
 
     /// Computes every remaining shard in this process (`--workers 0`), journaling each; jobs

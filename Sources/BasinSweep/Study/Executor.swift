@@ -36,8 +36,15 @@ public final class Executor {
         input.hasPrefix("@") ? try outputs(String(input.dropFirst())) : path(input)
     }
 
-    /// Forgets prepared jobs that read `@` inputs (their inputs may resolve elsewhere next time).
-    public func forgetPrepared() { prepared = [:] }
+    /// Reads `@name` inputs from `store`, where `artifacts` (job name → hash) says they are.
+    public func readOutputs(_ artifacts: [String: String], in store: ArtifactStore) {
+        outputs = { name in
+            guard let hash = artifacts[name], store.contains(hash) else {
+                throw NNError("the output of job '\(name)' is not available here")
+            }
+            return store.url(hash)
+        }
+    }
 
     public func data() throws -> DataSplit {
         if let cachedData { return cachedData }

@@ -21,9 +21,11 @@ public struct Study: Sendable {
     }
 
     public let jobs: [Job]
+    /// SHA-256 of every file the spec names (data files, listed jobs' inputs), by the path the
+    /// spec writes: each read once here, so the run can store them without reading them again.
+    public let fileHashes: [String: String]
 
     public func job(id: String) -> Job? { jobs.first { $0.id == id } }
-    public func index(named name: String) -> Int? { jobs.firstIndex { $0.name == name } }
 
     /// Expands `spec` (paths relative to `executor.base`). Jobs that read only files are
     /// prepared once to learn their size; jobs that read other jobs' outputs are sized from
@@ -34,14 +36,18 @@ public struct Study: Sendable {
         var names: [String: Int] = [:]
         let definitions = try spec.allJobs()
         let network = try Network(spec.model)
-        // The data files' contents are part of every job's identity.
-        var dataHashes: [JSONValue] = []
-        for file in spec.data.files {
-            guard let bytes = try? Data(contentsOf: executor.path(file), options: .mappedIfSafe) else {
-                throw NNError("data: cannot read '\(file)' (\(executor.path(file).path))")
+        var fileHashes: [String: String] = [:]
+        func hash(_ file: String, _ label: String) throws -> String {
+            if let known = fileHashes[file] { return known }
+            let url = executor.path(file)
+            guard let bytes = try? Data(contentsOf: url, options: .mappedIfSafe) else {
+                throw NNError("\(label): cannot read '\(file)' (\(url.path))")
             }
-            dataHashes.append(.string(ArtifactStore.hash(bytes)))
+            fileHashes[file] = ArtifactStore.hash(bytes)
+            return fileHashes[file]!
         }
+        // The data files' contents are part of every job's identity.
+        let dataHashes = try spec.data.files.map { JSONValue.string(try hash($0, "data")) }
         for (index, definition) in definitions.enumerated() {
             let name = definition.defaultName
             let label =
@@ -67,14 +73,7 @@ public struct Study: Sendable {
             let identity = try JSONValue(encoding: fields)
             hasher.update(data: identity.serialized())
             for file in definition.inputFiles {
-                let url = executor.path(file)
-                let bytes: Data
-                do {
-                    bytes = try Data(contentsOf: url, options: .mappedIfSafe)
-                } catch {
-                    throw NNError("\(label): cannot read '\(file)' (\(url.path))")
-                }
-                hasher.update(data: Data(SHA256.hash(data: bytes)))
+                hasher.update(data: Self.digest(try hash(file, label)))
             }
             for upstream in dependencies { hasher.update(data: Data(jobs[upstream].id.utf8)) }
             let id = hasher.finalize().map { String(format: "%02x", $0) }.joined()
@@ -116,6 +115,13 @@ public struct Study: Sendable {
                     dependencies: dependencies))
         }
         self.jobs = jobs
+        self.fileHashes = fileHashes
+    }
+
+    /// The 32 bytes a SHA-256 hex string spells (what the job id hashes, as it always has).
+    static func digest(_ hex: String) -> Data {
+        let digits = Array(hex.utf8).map { $0 <= 57 ? $0 - 48 : $0 - 87 }
+        return Data(stride(from: 0, to: digits.count, by: 2).map { digits[$0] << 4 | digits[$0 + 1] })
     }
 
     /// Points of a grid job whose inputs do not exist yet, from its definition alone (the same
