@@ -43,6 +43,9 @@ def parse_args(argv):
     parser.add_argument("--slots", type=int, default=2, help="leases held at once (1-64)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     parser.add_argument("--keep-alive", action="store_true", help="stay connected after the sweep is DONE")
+    parser.add_argument("--give-up-after", type=float, default=600.0,
+                        help="seconds without a word from the coordinator after which an idle worker exits "
+                             "with an error (0: never)")
     parser.add_argument("--cache", default=os.path.join(os.environ.get("XDG_CACHE_HOME") or
                                                         os.path.join(os.path.expanduser("~"), ".cache"), "basin"),
                         help="artifacts fetched from the coordinator, by SHA-256 (default ~/.cache/basin)")
@@ -51,6 +54,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if not 1 <= args.slots <= 64:
         parser.error("--slots must be between 1 and 64")
+    if not args.give_up_after >= 0:
+        parser.error("--give-up-after must be 0 (never) or a number of seconds")
     if (args.curve_keys is None) != (args.curve_server is None):
         parser.error("CURVE needs both --curve-keys and --curve-server")
     return args
@@ -189,6 +194,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda *_: stopping.update(signal=True))
     signal.signal(signal.SIGINT, lambda *_: stopping.update(signal=True))
     generation, backoff, shards_done = 0, 1.0, 0
+    last_contact = time.monotonic()  # a coordinator's last word, across reconnects
     log = lambda text: print(f"basin_worker {args.name}: {text}", file=sys.stderr, flush=True)  # noqa: E731
 
     def open_socket():
@@ -212,7 +218,13 @@ def main(argv):
 
         def send(command, header=None, *binary):
             nonlocal last_sent
-            sock.send_multipart([VERSION, command.encode(), json.dumps(header or {}).encode(), *binary])
+            # Never block: with IMMEDIATE a send waits for a connection that may never come. A
+            # message dropped here is repeated (HELLO, heartbeats) or its lease is re-issued.
+            try:
+                sock.send_multipart([VERSION, command.encode(), json.dumps(header or {}).encode(), *binary],
+                                    flags=zmq.NOBLOCK)
+            except zmq.Again:
+                pass
             last_sent = time.monotonic()
 
         def hello():
@@ -229,7 +241,7 @@ def main(argv):
                 return 0
             if sock.poll(100):
                 frames = sock.recv_multipart()
-                last_heard = time.monotonic()
+                last_heard = last_contact = time.monotonic()
                 if len(frames) < 3 or frames[0] != VERSION:
                     log("dropped an unreadable message from the coordinator")
                     continue
@@ -320,6 +332,13 @@ def main(argv):
                     send("HEARTBEAT", heartbeat)
                 else:
                     hello()
+            idle = compute.busy is None and compute.tasks.empty()
+            if args.give_up_after > 0 and idle and now - last_contact > args.give_up_after:
+                log(f"no coordinator answered at {args.connect} for {now - last_contact:.0f} s; "
+                    "giving up (--give-up-after)")
+                sock.close()
+                context.term()
+                return 1
             if now - last_heard > SILENCE_S:
                 log(f"no word from {args.connect} for {SILENCE_S:g} s; reconnecting in {backoff:g} s")
                 reconnect = True

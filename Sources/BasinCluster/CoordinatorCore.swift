@@ -58,6 +58,9 @@ public struct CoordinatorCore {
     var queue: [ShardKey] = []
     var leases: [Int: Lease] = [:]
     var workers: [Data: Worker] = [:]
+    /// Workers (by name) that joined this run and have not said BYE: once the sweep is done the
+    /// coordinator stays a moment for them to hear DONE.
+    public private(set) var yetToLeave: Set<String> = []
     var failures: [ShardKey: [String]] = [:]
     var quarantined: Set<ShardKey> = []
     /// Metrics of finished shards this run, to check duplicates bit for bit.
@@ -223,6 +226,7 @@ public struct CoordinatorCore {
             let reason = message.string("error") ?? "unspecified error"
             return release(id, failure: "\(name): \(reason)") + dispatch(now: now)
         case .bye:
+            yetToLeave.remove(workers[peer]!.name)
             return retire(peer, reason: "said BYE") + dispatch(now: now)
         case .put:
             return put(peer: peer, message)
@@ -243,6 +247,7 @@ public struct CoordinatorCore {
             kinds = Set(values.compactMap(\.stringValue))
         }
         workers[peer] = Worker(name: name, slots: slots, lastHeard: now, lastSent: now, kinds: kinds)
+        yetToLeave.insert(name)
         let only = kinds.map { ", \($0.sorted().joined(separator: "/")) jobs only" } ?? ""
         actions.append(
             .log(

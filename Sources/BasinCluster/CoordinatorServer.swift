@@ -61,8 +61,9 @@ public final class CoordinatorServer {
     }
 
     /// Waits up to 50 ms, answers ZAP requests, and hands every message to the state machine;
-    /// returns what it said.
-    func pollOnce(now: () -> Double) throws -> [CoordinatorCore.Action] {
+    /// returns who spoke.
+    @discardableResult
+    func pollOnce(now: () -> Double) throws -> [Data] {
         let readable = try ZMQSocket.poll([socket] + (zap.map { [$0] } ?? []), timeout: 50)
         if readable.contains(1), let zap, let zapHandler {
             while let request = try zap.receive(dontWait: true) {
@@ -71,16 +72,16 @@ public final class CoordinatorServer {
                 if !reply.isEmpty { try zap.send(reply) }
             }
         }
-        var said: [CoordinatorCore.Action] = []
+        var peers: [Data] = []
         if readable.contains(0) {
             while let frames = try socket.receive(dontWait: true) {
                 guard frames.count >= 1 else { continue }
                 let actions = core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now())
                 perform(actions)
-                said += actions
+                peers.append(frames[0])
             }
         }
-        return said
+        return peers
     }
 
     public func run() throws {
@@ -89,7 +90,7 @@ public final class CoordinatorServer {
         var lastTick = 0.0, lastProgress = 0.0, lastSync = 0.0
         var progressPoints = core.pointsThisRun, progressTime = 0.0
         while !core.isFinished {
-            _ = try pollOnce(now: now)
+            try pollOnce(now: now)
             let t = now()
             if journal.unsynced > 0 && (t - lastSync >= 0.002 || journal.unsynced >= 64) {
                 try journal.sync()
@@ -108,9 +109,30 @@ public final class CoordinatorServer {
             }
         }
         try journal.sync()
-        perform(core.finish())
-        // Give DONE a moment on the wire before the socket closes.
-        _ = try? ZMQSocket.poll([socket], timeout: 100)
+        for case .send(let peer, _) in core.finish() { tellDone(peer) }
+        // Workers answer DONE with BYE. Until every worker that joined has (or `doneGrace` has
+        // passed), whoever speaks hears DONE: a worker that was reconnecting when the sweep
+        // ended would otherwise wait for a coordinator that is gone.
+        let end = now() + doneGrace
+        while !core.yetToLeave.isEmpty && now() < end { try tellDoneOnce(now: now) }
+        // Close only once the last DONEs are on the wire.
+        try? socket.setLinger(1000)
+    }
+
+    /// Seconds a finished coordinator waits for its workers' BYE.
+    public var doneGrace = 3.0
+    /// Peers already told DONE.
+    var toldDone: Set<Data> = []
+
+    func tellDone(_ peer: Data) {
+        guard toldDone.insert(peer).inserted else { return }
+        perform([.send(peer: peer, WireMessage(.done))])
+    }
+
+    /// One poll of a finished sweep: messages go to the state machine (a BYE retires its
+    /// worker), and every worker that spoke and has not left is told DONE.
+    func tellDoneOnce(now: () -> Double) throws {
+        for peer in try pollOnce(now: now) where core.workers[peer] != nil { tellDone(peer) }
     }
 
     /// After `run`: keeps the socket open so late workers are told `DONE` and heartbeats are
@@ -121,10 +143,7 @@ public final class CoordinatorServer {
         let now = { Self.seconds(since: start) }
         var lastTick = 0.0
         while !stop() {
-            // Everyone who joins a finished sweep hears DONE at once.
-            for case .send(let peer, let message) in try pollOnce(now: now) where message.command == .welcome {
-                perform([.send(peer: peer, WireMessage(.done))])
-            }
+            try tellDoneOnce(now: now)
             let t = now()
             if t - lastTick >= 0.1 {
                 lastTick = t

@@ -16,13 +16,14 @@ public final class WorkerClient {
     let curve: CurveClient?
 
     public init(
-        endpoint: String, name: String, slots: Int, exitWhenDone: Bool, cache: URL, curve: CurveClient? = nil,
-        logger: Logger
+        endpoint: String, name: String, slots: Int, exitWhenDone: Bool, giveUpAfter: Double? = nil, cache: URL,
+        curve: CurveClient? = nil, logger: Logger
     ) throws {
         self.endpoint = endpoint
         self.curve = curve
         core = WorkerCore(name: name, slots: slots, cache: ArtifactStore(directory: cache))
         core.exitWhenDone = exitWhenDone
+        core.giveUpAfter = giveUpAfter
         self.logger = logger
         context = try ZMQContext()
     }
@@ -43,7 +44,8 @@ public final class WorkerClient {
         return socket
     }
 
-    /// Runs until the coordinator says DONE (when `exitWhenDone`); returns the reason.
+    /// Runs until the coordinator says DONE (when `exitWhenDone`); returns the reason. Throws
+    /// when no coordinator answers for `giveUpAfter` seconds.
     public func run() throws -> String {
         let clock = ContinuousClock()
         let start = clock.now
@@ -74,9 +76,14 @@ public final class WorkerClient {
                 case .reconnect(let delay):
                     reconnectAt = now() + delay
                 case .exit(let reason):
-                    _ = try? ZMQSocket.poll([socket], timeout: 50)
+                    // Let the BYE leave: the coordinator waits for it before it exits.
+                    try? socket.setLinger(500)
                     socket.close()
                     return reason
+                case .giveUp(let seconds):
+                    socket.close()
+                    throw ClusterError(
+                        "no coordinator answered at \(endpoint) for \(Int(seconds)) s; giving up (--give-up-after)")
                 case .log(let level, let text):
                     logger.log(level: level, "\(text)")
                 }

@@ -42,6 +42,8 @@ public struct WorkerCore {
         /// Drop the connection and connect again after this many seconds.
         case reconnect(after: Double)
         case exit(String)
+        /// No coordinator has answered for `giveUpAfter` seconds: leave, unfinished.
+        case giveUp(after: Double)
         case log(Logger.Level, String)
     }
 
@@ -53,6 +55,11 @@ public struct WorkerCore {
     public var deadAfter = 5.0
     /// Leave when the coordinator says DONE.
     public var exitWhenDone = true
+    /// Seconds without a word from any coordinator after which an idle worker gives up (nil:
+    /// never). A worker that joins after its sweep finished would otherwise wait forever.
+    public var giveUpAfter: Double?
+    /// When a coordinator last spoke, or this worker first said HELLO.
+    var lastContact: Double?
 
     var welcomed = false
     var lastHeard = 0.0
@@ -77,6 +84,7 @@ public struct WorkerCore {
 
     /// A new connection: say HELLO.
     public mutating func connected(now: Double) -> [Action] {
+        if lastContact == nil { lastContact = now }
         welcomed = false
         lastHeard = now
         lastSent = now
@@ -106,6 +114,7 @@ public struct WorkerCore {
             return [.log(.warning, "dropped a message from the coordinator: \(error)")]
         }
         lastHeard = now
+        lastContact = now
         switch message.command {
         case .welcome:
             welcomed = true
@@ -358,6 +367,9 @@ public struct WorkerCore {
     }
 
     public mutating func tick(now: Double) -> [Action] {
+        if let giveUpAfter, computing == nil, let lastContact, now - lastContact > giveUpAfter {
+            return [.giveUp(after: now - lastContact)]
+        }
         if now - lastHeard > deadAfter {
             return [
                 .log(.warning, "the coordinator is silent (\(Int(now - lastHeard)) s); reconnecting"),

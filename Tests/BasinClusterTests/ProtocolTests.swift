@@ -281,6 +281,55 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         let done = worker.receive(frames: WireMessage(.done).frames(), now: now)
         #expect(done.contains { if case .exit = $0 { return true } else { return false } })
     }
+
+    /// A worker whose coordinator never answers (it joined after the sweep ended) leaves after
+    /// `giveUpAfter` seconds of silence, counted across reconnections; any word resets the
+    /// count, and a worker still computing keeps waiting.
+    @Test func anIdleWorkerGivesUpOnASilentCoordinator() throws {
+        let fixture = try StudyFixture()
+        func gaveUp(_ actions: [WorkerCore.Action]) -> Bool {
+            actions.contains { if case .giveUp = $0 { return true } else { return false } }
+        }
+        var worker = WorkerCore(
+            name: "w", slots: 1, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("cache")))
+        worker.giveUpAfter = 20
+        _ = worker.connected(now: 0)
+        var ticks: [[WorkerCore.Action]] = []
+        for now in [6.0, 12, 18] {
+            ticks.append(worker.tick(now: now))
+            _ = worker.connected(now: now)  // each reconnection is a fresh HELLO, not a word heard
+        }
+        #expect(!ticks.contains(where: gaveUp))
+        _ = worker.receive(frames: WireMessage(.heartbeat).frames(), now: 24)
+        #expect(!gaveUp(worker.tick(now: 40)))
+        #expect(gaveUp(worker.tick(now: 44.5)))
+
+        // Computing: keep waiting for a coordinator to take the result.
+        var coordinator = try fixture.core()
+        var busy = WorkerCore(
+            name: "b", slots: 1, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("cache")))
+        busy.giveUpAfter = 20
+        guard case .send(let hello) = busy.connected(now: 0)[0] else { Issue.record("no HELLO"); return }
+        for (_, message) in sent(coordinator.receive(peer: Data("b".utf8), frames: hello.frames(), now: 0)) {
+            _ = busy.receive(frames: message.frames(), now: 0)
+        }
+        #expect(busy.isComputing)
+        #expect(!gaveUp(busy.tick(now: 100)))
+    }
+
+    /// The coordinator knows which workers have not yet said BYE, so a finished sweep can wait
+    /// for them to hear DONE.
+    @Test func workersYetToLeaveAreThoseWithoutBye() throws {
+        let fixture = try StudyFixture()
+        var coordinator = try fixture.core()
+        for name in ["a", "b"] {
+            _ = coordinator.receive(
+                peer: Data("\(name)#0".utf8), frames: WireMessage(.hello, ["worker": .string(name)]).frames(), now: 0)
+        }
+        #expect(coordinator.yetToLeave == ["a", "b"])
+        _ = coordinator.receive(peer: Data("a#0".utf8), frames: WireMessage(.bye).frames(), now: 1)
+        #expect(coordinator.yetToLeave == ["b"])
+    }
 }
 
 @Suite struct LongJobLeaseTests {

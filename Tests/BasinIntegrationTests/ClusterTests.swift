@@ -269,6 +269,71 @@ import ZeroMQ
         #expect(coordinator.output.contains("dropped a message") || coordinator.output.contains("without HELLO"))
     }
 
+    /// A worker that was reconnecting when the sweep ended misses the DONE sent then. The
+    /// coordinator stays until every worker that joined has said BYE (up to a few seconds), and
+    /// tells DONE to whoever speaks meanwhile.
+    @Test func aWorkerReconnectingAsTheSweepEndsStillHearsDone() throws {
+        let spec = try writeSpec(points: 12)
+        let endpoint = "tcp://127.0.0.1:\(try freePort())"
+        let coordinator = try Child(
+            ["coordinator", spec, "--out", directory.appendingPathComponent("farewell").path, "--bind", endpoint],
+            log: directory.appendingPathComponent("coordinator.log"))
+        let context = try ZMQContext()
+        func say(_ socket: ZMQSocket, _ command: String, _ header: String = "{}") throws {
+            _ = try socket.send([Data("BASIN/1".utf8), Data(command.utf8), Data(header.utf8)])
+        }
+        /// Commands heard on `socket` within `seconds`.
+        func heard(_ socket: ZMQSocket, within seconds: Double, until last: String) throws -> [String] {
+            var commands: [String] = []
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline && commands.last != last {
+                guard try !ZMQSocket.poll([socket], timeout: 50).isEmpty else { continue }
+                while let frames = try socket.receive(dontWait: true), frames.count >= 2 {
+                    commands.append(String(decoding: frames[1], as: UTF8.self))
+                }
+            }
+            return commands
+        }
+        func ghost(_ generation: Int) throws -> ZMQSocket {
+            let socket = try ZMQSocket(context, .dealer)
+            try socket.setLinger(0)
+            try socket.setRoutingID("ghost#\(generation)")
+            try socket.connect(endpoint)
+            // A worker for no kind of job: it joins but is never leased a shard.
+            try say(socket, "HELLO", #"{"worker": "ghost", "slots": 1, "kinds": ["none"]}"#)
+            return socket
+        }
+        let first = try ghost(0)
+        #expect(try heard(first, within: 30, until: "WELCOME").contains("WELCOME"))
+        let worker = try Child(
+            ["worker", "--connect", endpoint, "--name", "real"], log: directory.appendingPathComponent("worker.log"))
+        #expect(worker.wait(120), "\(worker.output.suffix(2000))")
+        #expect(worker.process.terminationStatus == 0)
+        // The ghost's DONE went to a connection it drops; it comes back under a new identity.
+        first.close()
+        let second = try ghost(1)
+        #expect(try heard(second, within: 2.5, until: "DONE").last == "DONE", "\(coordinator.output.suffix(2000))")
+        try say(second, "BYE")
+        #expect(coordinator.wait(10), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.process.terminationStatus == 0)
+        second.close()
+    }
+
+    /// A worker started after its sweep has ended (nobody listens) leaves after
+    /// `--give-up-after` seconds with an error naming the endpoint, instead of waiting forever.
+    @Test func aWorkerWithNoCoordinatorGivesUp() throws {
+        let endpoint = "tcp://127.0.0.1:\(try freePort())"
+        let worker = try Child(
+            [
+                "worker", "--connect", endpoint, "--give-up-after", "1.5", "--cache",
+                directory.appendingPathComponent("c").path,
+            ],
+            log: directory.appendingPathComponent("lonely.log"))
+        #expect(worker.wait(30))
+        #expect(worker.process.terminationStatus != 0)
+        #expect(worker.output.contains("no coordinator answered at \(endpoint)"), "\(worker.output)")
+    }
+
     @Test func curveLetsAllowedWorkersInAndRefusesOthers() throws {
         let spec = try writeSpec(points: 12)
         let expected = try reference(spec)
@@ -488,7 +553,7 @@ import ZeroMQ
         }
         #expect(coordinator.wait(120), "\(coordinator.output.suffix(2000))")
         #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
-        for worker in workers { #expect(worker.wait(20)) }
+        for worker in workers { #expect(worker.wait(20), "\(worker.output.suffix(2000))") }
         #expect(try results("no-shared") == expected)
     }
 

@@ -263,6 +263,13 @@ struct WorkerCommand: ParsableCommand {
     @Flag(name: .customLong("keep-alive"), help: "Stay connected after the coordinator says DONE.")
     var keepAlive = false
 
+    @Option(
+        name: .customLong("give-up-after"),
+        help:
+            "Seconds without a word from the coordinator after which an idle worker exits with an error (0: never); long enough to outlast a coordinator restart."
+    )
+    var giveUpAfter: Double = 600
+
     @Option(name: .customLong("curve-keys"), help: "CURVE: this worker's key pair (NAME.key from basin keygen).")
     var curveKeys: String?
 
@@ -289,6 +296,9 @@ struct WorkerCommand: ParsableCommand {
 
     func validate() throws {
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
+        guard giveUpAfter >= 0 && giveUpAfter.isFinite else {
+            throw ValidationError("--give-up-after must be 0 (never) or a number of seconds, got \(giveUpAfter)")
+        }
         guard (curveKeys == nil) == (curveServer == nil) else {
             throw ValidationError("CURVE needs both --curve-keys and --curve-server")
         }
@@ -309,6 +319,7 @@ struct WorkerCommand: ParsableCommand {
         }
         let client = try WorkerClient(
             endpoint: connect, name: workerName, slots: slots, exitWhenDone: !keepAlive,
+            giveUpAfter: giveUpAfter > 0 ? giveUpAfter : nil,
             cache: cache.map { URL(fileURLWithPath: $0) } ?? Self.defaultCache, curve: curve, logger: logger)
         let reason = try client.run()
         logger.info("worker \(workerName) leaving: \(reason)")
