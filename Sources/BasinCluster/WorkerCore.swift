@@ -62,6 +62,8 @@ public struct WorkerCore {
     var lastContact: Double?
 
     var welcomed = false
+    /// Whether this wait for a WELCOME has been logged.
+    var saidWaiting = false
     var lastHeard = 0.0
     var lastSent = 0.0
     var backoff = 1.0
@@ -118,6 +120,7 @@ public struct WorkerCore {
         switch message.command {
         case .welcome:
             welcomed = true
+            saidWaiting = false
             backoff = 1
             return [.log(.info, "joined the coordinator (epoch \(message.int("epoch") ?? 0))")]
         case .heartbeat, .ack:
@@ -382,6 +385,15 @@ public struct WorkerCore {
                 .send(
                     WireMessage(
                         .heartbeat, ["computing": .integer(computing?.lease ?? 0), "queued": .integer(queue.count)]))
+            ]
+        }
+        if !welcomed && !saidWaiting, let lastContact, now - lastContact > deadAfter {
+            saidWaiting = true
+            return [
+                .log(
+                    .warning,
+                    "no coordinator has answered for \(Int(now - lastContact)) s; still saying HELLO"
+                )
             ]
         }
         if !welcomed && now - lastSent >= heartbeatInterval {

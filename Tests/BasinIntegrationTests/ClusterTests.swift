@@ -49,6 +49,23 @@ import ZeroMQ
 
         var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
+        /// Its output and, for a child still running, every thread's stack (from gdb, where
+        /// installed): what a test says about a process that hangs.
+        func stacks() -> String {
+            guard process.isRunning, FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") else { return output }
+            let gdb = Process()
+            gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
+            gdb.arguments = ["-p", "\(pid)", "-batch", "-ex", "thread apply all bt 16"]
+            let pipe = Pipe()
+            gdb.standardOutput = pipe
+            gdb.standardError = FileHandle.nullDevice
+            guard (try? gdb.run()) != nil else { return output }
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            gdb.waitUntilExit()
+            let frames = text.split(separator: "\n").filter { $0.hasPrefix("#") || $0.hasPrefix("Thread") }
+            return output + "\n--- stacks of pid \(pid) ---\n" + frames.joined(separator: "\n")
+        }
+
         deinit { kill9() }
     }
 
@@ -97,7 +114,7 @@ import ZeroMQ
 
     func run(_ arguments: [String], name: String, timeout: Double = 180) throws -> Child {
         let child = try Child(arguments, log: directory.appendingPathComponent("\(name).log"))
-        #expect(child.wait(timeout), "\(name) did not finish in \(timeout) s")
+        #expect(child.wait(timeout), "\(name) did not finish in \(timeout) s:\n\(child.stacks().suffix(20000))")
         #expect(child.process.terminationStatus == 0, "\(name) failed:\n\(child.output.suffix(2000))")
         return child
     }
@@ -169,7 +186,7 @@ import ZeroMQ
         let victim = try Child(
             ["worker", "--connect", endpoint, "--name", "victim"], log: directory.appendingPathComponent("victim.log"))
         let survivor = try Child(
-            ["worker", "--connect", endpoint, "--name", "survivor"],
+            ["worker", "--connect", endpoint, "--name", "survivor", "--give-up-after", "10"],
             log: directory.appendingPathComponent("survivor.log"))
         try waitForJournal("killworker", atLeast: 3)
         victim.kill9()
@@ -177,7 +194,7 @@ import ZeroMQ
             coordinator.wait(180),
             "the coordinator did not finish after a worker died:\n\(coordinator.output.suffix(2000))")
         #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
-        #expect(survivor.wait(20))
+        #expect(survivor.wait(20), "\(survivor.stacks().suffix(20000))")
         #expect(try results("killworker") == expected)
         #expect(coordinator.output.contains("victim left"))
     }
@@ -188,10 +205,12 @@ import ZeroMQ
         let port = try freePort()
         let endpoint = "tcp://127.0.0.1:\(port)"
         let out = directory.appendingPathComponent("killcoord").path
-        // Workers start first: they wait for a coordinator that is not up yet.
+        // Workers start first: they wait for a coordinator that is not up yet. Here and wherever
+        // another worker may finish a sweep before one joins, that one could only give up (it
+        // never meets a coordinator), so these workers give up after 10 s instead of 600.
         let workers = try (0..<2).map {
             try Child(
-                ["worker", "--connect", endpoint, "--name", "w\($0)"],
+                ["worker", "--connect", endpoint, "--name", "w\($0)", "--give-up-after", "10"],
                 log: directory.appendingPathComponent("w\($0).log"))
         }
         usleep(1_500_000)
@@ -203,10 +222,10 @@ import ZeroMQ
         let second = try Child(
             ["coordinator", spec, "--out", out, "--bind", endpoint], log: directory.appendingPathComponent("second.log")
         )
-        #expect(second.wait(180), "the restarted coordinator did not finish:\n\(second.output.suffix(2000))")
+        #expect(second.wait(180), "the restarted coordinator did not finish:\n\(second.stacks().suffix(20000))")
         #expect(second.process.terminationStatus == 0, "\(second.output.suffix(2000))")
         for worker in workers {
-            #expect(worker.wait(30), "a worker did not leave after DONE:\n\(worker.output.suffix(1000))")
+            #expect(worker.wait(30), "a worker did not leave after DONE:\n\(worker.stacks().suffix(20000))")
         }
         #expect(try results("killcoord") == expected)
         // Nothing journaled before the kill is computed again; every shard is journaled once more at most.
@@ -262,9 +281,9 @@ import ZeroMQ
         for socket in sockets { socket.close() }
         let worker = try Child(
             ["worker", "--connect", endpoint, "--name", "honest"], log: directory.appendingPathComponent("worker.log"))
-        #expect(coordinator.wait(180), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.wait(180), "\(coordinator.stacks().suffix(20000))")
         #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
-        #expect(worker.wait(20))
+        #expect(worker.wait(20), "\(worker.stacks().suffix(20000))")
         #expect(try results("garbage") == expected)
         #expect(coordinator.output.contains("dropped a message") || coordinator.output.contains("without HELLO"))
     }
@@ -307,14 +326,14 @@ import ZeroMQ
         #expect(try heard(first, within: 30, until: "WELCOME").contains("WELCOME"))
         let worker = try Child(
             ["worker", "--connect", endpoint, "--name", "real"], log: directory.appendingPathComponent("worker.log"))
-        #expect(worker.wait(120), "\(worker.output.suffix(2000))")
+        #expect(worker.wait(120), "\(worker.stacks().suffix(20000))")
         #expect(worker.process.terminationStatus == 0)
         // The ghost's DONE went to a connection it drops; it comes back under a new identity.
         first.close()
         let second = try ghost(1)
         #expect(try heard(second, within: 2.5, until: "DONE").last == "DONE", "\(coordinator.output.suffix(2000))")
         try say(second, "BYE")
-        #expect(coordinator.wait(10), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.wait(10), "\(coordinator.stacks().suffix(20000))")
         #expect(coordinator.process.terminationStatus == 0)
         second.close()
     }
@@ -329,7 +348,7 @@ import ZeroMQ
                 directory.appendingPathComponent("c").path,
             ],
             log: directory.appendingPathComponent("lonely.log"))
-        #expect(worker.wait(30))
+        #expect(worker.wait(30), "\(worker.stacks().suffix(20000))")
         #expect(worker.process.terminationStatus != 0)
         #expect(worker.output.contains("no coordinator answered at \(endpoint)"), "\(worker.output)")
     }
@@ -368,9 +387,9 @@ import ZeroMQ
                 keys.appendingPathComponent("good.key").path, "--curve-server", server,
             ],
             log: directory.appendingPathComponent("good.log"))
-        #expect(coordinator.wait(120), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.wait(120), "\(coordinator.stacks().suffix(20000))")
         #expect(coordinator.process.terminationStatus == 0)
-        #expect(good.wait(20))
+        #expect(good.wait(20), "\(good.stacks().suffix(20000))")
         #expect(!coordinator.output.contains("stranger joined"))
         #expect(try results("curve") == expected)
         stranger.kill9()
@@ -472,7 +491,7 @@ import ZeroMQ
         func worker(_ name: String) throws -> Child {
             try Child(
                 [
-                    "worker", "--connect", endpoint, "--name", name, "--cache",
+                    "worker", "--connect", endpoint, "--name", name, "--give-up-after", "10", "--cache",
                     directory.appendingPathComponent("cache-\(name)").path,
                 ], log: directory.appendingPathComponent("\(name).log"))
         }
@@ -488,10 +507,11 @@ import ZeroMQ
         #expect(fits < 6, "every curve was fitted before the coordinator was killed")
         first = nil
         let second = try coordinator("coordinator-2")
-        #expect(second.wait(300), "\(second.output.suffix(2000))")
+        #expect(second.wait(300), "\(second.stacks().suffix(20000))")
         #expect(second.process.terminationStatus == 0, "\(second.output.suffix(2000))")
         #expect(second.output.contains("resumes") || second.output.contains("shard(s) to compute"))
-        #expect(b.wait(30) && c.wait(30))
+        #expect(b.wait(30), "\(b.stacks().suffix(20000))")
+        #expect(c.wait(30), "\(c.stacks().suffix(20000))")
         #expect(
             try Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("summary.csv")) == expectedSummary)
         let got = try results("study-run")
@@ -551,13 +571,13 @@ import ZeroMQ
         let workers = try ["p", "q"].map { name in
             try Child(
                 [
-                    "worker", "--connect", endpoint, "--name", name, "--cache",
+                    "worker", "--connect", endpoint, "--name", name, "--give-up-after", "10", "--cache",
                     directory.appendingPathComponent("cache-\(name)").path,
                 ], log: directory.appendingPathComponent("\(name).log"))
         }
-        #expect(coordinator.wait(120), "\(coordinator.output.suffix(2000))")
+        #expect(coordinator.wait(120), "\(coordinator.stacks().suffix(20000))")
         #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
-        for worker in workers { #expect(worker.wait(20), "\(worker.output.suffix(2000))") }
+        for worker in workers { #expect(worker.wait(20), "\(worker.stacks().suffix(20000))") }
         #expect(try results("no-shared") == expected)
     }
 
@@ -661,11 +681,12 @@ import ZeroMQ
         while !coordinator.output.contains("worker torch joined") && Date() < deadline { usleep(50_000) }
         #expect(coordinator.output.contains("interpolate/surface jobs only"), "\(python.output.suffix(2000))")
         let swift = try Child(
-            ["worker", "--connect", endpoint, "--name", "swift"], log: directory.appendingPathComponent("swift.log"))
-        #expect(coordinator.wait(180), "\(coordinator.output.suffix(2000))")
+            ["worker", "--connect", endpoint, "--name", "swift", "--give-up-after", "10"],
+            log: directory.appendingPathComponent("swift.log"))
+        #expect(coordinator.wait(180), "\(coordinator.stacks().suffix(20000))")
         #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
         #expect(python.wait(20) && python.process.terminationStatus == 0, "\(python.output.suffix(2000))")
-        #expect(swift.wait(20))
+        #expect(swift.wait(20), "\(swift.stacks().suffix(20000))")
         // The PyTorch worker did part of the sweep, and only the kinds it named.
         let computed =
             python.output.components(separatedBy: "the sweep is done (").last.flatMap {
