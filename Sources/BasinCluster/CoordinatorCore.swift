@@ -61,6 +61,9 @@ public struct CoordinatorCore {
     /// Workers (by name) that joined this run and have not said BYE: once the sweep is done the
     /// coordinator stays a moment for them to hear DONE.
     public private(set) var yetToLeave: Set<String> = []
+    /// Whether `finish()` has spoken, and the connections it or a later message told DONE.
+    var over = false
+    var toldDone: Set<Data> = []
     var failures: [ShardKey: [String]] = [:]
     var quarantined: Set<ShardKey> = []
     /// Metrics of finished shards this run, to check duplicates bit for bit.
@@ -178,6 +181,16 @@ public struct CoordinatorCore {
 
     /// A message from `peer` (the ROUTER routing id) at time `now`.
     public mutating func receive(peer: Data, frames: [Data], now: Double) -> [Action] {
+        var actions = handle(peer: peer, frames: frames, now: now)
+        // Once the sweep is over, a worker that speaks hears DONE (once per connection): one
+        // that was reconnecting when `finish()` spoke, or one that joins late.
+        if over, workers[peer] != nil, toldDone.insert(peer).inserted {
+            actions.append(.send(peer: peer, WireMessage(.done)))
+        }
+        return actions
+    }
+
+    private mutating func handle(peer: Data, frames: [Data], now: Double) -> [Action] {
         let name = workers[peer]?.name ?? Self.printable(peer)
         let message: WireMessage
         do {
@@ -364,6 +377,7 @@ public struct CoordinatorCore {
     /// counts as a failure of each shard it held; one that said goodbye does not.
     mutating func retire(_ peer: Data, reason: String, died: Bool = false) -> [Action] {
         guard let worker = workers.removeValue(forKey: peer) else { return [] }
+        toldDone.remove(peer)
         for upload in (uploads.removeValue(forKey: peer) ?? [:]).values { upload.abandon() }
         var actions: [Action] = [.log(died ? .warning : .info, "worker \(worker.name) left: \(reason)")]
         for id in worker.leases.sorted() {
@@ -541,9 +555,13 @@ public struct CoordinatorCore {
         }
     }
 
-    /// Tells every worker the sweep is over.
+    /// Tells every worker the sweep is over; from now on, so is every worker that speaks.
     public mutating func finish() -> [Action] {
-        workers.keys.sorted(by: { workers[$0]!.name < workers[$1]!.name }).map { .send(peer: $0, WireMessage(.done)) }
+        over = true
+        toldDone.formUnion(workers.keys)
+        return workers.keys.sorted(by: { workers[$0]!.name < workers[$1]!.name }).map {
+            .send(peer: $0, WireMessage(.done))
+        }
     }
 
     static func printable(_ peer: Data) -> String {

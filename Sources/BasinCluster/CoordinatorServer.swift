@@ -60,10 +60,8 @@ public final class CoordinatorServer {
         return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
-    /// Waits up to 50 ms, answers ZAP requests, and hands every message to the state machine;
-    /// returns who spoke.
-    @discardableResult
-    func pollOnce(now: () -> Double) throws -> [Data] {
+    /// Waits up to 50 ms, answers ZAP requests, and hands every message to the state machine.
+    func pollOnce(now: () -> Double) throws {
         let readable = try ZMQSocket.poll([socket] + (zap.map { [$0] } ?? []), timeout: 50)
         if readable.contains(1), let zap, let zapHandler {
             while let request = try zap.receive(dontWait: true) {
@@ -72,16 +70,13 @@ public final class CoordinatorServer {
                 if !reply.isEmpty { try zap.send(reply) }
             }
         }
-        var peers: [Data] = []
         if readable.contains(0) {
             while let frames = try socket.receive(dontWait: true) {
                 guard frames.count >= 1 else { continue }
                 let actions = core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now())
                 perform(actions)
-                peers.append(frames[0])
             }
         }
-        return peers
     }
 
     public func run() throws {
@@ -109,31 +104,18 @@ public final class CoordinatorServer {
             }
         }
         try journal.sync()
-        for case .send(let peer, _) in core.finish() { tellDone(peer) }
+        perform(core.finish())
         // Workers answer DONE with BYE. Until every worker that joined has (or `doneGrace` has
         // passed), whoever speaks hears DONE: a worker that was reconnecting when the sweep
         // ended would otherwise wait for a coordinator that is gone.
         let end = now() + doneGrace
-        while !core.yetToLeave.isEmpty && now() < end { try tellDoneOnce(now: now) }
+        while !core.yetToLeave.isEmpty && now() < end { try pollOnce(now: now) }
         // Close only once the last DONEs are on the wire.
         try? socket.setLinger(1000)
     }
 
     /// Seconds a finished coordinator waits for its workers' BYE.
     public var doneGrace = 3.0
-    /// Peers already told DONE.
-    var toldDone: Set<Data> = []
-
-    func tellDone(_ peer: Data) {
-        guard toldDone.insert(peer).inserted else { return }
-        perform([.send(peer: peer, WireMessage(.done))])
-    }
-
-    /// One poll of a finished sweep: messages go to the state machine (a BYE retires its
-    /// worker), and every worker that spoke and has not left is told DONE.
-    func tellDoneOnce(now: () -> Double) throws {
-        for peer in try pollOnce(now: now) where core.workers[peer] != nil { tellDone(peer) }
-    }
 
     /// After `run`: keeps the socket open so late workers are told `DONE` and heartbeats are
     /// answered, until `stop()` is true (checked every 50 ms). For deployments that restart a
@@ -143,7 +125,7 @@ public final class CoordinatorServer {
         let now = { Self.seconds(since: start) }
         var lastTick = 0.0
         while !stop() {
-            try tellDoneOnce(now: now)
+            try pollOnce(now: now)
             let t = now()
             if t - lastTick >= 0.1 {
                 lastTick = t

@@ -181,8 +181,6 @@ public struct WorkerCore {
         }
     }
 
-    /// Starts the first queued task whose inputs are all in the cache, and fetches the inputs
-    /// of queued tasks that are not.
     /// A header's `{name: hash}` object (empty when absent), or nil when a value is not a hash.
     static func artifactNames(_ value: JSONValue?) -> [String: String]? {
         guard case .object(let items)? = value else { return [:] }
@@ -199,6 +197,8 @@ public struct WorkerCore {
         Set(task.inputs.values).union(specs[task.specKey]?.files.values ?? [:].values)
     }
 
+    /// Starts the first queued task whose inputs are all in the cache, and fetches the inputs
+    /// of queued tasks that are not.
     private mutating func startNext() -> [Action] {
         var actions: [Action] = []
         for task in queue {

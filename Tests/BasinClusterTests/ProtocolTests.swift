@@ -317,6 +317,32 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         #expect(!gaveUp(busy.tick(now: 100)))
     }
 
+    /// After `finish()`, whoever speaks hears DONE once per connection: a worker that was
+    /// reconnecting when the sweep ended, or one that joins late.
+    @Test func aFinishedSweepTellsDoneToWhoeverSpeaks() throws {
+        let fixture = try StudyFixture()
+        // A resumed run whose every shard is done.
+        var coordinator = try fixture.core(
+            completed: Dictionary(uniqueKeysWithValues: fixture.study.jobs.map { ($0.id, Set($0.shards.indices)) }))
+        #expect(coordinator.isFinished)
+        func commands(_ actions: [CoordinatorCore.Action]) -> [WireMessage.Command] {
+            sent(actions).map(\.message.command)
+        }
+        let hello = WireMessage(.hello, ["worker": .string("a")]).frames()
+        _ = coordinator.receive(peer: Data("a#0".utf8), frames: hello, now: 0)
+        #expect(commands(coordinator.finish()) == [.done])
+        #expect(
+            commands(coordinator.receive(peer: Data("a#0".utf8), frames: WireMessage(.heartbeat).frames(), now: 1))
+                == [])
+        // The same worker under a new routing id, and a stranger arriving late.
+        #expect(commands(coordinator.receive(peer: Data("a#1".utf8), frames: hello, now: 2)) == [.welcome, .done])
+        let late = WireMessage(.hello, ["worker": .string("late")]).frames()
+        #expect(commands(coordinator.receive(peer: Data("late#0".utf8), frames: late, now: 3)) == [.welcome, .done])
+        #expect(
+            commands(coordinator.receive(peer: Data("late#0".utf8), frames: WireMessage(.heartbeat).frames(), now: 4))
+                == [])
+    }
+
     /// The coordinator knows which workers have not yet said BYE, so a finished sweep can wait
     /// for them to hear DONE.
     @Test func workersYetToLeaveAreThoseWithoutBye() throws {
