@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "BasinCluster",
             dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
-            exclude: ["PROTOCOL.md"]
+            exclude: ["Protocol/PROTOCOL.md"]
         ),
         .target(
             name: "BasinCLI",
@@ -49,10 +49,11 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "basin", dependencies: ["BasinCLI"]),
+        .target(name: "BasinFuzz", dependencies: ["BasinCluster", "BasinSweep"]),
         .executableTarget(
             name: "basin-bench",
             dependencies: [
-                "BasinNN", "BasinLandscape", "CBLAS",
+                "BasinNN", "BasinLandscape", "BasinSweep", "BasinCluster", "BasinFuzz", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,10 +62,15 @@ let package = Package(
         .testTarget(name: "BasinNNTests", dependencies: ["BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinLandscapeTests", dependencies: ["BasinLandscape", "BasinNN", "BasinTestSupport"]),
         .testTarget(name: "BasinSweepTests", dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "BasinTestSupport"]),
-        .testTarget(name: "BasinClusterTests", dependencies: ["BasinCluster", "BasinSweep", "BasinNN", "BasinTestSupport"]),
+        .testTarget(
+            name: "BasinClusterTests",
+            dependencies: [
+                "BasinCluster", "BasinFuzz", "BasinSweep", "BasinNN", "BasinTestSupport", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "BasinIntegrationTests",
-            dependencies: ["BasinSweep", "ZeroMQ", "BasinNN", "BasinTestSupport"]
+            dependencies: ["BasinSweep", "BasinCluster", "BasinFuzz", "ZeroMQ", "BasinNN", "BasinTestSupport"]
         ),
         .testTarget(
             name: "BasinCLITests",

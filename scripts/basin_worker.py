@@ -5,7 +5,7 @@
         [--data DIR] [--name NAME] [--slots 2] [--threads 1] [--keep-alive]
         [--curve-keys NAME.key --curve-server COORDINATOR.pub]
 
-It speaks the protocol in Sources/BasinCluster/PROTOCOL.md: HELLO, heartbeats every second,
+It speaks the protocol in Sources/BasinCluster/Protocol/PROTOCOL.md: HELLO, heartbeats every second,
 RESULT frames of 4 float64 per point, reconnection with backoff when the coordinator goes
 silent for 5 s, BYE on DONE or SIGTERM. It evaluates `surface` (random directions) and
 `interpolate` jobs and says so in HELLO (`kinds`), so the coordinator leases it only those and
@@ -21,7 +21,9 @@ import argparse
 import hashlib
 import json
 import os
+import math
 import queue
+import secrets
 import signal
 import socket
 import sys
@@ -78,6 +80,73 @@ def read_key_file(path, field):
 
 CHUNK = 1 << 20
 CREDIT = 4
+INDEX_MAX = 1 << 53
+
+
+def is_hash(value):
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def integer(header, key, low=0, high=INDEX_MAX, default=None):
+    """An exact integer field within [low, high], or ValueError naming the field (no trap on 1e300, NaN, null)."""
+    value = header.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and (not math.isfinite(value) or value != int(value))):
+        raise ValueError(f"field '{key}' must be an integer from {low} to {high}, got {value!r:.80}")
+    if not low <= int(value) <= high:
+        raise ValueError(f"field '{key}' must be an integer from {low} to {high}, got {value!r:.80}")
+    return int(value)
+
+
+def strings_in(value):
+    """Every string inside a JSON value."""
+    if isinstance(value, str):
+        return {value}
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return set().union(*(strings_in(item) for item in items))
+
+
+def hash_map(header, key, spec=None):
+    """A {name: artifact hash} field; file paths must be ones the spec names, none with a '..' part."""
+    value = header.get(key) or {}
+    if not isinstance(value, dict) or len(value) > 4096:
+        raise ValueError(f"field '{key}' must be an object of at most 4096 names")
+    for name, digest in value.items():
+        if not is_hash(digest):
+            raise ValueError(f"field '{key}' maps {name[:80]!r} to {str(digest)[:80]!r}, not an artifact hash")
+        if not name or len(name) > 4096 or "\0" in name:
+            raise ValueError(f"field '{key}' has a name that is not a path")
+        if spec is not None and (".." in name.split("/") or name not in strings_in(spec)):
+            raise ValueError(f"field '{key}' names {name[:80]!r}, which is not a path the task's spec names")
+    return value
+
+
+def declines(definition):
+    """Why this worker cannot compute a job (it says so before starting), or None."""
+    if not isinstance(definition, dict):
+        return None
+    if definition.get("kind") not in ("surface", "interpolate"):
+        return f"the PyTorch worker does not compute {str(definition.get('kind'))[:32]} jobs"
+    if definition.get("trajectory"):
+        return "the PyTorch worker draws random directions; trajectory (PCA) surfaces need a Basin worker"
+    return None
+
+
+def check_task(header):
+    """The TASK header's fields, checked once at the edge (PROTOCOL.md); ValueError names the first bad one."""
+    integer(header, "lease", 1)
+    if not is_hash(header.get("job")):
+        raise ValueError("field 'job' must be 64 lowercase hexadecimal digits")
+    integer(header, "job_index")
+    integer(header, "shard")
+    start = integer(header, "start")
+    integer(header, "end", start + 1, start + 100_000_000)
+    hash_map(header, "inputs")
+    if "definition" in header:
+        if not isinstance(header.get("definition"), dict) or not isinstance(header.get("spec"), dict) \
+                or not isinstance(header.get("base"), str):
+            raise ValueError("fields 'definition' and 'spec' must be objects and 'base' a string")
+        hash_map(header, "files", header["spec"])
 
 
 def cache_path(cache, digest):
@@ -100,6 +169,10 @@ class Fetch:
     def add(self, offset, size, data):
         if offset != self.received:
             raise ValueError(f"chunk at {offset}, expected {self.received}")
+        if self.size is not None and size != self.size:
+            raise ValueError(f"chunk announcing {size} bytes for an artifact of {self.size}")
+        if len(data) > CHUNK or offset + len(data) > size:
+            raise ValueError(f"chunk of {len(data)} bytes at {offset} passes the artifact's {size} bytes")
         self.size = size
         self.file.write(data)
         self.hasher.update(data)
@@ -201,7 +274,8 @@ def main(argv):
         s = context.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.IMMEDIATE, 1)
-        s.setsockopt_string(zmq.ROUTING_ID, f"{args.name}#{generation}")
+        # Unpredictable, so no other peer can take this routing id first and lock the worker out.
+        s.setsockopt_string(zmq.ROUTING_ID, f"{args.name[:100]}#{generation}.{secrets.token_hex(6)}")
         if args.curve_keys:
             s.curve_publickey = read_key_file(args.curve_keys, "public")
             s.curve_secretkey = read_key_file(args.curve_keys, "secret")
@@ -215,6 +289,7 @@ def main(argv):
         welcomed = False
         in_flight = set()
         fetches, parked, job_data = {}, [], {}  # artifacts arriving; tasks waiting; data files by job
+        definitions = {}  # job id -> definition, as the first TASK of each job carries it
 
         def send(command, header=None, *binary):
             nonlocal last_sent
@@ -248,13 +323,26 @@ def main(argv):
                 command = frames[1].decode(errors="replace")
                 try:
                     header = json.loads(frames[2])
-                except ValueError:
-                    log(f"dropped a {command} whose header is not JSON")
+                    if not isinstance(header, dict):
+                        raise ValueError("the header is not a JSON object")
+                    if command == "TASK":
+                        check_task(header)
+                except (ValueError, RecursionError) as error:
+                    log(f"refused a {command[:16]!r} from the coordinator: {str(error)[:300]}")
+                    lease = header.get("lease") if command == "TASK" and isinstance(header, dict) else None
+                    if isinstance(lease, int) and not isinstance(lease, bool) and 0 < lease <= INDEX_MAX:
+                        send("FAIL", {"lease": lease, "error": f"refused the task: {str(error)[:300]}"})
                     continue
                 if command == "WELCOME":
                     welcomed, backoff = True, 1.0
                     log(f"joined {args.connect} (epoch {header.get('epoch')})")
                 elif command == "TASK":
+                    if "definition" in header:
+                        definitions[header["job"]] = header["definition"]
+                    reason = declines(definitions.get(header["job"]))
+                    if reason:
+                        send("FAIL", {"lease": header["lease"], "error": reason, "declined": True})
+                        continue
                     in_flight.add(header["lease"])
                     if "files" in header:
                         job_data[header["job"]] = header["files"]
@@ -271,13 +359,15 @@ def main(argv):
                         compute.tasks.put(header)
                 elif command == "CHUNK":
                     digest = header.get("artifact")
-                    fetch = fetches.get(digest)
+                    fetch = fetches.get(digest) if isinstance(digest, str) else None
                     if fetch is None:
                         continue
                     try:
                         if "error" in header:
-                            raise ValueError(header["error"])
-                        if fetch.add(header["offset"], header["size"], frames[3] if len(frames) > 3 else b""):
+                            raise ValueError(str(header["error"])[:300])
+                        size = integer(header, "size", 0, 1 << 40)
+                        offset = integer(header, "offset", 0, size)
+                        if fetch.add(offset, size, frames[3] if len(frames) > 3 else b""):
                             fetch.finish()
                             del fetches[digest]
                             ready = [t for t in parked if all(os.path.exists(cache_path(args.cache, h))
@@ -302,7 +392,13 @@ def main(argv):
                     compute.cancelled.add(header.get("lease"))
                     in_flight.discard(header.get("lease"))
                 elif command == "DISCONNECT":
-                    log(f"coordinator said: {header.get('reason')}; reconnecting")
+                    reason = str(header.get("reason"))[:500]
+                    if header.get("quarantined") is True:
+                        log(f"the coordinator quarantined this worker: {reason}")
+                        sock.close()
+                        context.term()
+                        return 1
+                    log(f"coordinator said: {reason}; reconnecting")
                     reconnect = True
                 elif command == "DONE":
                     if args.keep_alive:

@@ -10,7 +10,7 @@ public struct BasinCommand: AsyncParsableCommand {
         version: BasinVersion.string,
         subcommands: [
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, MergeCommand.self,
-            KeygenCommand.self,
+            KeygenCommand.self, ComputeChildCommand.self,
             TrainCommand.self, EvalCommand.self, SurfaceCommand.self, InterpolateCommand.self, PlaneCommand.self,
             CurveCommand.self, InspectCommand.self, PlotCommand.self, ExportCommand.self, DataCommand.self,
             ExampleCommand.self,

@@ -88,6 +88,27 @@ import Testing
         return (coordinator, worker, cache)
     }
 
+    /// A coordinator of the training fixture and a worker holding both training leases; the
+    /// tasks the worker was given (the first computing).
+    func joinedTraining() throws -> (CoordinatorCore, WorkerCore, URL, [WorkerCore.Task], StudyFixture) {
+        let training = try StudyFixture(training: true)
+        var coordinator = try training.core()
+        let cache = training.directory.appendingPathComponent("cache-\(UUID().uuidString)")
+        var worker = WorkerCore(name: "w", slots: 2, cache: ArtifactStore(directory: cache))
+        guard case .send(let hello) = worker.connected(now: 0)[0] else { throw ClusterError("no HELLO") }
+        var tasks: [WorkerCore.Task] = []
+        for case .send(_, let reply) in coordinator.receive(peer: Data("w#0".utf8), frames: hello.frames(), now: 0) {
+            for case .compute(let task) in worker.receive(frames: reply.frames(), now: 0) { tasks.append(task) }
+        }
+        // The second waits behind the first; it is computed (in these tests) with the same output.
+        guard let first = tasks.first else { throw ClusterError("no task") }
+        var second = first
+        second.lease = first.lease + 1
+        second.jobIndex = 1
+        second.job = training.study.jobs[1].id
+        return (coordinator, worker, cache, [first, second], training)
+    }
+
     /// A TASK of job 0 that reads `hash` as the output of job "@train".
     func task(reading hash: String) -> WireMessage {
         WireMessage(
@@ -132,15 +153,13 @@ import Testing
     }
 
     @Test func a200MBOutputIsUploadedCheckedAndStoredBeforeItsResult() throws {
-        defer { try? FileManager.default.removeItem(at: fixture.directory) }
-        var (coordinator, worker, cache) = try joined()
+        var (coordinator, worker, cache, tasks, training) = try joinedTraining()
+        defer { try? FileManager.default.removeItem(at: training.directory) }
         let hash = try Self.writeBlob(into: ArtifactStore(directory: cache), size: Self.size, seed: 3)
-        let task = WorkerCore.Task(
-            lease: 7, job: fixture.study.jobs[0].id, jobIndex: 0, shard: 0, range: 0..<1,
-            definition: fixture.study.jobs[0].definition, specKey: "k")
-        let start = worker.computed(task, metrics: [1, 2, 3, 4], artifact: hash, seconds: 1, now: 1)
+        let metrics = [Double](repeating: 0.5, count: 4 + 3)
+        let start = worker.computed(tasks[0], metrics: metrics, artifact: hash, seconds: 1, now: 1)
         let (peak, sent) = Self.exchange(&coordinator, &worker, start: start)
-        let store = ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts"))
+        let store = ArtifactStore(directory: training.directory.appendingPathComponent("artifacts"))
         #expect(store.contains(hash) && store.size(hash) == Self.size)
         #expect(peak <= WireMessage.artifactCredit * WireMessage.artifactChunk, "peak \(peak) bytes in flight")
         // The RESULT names the artifact and comes after the last chunk.
@@ -148,15 +167,17 @@ import Testing
         #expect(sent[result].string("artifact") == hash)
         #expect(sent[..<result].filter { $0.command == .put }.count == Self.size / WireMessage.artifactChunk)
         #expect(!sent[result...].contains { $0.command == .put })
+        #expect(coordinator.outputs[training.study.jobs[0].name] == hash)
         // A second upload of something the coordinator has ends after one chunk.
-        let again = worker.computed(task, metrics: [1, 2, 3, 4], artifact: hash, seconds: 1, now: 2)
+        let again = worker.computed(tasks[1], metrics: metrics, artifact: hash, seconds: 1, now: 2)
         let (_, resent) = Self.exchange(&coordinator, &worker, start: again)
         #expect(resent.filter { $0.command == .put }.count <= WireMessage.artifactCredit)
         #expect(resent.contains { $0.command == .result })
     }
 
     @Test func aPutThatLiesAboutItsHashIsRefused() throws {
-        var (coordinator, _, _) = try joined()
+        var (coordinator, _, _, _, training) = try joinedTraining()
+        defer { try? FileManager.default.removeItem(at: training.directory) }
         let bytes = Data("not what it claims".utf8)
         let wrong = ArtifactStore.hash(Data("something else".utf8))
         let put = WireMessage(
@@ -164,11 +185,26 @@ import Testing
         let replies = coordinator.receive(peer: Data("w#0".utf8), frames: put.frames(), now: 1)
         let taken = replies.compactMap { if case .send(_, let m) = $0 { return m } else { return nil } }.first
         #expect(taken?.command == .taken && taken?.string("error") != nil)
-        #expect(!ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts")).contains(wrong))
-        // A path where a hash belongs is refused too.
-        let sneaky = WireMessage(
-            .fetch, ["artifact": .string("../../etc/passwd"), "offset": .integer(0)])
-        let answer = coordinator.receive(peer: Data("w#0".utf8), frames: sneaky.frames(), now: 1)
-        #expect(!answer.contains { if case .send = $0 { return true } else { return false } })
+        #expect(!ArtifactStore(directory: training.directory.appendingPathComponent("artifacts")).contains(wrong))
+        // A path where a hash belongs is refused, naming the field.
+        let sneaky = WireMessage(.fetch, ["artifact": .string("../../etc/passwd"), "offset": .integer(0)])
+        let answer = sent(coordinator.receive(peer: Data("w#0".utf8), frames: sneaky.frames(), now: 1))
+        #expect(answer.map(\.message.command) == [.disconnect])
+        #expect(answer.first?.message.string("reason")?.contains("FETCH field 'artifact'") == true)
+    }
+
+    /// Only a worker holding a lease of a job that makes an artifact may upload one.
+    @Test func anUploadFromAWorkerWithNoSuchLeaseIsRefused() throws {
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        var (coordinator, _, _) = try joined()
+        let bytes = Data("a checkpoint nobody asked for".utf8)
+        let put = WireMessage(
+            .put,
+            ["artifact": .string(ArtifactStore.hash(bytes)), "size": .integer(bytes.count), "offset": .integer(0)],
+            binary: [bytes])
+        let answer = sent(coordinator.receive(peer: Data("w#0".utf8), frames: put.frames(), now: 1))
+        #expect(answer.map(\.message.command) == [.disconnect])
+        #expect(answer.first?.message.string("reason")?.contains("holds no job making one") == true)
+        #expect(!ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts")).contains(ArtifactStore.hash(bytes)))
     }
 }

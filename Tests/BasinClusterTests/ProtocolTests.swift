@@ -11,7 +11,8 @@ struct StudyFixture {
     let spec: StudySpec
     let study: Study
 
-    init(shardPoints: Int = 5) throws {
+    /// `training`: a study whose stages train two seeds (3 epochs) and map a surface around each.
+    init(shardPoints: Int = 5, training: Bool = false) throws {
         let network = try Network(
             ModelDescription(
                 input: [2],
@@ -28,7 +29,14 @@ struct StudyFixture {
                       {"interpolate": {"from": "a.safetensors", "to": "b.safetensors", "t": "0:1:5"}}],
              "sweep": {"shard_points": \(shardPoints)}}
             """
-        spec = try JSONDecoder().decode(StudySpec.self, from: Data(json.utf8))
+        let stages = """
+            {"model": {"input": [2], "layers": [{"type": "linear", "out_features": 8}, "relu", {"type": "linear", "out_features": 2}]},
+             "data": {"source": "spirals", "samples": 100},
+             "train": {"epochs": 3},
+             "stages": {"train": {"seeds": [0, 1]}, "surface": {"x": "-1:1:3", "y": "-1:1:3"}},
+             "sweep": {"shard_points": \(shardPoints)}}
+            """
+        spec = try JSONDecoder().decode(StudySpec.self, from: Data((training ? stages : json).utf8))
         study = try Study(spec: spec, executor: Executor(spec: spec, base: directory))
     }
 
@@ -58,17 +66,74 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
 
 @Suite struct WireMessageTests {
     @Test func roundTripAndErrors() throws {
-        let message = WireMessage(.result, ["lease": .integer(3), "seconds": .number(0.5)], binary: [Data([1, 2, 3])])
-        #expect(try WireMessage(frames: message.frames()) == message)
-        #expect(throws: WireMessage.DecodeError.tooFewFrames(1)) { try WireMessage(frames: [Data("BASIN/1".utf8)]) }
-        #expect(throws: WireMessage.DecodeError.version("BASIN/0")) {
-            try WireMessage(frames: [Data("BASIN/0".utf8), Data("HELLO".utf8), Data("{}".utf8)])
+        let message = ResultHeader(lease: 3, job: String(repeating: "a", count: 64), jobIndex: 0, shard: 0, seconds: 0.5)
+            .message(binary: [Data([1, 2, 3])])
+        let decoded = try WireMessage(frames: message.frames())
+        #expect(decoded == message)
+        #expect(try decoded.decode(ResultHeader.self).lease == 3)
+        func kind(_ frames: [Data]) -> ProtocolError.Kind? {
+            do {
+                _ = try WireMessage(frames: frames)
+                return nil
+            } catch { return error.kind }
         }
-        #expect(throws: WireMessage.DecodeError.unknownCommand("JUMP")) {
-            try WireMessage(frames: [Data("BASIN/1".utf8), Data("JUMP".utf8), Data("{}".utf8)])
+        #expect(kind([Data("BASIN/1".utf8)]) == .envelope)
+        #expect(kind([Data("BASIN/0".utf8), Data("HELLO".utf8), Data("{}".utf8)]) == .envelope)
+        #expect(kind([Data("BASIN/1".utf8), Data("JUMP".utf8), Data("{}".utf8)]) == .envelope)
+        // A HELLO with a binary frame appended, a RESULT without its values.
+        #expect(kind([Data("BASIN/1".utf8), Data("HELLO".utf8), Data("{}".utf8), Data()]) == .envelope)
+        #expect(kind([Data("BASIN/1".utf8), Data("RESULT".utf8), Data("{}".utf8)]) == .envelope)
+        let array = try WireMessage(frames: [Data("BASIN/1".utf8), Data("HELLO".utf8), Data("[1]".utf8)])
+        #expect(throws: ProtocolError.self) { try array.decode(HelloHeader.self) }
+    }
+
+    /// The HELLO of the report that killed the coordinator, and its relatives: each is a
+    /// sentence naming the field.
+    @Test func numbersThatWouldTrapAreFieldErrors() throws {
+        for (slots, expected) in [
+            ("1e300", "1e+300"), ("-1", "-1.0"), ("0.5", "0.5"), ("9223372036854775808", "9.223372036854776e+18"),
+            ("65", "65.0"), ("\"2\"", "a number"), ("{\"a\": 1}", "a number"),
+        ] {
+            let frames = [
+                Data("BASIN/1".utf8), Data("HELLO".utf8),
+                Data(#"{"worker":"x","host":"h","pid":1,"slots":\#(slots),"version":"x"}"#.utf8),
+            ]
+            let message = try WireMessage(frames: frames)
+            do {
+                _ = try message.decode(HelloHeader.self)
+                Issue.record("slots \(slots) was accepted")
+            } catch {
+                #expect(error.kind == .field)
+                #expect(error.description.contains("HELLO field 'slots'"), "\(error)")
+                #expect(error.description.contains(expected), "\(error)")
+            }
         }
-        #expect(throws: WireMessage.DecodeError.badHeader) {
-            try WireMessage(frames: [Data("BASIN/1".utf8), Data("HELLO".utf8), Data("[1]".utf8)])
+    }
+
+    /// PROTOCOL.md lists exactly the fields each typed header reads.
+    @Test func protocolPageListsExactlyTheHeaderFields() throws {
+        let page = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+                "../../Sources/BasinCluster/Protocol/PROTOCOL.md"), encoding: .utf8)
+        let headers: [any WireHeader.Type] = [
+            HelloHeader.self, HeartbeatHeader.self, ResultHeader.self, FailHeader.self, ByeHeader.self, PutHeader.self,
+            FetchHeader.self, WelcomeHeader.self, TaskHeader.self, AckHeader.self, CancelHeader.self,
+            DisconnectHeader.self, DoneHeader.self, TakenHeader.self, ChunkHeader.self,
+        ]
+        #expect(Set(headers.map { $0.command }) == Set(WireMessage.Command.allCases))
+        for header in headers {
+            let rows = page.split(separator: "\n").filter { $0.hasPrefix("| `\(header.command.rawValue)` |") }
+            #expect(rows.count >= 1, "no row for \(header.command.rawValue)")
+            // The row's header column names its fields as `name`.
+            let listed = Set(
+                rows.flatMap { row -> [String] in
+                    let columns = row.split(separator: "|", omittingEmptySubsequences: false)
+                    guard columns.count > 2 else { return [] }
+                    return columns[2].split(separator: "`").enumerated().filter { $0.offset % 2 == 1 }.map {
+                        String($0.element)
+                    }
+                })
+            #expect(listed == Set(header.fields), "\(header.command.rawValue): page \(listed.sorted()), code \(header.fields.sorted())")
         }
     }
 }
@@ -175,7 +240,10 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         let t1 = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter {
             $0.message.command == .task
         }[0].message
-        _ = core.receive(peer: Data("w2".utf8), frames: hello("w2", slots: 1), now: 0.5)
+        // w2 joins with its one slot taken by the other job's first shard.
+        let t2 = sent(core.receive(peer: Data("w2".utf8), frames: hello("w2", slots: 1), now: 0.5)).filter {
+            $0.message.command == .task
+        }[0].message
         for t in [1.0, 2.0, 2.6] {
             _ = core.receive(peer: Data("w1".utf8), frames: frames(.heartbeat), now: t)
             _ = core.receive(peer: Data("w2".utf8), frames: frames(.heartbeat), now: t)
@@ -185,43 +253,108 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
             tick.contains {
                 if case .log(_, let text) = $0 { return text.contains("passed its deadline") } else { return false }
             })
+        // w2 finishes its own shard and is then given w1's expired one.
+        _ = core.receive(peer: Data("w2".utf8), frames: result(t2), now: 2.65)
+        _ = core.durable(now: 2.65)
+        let copy = sent(core.tick(now: 2.66)).filter { $0.peer == "w2" && $0.message.command == .task }
+        #expect(copy.count == 1 && copy[0].message.int("shard") == t1.int("shard"))
+        #expect(copy[0].message.int("job_index") == t1.int("job_index"))
         // Both answer the same shard: the first wins; an equal second is acknowledged and
         // dropped, a different one is reported loudly.
         _ = core.receive(peer: Data("w1".utf8), frames: result(t1, metrics: 0.5), now: 2.7)
         _ = core.durable(now: 2.7)
-        let mismatch = core.receive(peer: Data("w2".utf8), frames: result(t1, metrics: 0.25), now: 2.8)
+        let mismatch = core.receive(peer: Data("w2".utf8), frames: result(copy[0].message, metrics: 0.25), now: 2.8)
         #expect(
             mismatch.contains {
                 if case .log(.error, let text) = $0 { return text.contains("DUPLICATE MISMATCH") } else { return false }
             })
         #expect(sent(mismatch).contains { $0.message.command == .ack })
-        let same = core.receive(peer: Data("w2".utf8), frames: result(t1, metrics: 0.5), now: 2.9)
-        #expect(!same.contains { if case .log(.error, _) = $0 { return true } else { return false } })
+        // A result for a lease that was already answered is not this worker's to give.
+        let again = sent(core.receive(peer: Data("w1".utf8), frames: result(t1, metrics: 0.5), now: 2.9))
+        #expect(again.map(\.message.command) == [.disconnect])
+        #expect(again[0].message.string("reason")!.contains("does not hold"))
     }
 
-    @Test func aShardThatFailsThreeTimesIsQuarantined() throws {
+    /// Each worker computes what it is given but fails shard 0 of job 0: once three distinct
+    /// workers have failed it, it is quarantined; the rest of the sweep is unaffected.
+    @Test func aShardThatFailsOnThreeWorkersIsQuarantined() throws {
         var core = try fixture.core()
         var now = 0.0
         var quarantined = false
         for round in 0..<3 {
             let peer = Data("w\(round)".utf8)
-            let tasks = sent(core.receive(peer: peer, frames: hello("w\(round)", slots: 1), now: now)).filter {
+            var tasks = sent(core.receive(peer: peer, frames: hello("w\(round)", slots: 1), now: now)).filter {
                 $0.message.command == .task
-            }
-            now += 0.1
-            let actions = core.receive(
-                peer: peer,
-                frames: frames(.fail, ["lease": tasks[0].message.header["lease"]!, "error": .string("boom")]), now: now)
-            quarantined =
-                quarantined
-                || actions.contains {
-                    if case .log(.error, let text) = $0 { return text.contains("quarantined") } else { return false }
+            }.map(\.message)
+            var failed = false
+            while !failed, let task = tasks.first {
+                now += 0.1
+                tasks.removeFirst()
+                let actions: [CoordinatorCore.Action]
+                if task.int("job_index") == 0 && task.int("shard") == 0 {
+                    actions = core.receive(
+                        peer: peer, frames: frames(.fail, ["lease": task.header["lease"]!, "error": .string("boom")]),
+                        now: now)
+                    failed = true
+                } else {
+                    actions = core.receive(peer: peer, frames: result(task), now: now) + core.durable(now: now)
                 }
+                quarantined =
+                    quarantined
+                    || actions.contains {
+                        if case .log(.error, let text) = $0 { text.contains("quarantined shard") } else { false }
+                    }
+                tasks += sent(actions + core.tick(now: now)).filter { $0.message.command == .task }.map(\.message)
+            }
+            #expect(failed)
             _ = core.receive(peer: peer, frames: frames(.bye), now: now)
         }
         #expect(quarantined)
-        #expect(core.quarantine.count == 1 && core.quarantine[0].reasons.count == 3)
-        #expect(core.quarantine[0].reasons.allSatisfy { $0.contains("boom") })
+        #expect(core.quarantine.count == 1 && core.quarantine.first?.reasons.count == 3)
+        #expect(core.quarantine.first?.reasons.allSatisfy { $0.contains("boom") } == true)
+        #expect(core.quarantinedWorkers.isEmpty)
+    }
+
+    /// One worker that fails everything cannot quarantine a shard by itself: the shard goes to
+    /// another worker, which computes it, and the failing worker is quarantined once three of
+    /// its failures are refuted that way.
+    @Test func aWorkerThatFailsEverythingIsQuarantinedNotTheShards() throws {
+        var core = try fixture.core()
+        let bad = Data("bad".utf8), good = Data("good".utf8)
+        var now = 0.0
+        var badTasks = sent(core.receive(peer: bad, frames: hello("bad", slots: 1), now: now)).filter {
+            $0.message.command == .task
+        }.map(\.message)
+        var goodTasks: [WireMessage] = []
+        var joined = false
+        for _ in 0..<200 where !core.isFinished {
+            now += 0.05
+            var actions: [CoordinatorCore.Action] = []
+            if let task = badTasks.first {
+                badTasks.removeFirst()
+                actions += core.receive(
+                    peer: bad, frames: frames(.fail, ["lease": task.header["lease"]!, "error": .string("nope")]),
+                    now: now)
+            }
+            if !joined {
+                joined = true
+                actions += core.receive(peer: good, frames: hello("good", slots: 1), now: now)
+            }
+            if let task = goodTasks.first {
+                goodTasks.removeFirst()
+                actions += core.receive(peer: good, frames: result(task), now: now)
+            }
+            actions += core.durable(now: now) + core.tick(now: now)
+            for (peer, message) in sent(actions) where message.command == .task {
+                if peer == "bad" { badTasks.append(message) } else { goodTasks.append(message) }
+            }
+        }
+        #expect(core.isFinished && core.quarantine.isEmpty && core.pointsDone == core.pointsTotal)
+        #expect(core.quarantinedWorkers.keys.contains { $0.hasPrefix("bad@") })
+        // It cannot come back under the same name, host and pid.
+        let again = sent(core.receive(peer: Data("bad2".utf8), frames: hello("bad"), now: now + 1))
+        #expect(again.map(\.message.command) == [.disconnect])
+        #expect(again.first?.message.header["quarantined"] == .bool(true))
     }
 
     @Test func strangersAndBadVersionsAreToldToLeave() throws {
@@ -234,7 +367,8 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
                 peer: Data("y".utf8), frames: [Data("BASIN/0".utf8), Data("HELLO".utf8), Data("{}".utf8)], now: 0))
         #expect(old.map(\.message.command) == [.disconnect] && old[0].message.string("reason")!.contains("BASIN/1"))
         let junk = core.receive(peer: Data("z".utf8), frames: [Data([0xff, 0x00])], now: 0)
-        #expect(sent(junk).isEmpty && core.workersAlive == 0)
+        #expect(sent(junk).map(\.message.command) == [.disconnect] && core.workersAlive == 0)
+        #expect(sent(junk)[0].message.string("reason")!.contains("at least 3 frames"))
     }
 
     @Test func completedShardsAreNotScheduledAgain() throws {

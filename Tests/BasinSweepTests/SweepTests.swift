@@ -106,16 +106,63 @@ import Testing
             try reopened.sync()
         }
         #expect(try Journal.read(folder).count == 3)
-        // Damage inside an older segment is an error that names the byte offset.
+        // Damage in the middle of a segment (not a torn tail): reported with segment and
+        // offset, the records after it kept, only what the bad bytes held lost.
         var bytes = try Data(contentsOf: segment)
         bytes[20] ^= 0xff
         try bytes.write(to: segment)
-        #expect(throws: NNError.self) { try Journal.read(folder) }
-        do {
-            _ = try Journal.read(folder)
-        } catch {
-            #expect(String(describing: error).contains("byte offset 0"))
+        let (records, damage) = try Journal.readReporting(folder)
+        #expect(records == [.shardDone(record), .runStarted(epoch: 2, time: 1)])
+        #expect(damage.count == 1 && damage.first?.segment == "000001.log" && damage.first?.offset == 0)
+        #expect(damage.first?.description.contains("byte offset 0") == true)
+        // Reopening keeps the good records after the damage (only a torn tail is cut).
+        do { _ = try Journal(directory: folder) }
+        #expect(try Journal.read(folder) == [.shardDone(record), .runStarted(epoch: 2, time: 1)])
+    }
+
+    /// A write or fsync that fails (here ENOSPC through the file layer) is an error naming the
+    /// segment and the cause; what was synced before it stays readable.
+    @Test func journalWriteAndSyncFailuresNameTheFileAndCause() throws {
+        let folder = directory.appendingPathComponent("journal-faults")
+        final class Faults: @unchecked Sendable {
+            // Read and written by the test's one thread only.
+            var failWrites = false
+            var failSyncs = false
         }
+        let faults = Faults()
+        let layer = Journal.FileLayer(
+            write: { descriptor, bytes, count in
+                if faults.failWrites {
+                    errno = ENOSPC
+                    return -1
+                }
+                return Foundation.write(descriptor, bytes, count)
+            },
+            sync: { descriptor in
+                if faults.failSyncs {
+                    errno = EIO
+                    return -1
+                }
+                return Foundation.fsync(descriptor)
+            })
+        let record = Journal.ShardDone(
+            job: "j", shard: 0, start: 0, end: 1, worker: "w", seconds: 1, time: 2, metrics: [1, 2, 3, 4])
+        let journal = try Journal(directory: folder, files: layer)
+        try journal.append(.shardDone(record))
+        try journal.sync()
+        faults.failWrites = true
+        do {
+            try journal.append(.shardDone(record))
+            Issue.record("a failed write was not reported")
+        } catch {
+            #expect(error is JournalError)
+            #expect("\(error)".contains("000001.log") && "\(error)".contains("No space left on device"), "\(error)")
+        }
+        faults.failWrites = false
+        faults.failSyncs = true
+        try journal.append(.shardDone(record))
+        #expect(throws: JournalError.self) { try journal.sync() }
+        #expect(try Journal.read(folder).first == .shardDone(record))
     }
 
     @Test func badJobsAreNamed() throws {

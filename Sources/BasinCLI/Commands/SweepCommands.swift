@@ -50,6 +50,7 @@ struct SweepOptions: ParsableArguments {
         var settings = CoordinatorCore.Settings()
         settings.leaseSeconds = sweep.spec.sweep.leaseSeconds
         settings.epoch = sweep.epoch
+        settings.verify = sweep.spec.sweep.verify ?? 0
         var core = CoordinatorCore(
             study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
             completed: sweep.completed, outputs: sweep.outputs, store: sweep.store, settings: settings)
@@ -72,6 +73,16 @@ struct SweepOptions: ParsableArguments {
         try started(server.endpoint)
         try server.run()
         display.finish()
+        let tally = server.core.verification
+        if settings.verify > 0 {
+            var line =
+                "verify: \(tally.selected) shard(s) selected, \(tally.matched) matched bit for bit, \(tally.mismatched) mismatch(es)"
+            if server.core.unverifiable > 0 { line += ", \(server.core.unverifiable) without a second worker to check them" }
+            if !tally.liars.isEmpty {
+                line += "; quarantined \(tally.liars.joined(separator: ", ")) and computed \(tally.revoked) result(s) again"
+            }
+            logger.info("\(line)")
+        }
         try finish(sweep, quarantine: server.core.quarantine, blocked: server.core.blockedJobs, logger: logger)
         if keepServing {
             let stop = TerminationFlag()
@@ -98,7 +109,7 @@ struct SweepOptions: ParsableArguments {
                 )
             }
             throw NNError(
-                "\(quarantine.count) shard(s) failed on 3 workers and were quarantined; the results mark their points NaN (done = false)"
+                "\(quarantine.count) shard(s) failed on several workers and were quarantined; the results mark their points NaN (done = false)"
             )
         }
     }
@@ -207,12 +218,14 @@ struct CoordinatorCommand: ParsableCommand {
                 allowed: try CurveKeyPair.allowList(directory: curveAllow))
         }
         let sweep = try options.open(logger: logger)
+        let host = bind.hasPrefix("tcp://") ? String(bind.dropFirst(6).prefix { $0 != ":" }) : ""
+        let address = bind.hasPrefix("tcp://[") ? String(bind.dropFirst(7).prefix { $0 != "]" }) : host
         let loopback =
-            bind.contains("127.0.0.1") || bind.contains("localhost") || bind.hasPrefix("ipc://")
+            address.hasPrefix("127.") || address == "localhost" || address == "::1" || bind.hasPrefix("ipc://")
             || bind.hasPrefix("inproc://")
         if curve == nil && !loopback {
             logger.warning(
-                "binding \(bind) without encryption: any host that reaches it can join; turn CURVE on with `basin keygen` and --curve-secret/--curve-allow"
+                "binding \(bind) without CURVE: anyone who can reach this port can join the sweep and submit results; turn CURVE on with `basin keygen` and --curve-secret/--curve-allow (README: Deploy)"
             )
         }
         try options.coordinate(sweep, bind: bind, curve: curve, keepServing: keepServing, logger: logger)
@@ -317,10 +330,13 @@ struct WorkerCommand: ParsableCommand {
                 keys: try CurveKeyPair(contentsOf: curveKeys),
                 serverKey: try CurveKeyPair.publicKey(contentsOf: curveServer))
         }
+        let cacheURL = cache.map { URL(fileURLWithPath: $0) } ?? Self.defaultCache
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let client = try WorkerClient(
             endpoint: connect, name: workerName, slots: slots, exitWhenDone: !keepAlive,
-            giveUpAfter: giveUpAfter > 0 ? giveUpAfter : nil,
-            cache: cache.map { URL(fileURLWithPath: $0) } ?? Self.defaultCache, curve: curve, logger: logger)
+            giveUpAfter: giveUpAfter > 0 ? giveUpAfter : nil, cache: cacheURL,
+            computeCommand: [executable, "compute-child", "--cache", cacheURL.path, "--threads", String(threads)],
+            curve: curve, logger: logger)
         let reason = try client.run()
         logger.info("worker \(workerName) leaving: \(reason)")
     }
@@ -348,6 +364,10 @@ struct StatusCommand: ParsableCommand {
         if let eta = status.eta { line += ", ETA \(ProgressDisplay.duration(eta))" }
         line += status.workersAlive.map { ", \($0) worker(s) alive" } ?? ", no coordinator running"
         print(line)
+        if !status.voided.isEmpty {
+            let reasons = Set(status.voided).sorted().prefix(5).joined(separator: "; ")
+            print("\(status.voided.count) result(s) voided by verification and computed again: \(reasons)")
+        }
     }
 }
 
@@ -422,5 +442,39 @@ struct KeygenCommand: ParsableCommand {
     func run() throws {
         try CurveKeyPair.generate().write(name: name)
         print("wrote \(name).key (keep private) and \(name).pub")
+    }
+}
+
+/// `basin compute-child`: the process a worker runs its computations in (not for direct use).
+struct ComputeChildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compute-child", abstract: "A worker's compute process (started by `basin worker`).",
+        shouldDisplay: false)
+
+    @Option(help: "The worker's artifact cache.")
+    var cache: String
+
+    @Option(help: "OpenBLAS threads.")
+    var threads: Int = 1
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        let store = ArtifactStore(directory: URL(fileURLWithPath: cache))
+        // Deep networks recurse: give the computation a roomy stack of its own.
+        final class Status: @unchecked Sendable {
+            // Written by the compute thread before it signals `done`.
+            var value: Int32 = 0
+            let done = DispatchSemaphore(value: 0)
+        }
+        let status = Status()
+        let thread = Thread {
+            status.value = ComputeChild.serve(cache: store)
+            status.done.signal()
+        }
+        thread.stackSize = 16 << 20
+        thread.start()
+        status.done.wait()
+        // The computation's BLAS threads may still be winding down: leave without teardown.
+        _exit(status.value)
     }
 }

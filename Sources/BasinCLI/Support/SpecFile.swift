@@ -14,10 +14,25 @@ enum SpecFile {
         }
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from text: String, source: String) throws -> T {
+    /// Decodes `text`; a key no field reads (a typo) is an error naming the key, its place and
+    /// the nearest valid name. `tolerating`: top-level keys another command reads (a study
+    /// spec's `jobs`, `stages` and `sweep` in a training spec).
+    static func decode<T: Decodable>(
+        _ type: T.Type, from text: String, source: String, tolerating: Set<String> = []
+    ) throws -> T {
+        let log = KeyLog()
+        func unknownKey() -> NNError? {
+            guard let unknown = log.unknown(tolerating: tolerating) else { return nil }
+            let hint = unknown.suggestion.map { "; did you mean '\($0)'?" } ?? ""
+            return NNError("\(source): unknown key '\(unknown.key)' in \(unknown.place)\(hint)")
+        }
         do {
-            return try YAMLDecoder().decode(T.self, from: text)
+            let value = try YAMLDecoder().decode(Checked<T>.self, from: text, userInfo: [Checked<T>.logKey: log]).value
+            if let unknown = unknownKey() { throw unknown }
+            return value
         } catch let error as DecodingError {
+            // A misspelt required key shows as a missing one: name the misspelling instead.
+            if case .keyNotFound = error, let unknown = unknownKey() { throw unknown }
             if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let yaml = context.underlyingError
             {
                 let detail = String(describing: yaml).split(separator: "\n").first.map(String.init) ?? ""
@@ -33,14 +48,17 @@ enum SpecFile {
         }
     }
 
-    static func load<T: Decodable>(_ type: T.Type, path: String) throws -> (value: T, url: URL) {
+    static func load<T: Decodable>(_ type: T.Type, path: String, tolerating: Set<String> = []) throws -> (
+        value: T, url: URL
+    ) {
         let (text, url) = try read(path)
-        return (try decode(T.self, from: text, source: path), url)
+        return (try decode(T.self, from: text, source: path, tolerating: tolerating), url)
     }
 
-    /// A training spec and the directory its relative data paths start from.
+    /// A training spec and the directory its relative data paths start from (a study spec
+    /// serves as one: its `jobs`, `stages` and `sweep` are left to `basin run`).
     static func trainingSpec(_ path: String) throws -> (spec: TrainingSpec, base: URL) {
-        let (spec, url) = try load(TrainingSpec.self, path: path)
+        let (spec, url) = try load(TrainingSpec.self, path: path, tolerating: ["jobs", "stages", "sweep"])
         if let problem = spec.train.validationError() { throw NNError("\(path): train: \(problem)") }
         return (spec, url.deletingLastPathComponent())
     }
@@ -52,5 +70,20 @@ enum SpecFile {
         } catch let error as NNError where error.description.hasPrefix("data") {
             throw NNError("\(path): \(error.description)")
         }
+    }
+}
+
+/// Decodes `T` through a `KeyCheckingDecoder` whose log comes in the decoder's `userInfo`.
+private struct Checked<T: Decodable>: Decodable {
+    // Only the KeyLog of one decode travels under this key.
+    static var logKey: CodingUserInfoKey { CodingUserInfoKey(rawValue: "basin.keylog")! }
+    let value: T
+
+    init(from decoder: any Decoder) throws {
+        guard let log = decoder.userInfo[Self.logKey] as? KeyLog else {
+            value = try T(from: decoder)
+            return
+        }
+        value = try T(from: KeyCheckingDecoder(base: decoder, log: log))
     }
 }

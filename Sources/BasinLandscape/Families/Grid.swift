@@ -12,6 +12,22 @@ public struct Axis: Codable, Sendable, Equatable, CustomStringConvertible {
         self.steps = steps
     }
 
+    /// Most steps one axis may have, and most points one job's grid may have: checked when a
+    /// spec is read, before anything is allocated.
+    public static let maximumSteps = 1_000_000
+    public static let maximumPoints = 50_000_000
+
+    /// Why `steps` values cannot be an axis, or nil.
+    static func problem(steps: Int, low: Double, high: Double) -> String? {
+        guard steps >= 1, low.isFinite, high.isFinite, steps == 1 || high > low else {
+            return "needs STEPS ≥ 1 and MAX > MIN"
+        }
+        guard steps <= maximumSteps else {
+            return "has \(steps) steps; at most \(maximumSteps) are allowed"
+        }
+        return nil
+    }
+
     /// Parses `MIN:MAX:STEPS` (for example `-1:1:21`).
     public init(parsing text: String, name: String) throws {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -19,8 +35,8 @@ public struct Axis: Codable, Sendable, Equatable, CustomStringConvertible {
         else {
             throw NNError("\(name): '\(text)' is not MIN:MAX:STEPS (for example -1:1:21)")
         }
-        guard steps >= 1, low.isFinite, high.isFinite, steps == 1 || high > low else {
-            throw NNError("\(name): '\(text)' needs STEPS ≥ 1 and MAX > MIN")
+        if let problem = Self.problem(steps: steps, low: low, high: high) {
+            throw NNError("\(name): '\(text)' \(problem)")
         }
         self.init(min: low, max: high, steps: steps)
     }
@@ -46,9 +62,14 @@ public struct Axis: Codable, Sendable, Equatable, CustomStringConvertible {
             return
         }
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(
-            min: try c.decode(Double.self, forKey: .min), max: try c.decode(Double.self, forKey: .max),
-            steps: try c.decode(Int.self, forKey: .steps))
+        let (low, high, steps) = (
+            try c.decode(Double.self, forKey: .min), try c.decode(Double.self, forKey: .max),
+            try c.decode(Int.self, forKey: .steps)
+        )
+        if let problem = Self.problem(steps: steps, low: low, high: high) {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "axis \(problem)"))
+        }
+        self.init(min: low, max: high, steps: steps)
     }
 
     /// Encodes as `"MIN:MAX:STEPS"`.

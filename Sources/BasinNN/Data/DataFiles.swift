@@ -20,6 +20,11 @@ enum DataFiles {
             throw NNError("\(url(featuresPath).path): features must be a numeric array with a sample dimension")
         }
         let count = features.shape[0]
+        guard count > 0 else { throw NNError("\(url(featuresPath).path): the features have no rows") }
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            throw NNError(
+                "\(url(featuresPath).path): feature \(bad) (row \(bad / max(1, values.count / count))) is \(values[bad]); features must be finite")
+        }
         guard labels.shape.first == count else {
             throw NNError("\(url(labelsPath).path): \(labels.shape.first ?? 0) labels for \(count) feature rows")
         }
@@ -36,6 +41,9 @@ enum DataFiles {
         }
         guard let targets = labels.floats() else {
             throw NNError("\(url(labelsPath).path): labels of dtype \(labels.dtype.rawValue) are not supported")
+        }
+        if let bad = targets.firstIndex(where: { !$0.isFinite }) {
+            throw NNError("\(url(labelsPath).path): target \(bad) is \(targets[bad]); targets must be finite")
         }
         let width = labels.shape.dropFirst().reduce(1, *)
         return Dataset(sampleShape: sampleShape, features: values, targets: targets, targetSize: width)
@@ -95,7 +103,10 @@ enum DataFiles {
         var features: [Float] = []
         features.reserveCapacity(rows.count * (width - 1))
         var labels: [Double] = []
-        for row in rows {
+        for (i, row) in rows.enumerated() {
+            if let bad = row.firstIndex(where: { !$0.isFinite || !Float($0).isFinite }) {
+                throw NNError("\(url.path): row \(i + 1), column \(bad + 1) is \(row[bad]); values must be finite")
+            }
             for (j, v) in row.enumerated() where j != column { features.append(Float(v)) }
             labels.append(row[column])
         }

@@ -64,6 +64,10 @@ public enum Checkpoint {
                 throw NNError(
                     "\(source): tensor '\(entry.name)' has dtype \(t.dtype.rawValue) but the model needs F32 (or F64)")
             }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw NNError(
+                    "\(source): tensor '\(entry.name)' holds \(values[bad]) at element \(bad); a checkpoint's weights and statistics must be finite")
+            }
             return values
         }
         for entry in network.parameterLayout.entries {

@@ -7,12 +7,63 @@ import Foundation
 ///     magic "BSJ1" | length u32 LE | CRC-32 u32 LE (zlib, over kind + payload) | kind u8 | payload
 ///
 /// Opening for writing verifies every record and truncates a torn tail of the last segment
-/// (a crash mid-append); a bad record anywhere else is an error. Appends go to the kernel at
-/// once; `sync()` makes them durable (group commit: the caller decides how often).
+/// (a crash mid-append). A bad record with good ones after it (corruption, not a torn tail) is
+/// reported with its segment and offset and skipped: reading resumes at the next record that
+/// verifies, and only the shards the bad bytes held are recomputed. Appends go to the kernel at
+/// once; `sync()` makes them durable (group commit: the caller decides how often). A failed
+/// write or fsync throws, naming the file and the cause; the caller stops (fail-stop).
 public final class Journal {
+    /// The file operations the journal uses: the system's, or a test's that fails on cue.
+    public struct FileLayer: Sendable {
+        /// `write(2)`: bytes written, or -1 with `errno` set.
+        public var write: @Sendable (Int32, UnsafeRawPointer, Int) -> Int
+        /// `fsync(2)`: 0, or -1 with `errno` set.
+        public var sync: @Sendable (Int32) -> Int32
+
+        public init(
+            write: @escaping @Sendable (Int32, UnsafeRawPointer, Int) -> Int,
+            sync: @escaping @Sendable (Int32) -> Int32
+        ) {
+            self.write = write
+            self.sync = sync
+        }
+
+        public static let system = FileLayer(
+            write: { descriptor, bytes, count in Foundation.write(descriptor, bytes, count) },
+            sync: { descriptor in Foundation.fsync(descriptor) })
+    }
+
+    /// Bytes of a segment that did not verify, with good records after them.
+    public struct Damage: Sendable, Equatable, CustomStringConvertible {
+        public var segment: String
+        public var offset: Int
+        public var length: Int
+        public var problem: String
+
+        public var description: String {
+            "journal \(segment): \(problem) at byte offset \(offset); \(length) byte(s) skipped up to the next good record (the shards they held are recomputed)"
+        }
+    }
     public enum Kind: UInt8, Sendable {
         case runStarted = 1
         case shardDone = 2
+        case shardRevoked = 3
+    }
+
+    /// A shard-done record found false (its worker failed verification): it no longer counts,
+    /// and the shard is computed again. `digest` names the record: the SHA-256 of its metrics.
+    public struct ShardRevoked: Codable, Sendable, Equatable {
+        public var job: String
+        public var shard: Int
+        public var digest: String
+        public var reason: String
+
+        public init(job: String, shard: Int, digest: String, reason: String) {
+            self.job = job
+            self.shard = shard
+            self.digest = digest
+            self.reason = reason
+        }
     }
 
     /// One finished shard: its points' metrics, 4 per point (train loss, train acc, test loss, test acc).
@@ -50,42 +101,84 @@ public final class Journal {
     public enum Record: Sendable, Equatable {
         case runStarted(epoch: Int, time: Double)
         case shardDone(ShardDone)
+        case shardRevoked(ShardRevoked)
+    }
+
+    /// The SHA-256 of a record's metrics: what a revocation names.
+    public static func digest(_ metrics: [Double]) -> String {
+        ArtifactStore.hash(metrics.withUnsafeBytes { Data($0) })
+    }
+
+    /// `records` with every shard-done record that a later revocation names left out.
+    public static func effective(_ records: [Record]) -> [Record] {
+        var revoked: [String: Int] = [:]
+        for case .shardRevoked(let r) in records { revoked["\(r.job)#\(r.shard)#\(r.digest)", default: 0] += 1 }
+        guard !revoked.isEmpty else { return records }
+        // A revocation voids the records before it; walk backwards counting them down.
+        var pending: [String: Int] = [:]
+        var keep = [Bool](repeating: true, count: records.count)
+        for (index, record) in records.enumerated().reversed() {
+            switch record {
+            case .shardRevoked(let r): pending["\(r.job)#\(r.shard)#\(r.digest)", default: 0] += 1
+            case .shardDone(let done):
+                let key = "\(done.job)#\(done.shard)#\(digest(done.metrics))"
+                if let count = pending[key], count > 0 {
+                    pending[key] = count - 1
+                    keep[index] = false
+                }
+            case .runStarted: break
+            }
+        }
+        return records.indices.filter { keep[$0] }.map { records[$0] }
     }
 
     static let magic: [UInt8] = Array("BSJ1".utf8)
 
     public let directory: URL
+    /// The segment being appended to.
+    public private(set) var segment: URL
     private var descriptor: Int32 = -1
+    private let files: FileLayer
     public private(set) var unsynced = 0
 
     /// Reads every record of every segment. Read-only: a torn tail is skipped, not truncated
     /// (a live run may be appending to it).
     public static func read(_ directory: URL) throws -> [Record] {
+        try readReporting(directory).records
+    }
+
+    /// Every record of every segment, and the damaged stretches that were skipped.
+    /// Revoked shard-done records are left out (the revocations stay in the list).
+    public static func readReporting(_ directory: URL) throws -> (records: [Record], damage: [Damage]) {
         var records: [Record] = []
-        let all = segments(directory)
-        for (index, url) in all.enumerated() {
-            records += try parse(url, isLast: index == all.count - 1).0
+        var damage: [Damage] = []
+        for url in segments(directory) {
+            let segment = try parse(url)
+            records += segment.records
+            damage += segment.damage
         }
-        return records
+        return (effective(records), damage)
     }
 
     /// The records of one segment file (a torn tail skipped).
     public static func read(segmentOnly url: URL) throws -> [Record] {
-        try parse(url, isLast: true).0
+        try parse(url).records
     }
 
     /// Opens the journal for appending: verifies it, truncates a torn tail, starts a new segment.
-    public init(directory: URL) throws {
+    public init(directory: URL, files: FileLayer = .system) throws {
         self.directory = directory
+        self.files = files
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let existing = Self.segments(directory)
         if let last = existing.last {
-            let (_, validLength) = try Self.parse(last, isLast: true)
+            let validLength = try Self.parse(last).validLength
             guard truncate(last.path, off_t(validLength)) == 0 else {
                 throw NNError("\(last.path): cannot truncate the torn tail (\(String(cString: strerror(errno))))")
             }
         }
         let next = directory.appendingPathComponent(String(format: "%06d.log", existing.count + 1))
+        segment = next
         descriptor = open(next.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         guard descriptor >= 0 else {
             throw NNError("\(next.path): cannot create the journal segment (\(String(cString: strerror(errno))))")
@@ -116,6 +209,9 @@ public final class Journal {
         case .runStarted(let epoch, let time):
             body.append(Kind.runStarted.rawValue)
             body.append(JSONValue.object(["epoch": .integer(epoch), "time": .number(time)]).serialized())
+        case .shardRevoked(let revoked):
+            body.append(Kind.shardRevoked.rawValue)
+            body.append((try? JSONEncoder().encode(revoked)) ?? Data())
         case .shardDone(let done):
             body.append(Kind.shardDone.rawValue)
             let header = (try? JSONEncoder().encode(done)) ?? Data()
@@ -132,41 +228,58 @@ public final class Journal {
         return out
     }
 
-    /// Records of one segment and the length of its valid prefix.
-    static func parse(_ url: URL, isLast: Bool) throws -> ([Record], Int) {
+    /// Records of one segment, the length up to the end of its last good record (what follows
+    /// is a torn tail), and the damaged stretches between good records.
+    static func parse(_ url: URL) throws -> (records: [Record], validLength: Int, damage: [Damage]) {
         let bytes = [UInt8](try AtomicFile.read(url))
         var records: [Record] = []
-        var offset = 0
+        var damage: [Damage] = []
+        var offset = 0, validLength = 0
         func u32(_ o: Int) -> Int {
             Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24
         }
-        while offset < bytes.count {
-            let problem: String?
-            if bytes.count - offset < 12 {
-                problem = "a truncated record header"
-            } else if Array(bytes[offset..<(offset + 4)]) != magic {
-                problem = "no record magic"
-            } else {
-                let length = u32(offset + 4)
-                if bytes.count - offset - 12 < length || length < 1 {
-                    problem = "a truncated record"
-                } else {
-                    let body = bytes[(offset + 12)..<(offset + 12 + length)]
-                    if CRC32.checksum(body) != UInt32(u32(offset + 8)) {
-                        problem = "a record that fails its CRC-32"
-                    } else if let record = decode(Array(body)) {
-                        records.append(record)
-                        offset += 12 + length
-                        continue
-                    } else {
-                        problem = "a record it cannot decode"
-                    }
-                }
-            }
-            if isLast { return (records, offset) }
-            throw NNError("\(url.path): \(problem!) at byte offset \(offset); the journal is corrupt")
+        /// The record at `o` and its length, or why there is none.
+        func record(at o: Int) -> Result<(Record, Int), JournalProblem> {
+            if bytes.count - o < 12 { return .failure(.init("a truncated record header")) }
+            if Array(bytes[o..<(o + 4)]) != magic { return .failure(.init("no record magic")) }
+            let length = u32(o + 4)
+            if bytes.count - o - 12 < length || length < 1 { return .failure(.init("a truncated record")) }
+            let body = bytes[(o + 12)..<(o + 12 + length)]
+            if CRC32.checksum(body) != UInt32(u32(o + 8)) { return .failure(.init("a record that fails its CRC-32")) }
+            guard let decoded = decode(Array(body)) else { return .failure(.init("a record it cannot decode")) }
+            return .success((decoded, 12 + length))
         }
-        return (records, offset)
+        while offset < bytes.count {
+            switch record(at: offset) {
+            case .success(let (decoded, length)):
+                records.append(decoded)
+                offset += length
+                validLength = offset
+            case .failure(let problem):
+                // Resynchronize at the next magic whose record verifies; none: a torn tail.
+                var next = offset + 1
+                var resumed = false
+                while next + 12 <= bytes.count {
+                    if bytes[next] == magic[0], bytes[next + 1] == magic[1], bytes[next + 2] == magic[2],
+                        bytes[next + 3] == magic[3], case .success = record(at: next)
+                    {
+                        resumed = true
+                        break
+                    }
+                    next += 1
+                }
+                guard resumed else { return (records, validLength, damage) }
+                damage.append(
+                    Damage(segment: url.lastPathComponent, offset: offset, length: next - offset, problem: problem.text))
+                offset = next
+            }
+        }
+        return (records, validLength, damage)
+    }
+
+    struct JournalProblem: Error {
+        let text: String
+        init(_ text: String) { self.text = text }
     }
 
     static func decode(_ body: [UInt8]) -> Record? {
@@ -174,9 +287,14 @@ public final class Journal {
         switch kind {
         case .runStarted:
             guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(body.dropFirst())),
-                let epoch = value["epoch"]?.doubleValue, let time = value["time"]?.doubleValue
+                let epoch = value["epoch"]?.doubleValue.flatMap({ Int(exactly: $0) }), let time = value["time"]?.doubleValue
             else { return nil }
-            return .runStarted(epoch: Int(epoch), time: time)
+            return .runStarted(epoch: epoch, time: time)
+        case .shardRevoked:
+            guard let revoked = try? JSONDecoder().decode(ShardRevoked.self, from: Data(body.dropFirst())) else {
+                return nil
+            }
+            return .shardRevoked(revoked)
         case .shardDone:
             guard body.count >= 5 else { return nil }
             let length = Int(body[1]) | Int(body[2]) << 8 | Int(body[3]) << 16 | Int(body[4]) << 24
@@ -184,7 +302,9 @@ public final class Journal {
                 var done = try? JSONDecoder().decode(ShardDone.self, from: Data(body[5..<(5 + length)]))
             else { return nil }
             let raw = Data(body[(5 + length)...])
-            done.metrics = raw.withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+            var metrics = [Double](repeating: 0, count: raw.count / 8)
+            metrics.withUnsafeMutableBytes { target in _ = raw.copyBytes(to: target) }
+            done.metrics = metrics
             return .shardDone(done)
         }
     }
@@ -193,9 +313,10 @@ public final class Journal {
     public func append(_ record: Record) throws {
         let data = Self.encode(record)
         let written = data.withUnsafeBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
             var done = 0
             while done < raw.count {
-                let n = write(descriptor, raw.baseAddress! + done, raw.count - done)
+                let n = files.write(descriptor, base + done, raw.count - done)
                 if n < 0 {
                     if errno == EINTR { continue }
                     return -1
@@ -205,7 +326,7 @@ public final class Journal {
             return done
         }
         guard written == data.count else {
-            throw NNError("\(directory.path): journal write failed (\(String(cString: strerror(errno))))")
+            throw JournalError("\(segment.path): journal write failed (\(String(cString: strerror(errno))))")
         }
         unsynced += 1
     }
@@ -213,9 +334,15 @@ public final class Journal {
     /// Makes every appended record durable.
     public func sync() throws {
         guard unsynced > 0 else { return }
-        guard fsync(descriptor) == 0 else {
-            throw NNError("\(directory.path): journal fsync failed (\(String(cString: strerror(errno))))")
+        guard files.sync(descriptor) == 0 else {
+            throw JournalError("\(segment.path): journal fsync failed (\(String(cString: strerror(errno))))")
         }
         unsynced = 0
     }
+}
+
+/// A journal that cannot be written or read, in one sentence naming the file.
+public struct JournalError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -57,8 +57,10 @@ public struct Merger {
         var artifacts: [String: String] = [:]
         for job in study.jobs { if let hash = produced[job.id]?.artifact { artifacts[job.name] = hash } }
         executor.readOutputs(artifacts, in: store)
+        var voided: [String: Int] = [:]
+        for case .shardRevoked(let revoked) in records { voided[revoked.job, default: 0] += 1 }
         var rows = [
-            "job,kind,id,points_done,points_total,train_loss_min,train_loss_max,train_loss_barrier,train_error_barrier"
+            "job,kind,id,points_done,points_total,train_loss_min,train_loss_max,train_loss_barrier,train_error_barrier,voided_shards"
         ]
         var done = 0, total = 0
         var results: [String: ResultFile] = [:]
@@ -100,6 +102,7 @@ public struct Merger {
                     job.name, job.definition.kind.rawValue, job.id, String(pointsDone), String(job.pointCount),
                     text(loss.min().map(Double.init)), text(loss.max().map(Double.init)),
                     text(stats?["train_loss_barrier"]?.doubleValue), text(stats?["train_error_barrier"]?.doubleValue),
+                    String(voided[job.id] ?? 0),
                 ]
                 .joined(separator: ","))
         }

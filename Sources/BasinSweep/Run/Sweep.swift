@@ -32,8 +32,8 @@ public final class Sweep {
         executor = Executor(spec: spec, base: base)
         study = try Study(spec: spec, executor: executor)
         let previous = Self.readStudy(run.studyFile)
-        let records = try Journal.read(run.journal)
-        var changes: [String] = []
+        let (records, damage) = try Journal.readReporting(run.journal)
+        var changes: [String] = damage.map(\.description)
         if !previous.isEmpty {
             let ids = Set(study.jobs.map(\.id))
             let kept = study.jobs.filter { previous[$0.name] == $0.id }
@@ -56,6 +56,7 @@ public final class Sweep {
         for record in records {
             switch record {
             case .runStarted(let e, _): epoch = max(epoch, e)
+            case .shardRevoked: break
             case .shardDone(let done):
                 if let job = study.job(id: done.job), done.shard < job.shards.count,
                     job.shards[done.shard] == done.start..<done.end
@@ -208,6 +209,8 @@ public final class Sweep {
         let records = try Journal.read(run.journal)
         var donePoints: [String: Set<Int>] = [:]
         var times: [(Double, Int)] = []
+        var voided: [String] = []
+        for case .shardRevoked(let revoked) in records { voided.append(revoked.reason) }
         for case .shardDone(let done) in records {
             donePoints[done.job, default: []].insert(done.shard)
             times.append((done.time, done.end - done.start))
@@ -229,9 +232,9 @@ public final class Sweep {
             let value = try? JSONDecoder().decode(JSONValue.self, from: live),
             let time = value["time"]?.doubleValue, Date().timeIntervalSince1970 - time < 5
         {
-            workers = value["workers"]?.doubleValue.map { Int($0) }
+            workers = value["workers"]?.doubleValue.flatMap { Int(exactly: $0) }
         }
-        return RunStatus(jobs: jobs, pointsPerSecond: rate, workersAlive: workers)
+        return RunStatus(jobs: jobs, pointsPerSecond: rate, workersAlive: workers, voided: voided)
     }
 }
 
@@ -248,6 +251,8 @@ public struct RunStatus: Sendable {
     public var pointsPerSecond: Double
     /// Workers connected to a live coordinator; nil when none is running.
     public var workersAlive: Int?
+    /// Why each voided result was voided (a worker failed verification), in journal order.
+    public var voided: [String] = []
 
     public var done: Int { jobs.reduce(0) { $0 + $1.done } }
     public var total: Int { jobs.reduce(0) { $0 + $1.total } }

@@ -65,6 +65,9 @@ public final class Executor {
     /// prepares the same points and family from the same files.
     public func prepare(_ definition: JobDefinition, id: String) throws -> LandscapeJob {
         if let job = prepared[id] { return job }
+        if definition.kind.isGrid, let problem = Study.gridProblem(definition) {
+            throw NNError("job \(definition.defaultName): \(problem)")
+        }
         var job: LandscapeJob
         switch definition.kind {
         case .surface:

@@ -216,8 +216,10 @@ public struct Stages: Codable, Sendable, Equatable {
             guard let curveKind = Curve.Kind(rawValue: kind) else {
                 throw NNError("stages.connect.curve.kind: '\(kind)' is not bezier or polychain")
             }
-            let bends = settings["bends"]?.doubleValue.map { Int($0) } ?? 1
-            guard bends >= 1 else { throw NNError("stages.connect.curve.bends: must be at least 1") }
+            let bends = settings["bends"].map { $0.doubleValue.flatMap { Int(exactly: $0) } ?? 0 } ?? 1
+            guard (1...64).contains(bends) else {
+                throw NNError("stages.connect.curve.bends: must be a whole number from 1 to 64")
+            }
             curve = Curve(kind: curveKind, bends: bends)
             for (key, value) in settings where key != "kind" && key != "bends" {
                 guard object[key] != nil else {

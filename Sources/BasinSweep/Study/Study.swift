@@ -80,6 +80,7 @@ public struct Study: Sendable {
             var count = 1
             var perPointNetwork = network
             if definition.kind.isGrid {
+                if let problem = Self.gridProblem(definition) { throw NNError("\(label): \(problem)") }
                 if dependencies.isEmpty {
                     let prepared: LandscapeJob
                     do {
@@ -122,6 +123,22 @@ public struct Study: Sendable {
     static func digest(_ hex: String) -> Data {
         let digits = Array(hex.utf8).map { $0 <= 57 ? $0 - 48 : $0 - 87 }
         return Data(stride(from: 0, to: digits.count, by: 2).map { digits[$0] << 4 | digits[$0 + 1] })
+    }
+
+    /// Why a grid job's points could not fit in memory (checked before anything is allocated),
+    /// or nil.
+    public static func gridProblem(_ definition: JobDefinition) -> String? {
+        let axes = [("x", definition.x), ("y", definition.line == true ? nil : definition.y), ("t", definition.t)]
+        var points = 1
+        for (name, axis) in axes {
+            guard let axis else { continue }
+            let (product, overflow) = points.multipliedReportingOverflow(by: max(axis.steps, 1))
+            guard !overflow, product <= Axis.maximumPoints else {
+                return "'\(name)' makes the grid larger than \(Axis.maximumPoints) points, the most one job may have"
+            }
+            points = product
+        }
+        return nil
     }
 
     /// Points of a grid job whose inputs do not exist yet, from its definition alone (the same

@@ -40,11 +40,15 @@ public struct SweepSettings: Codable, Sendable, Equatable {
     public var leaseSeconds: Double = 120
     /// Use the plain evaluator instead of the fast one.
     public var plain: Bool = false
+    /// Fraction of shards (0–1, seeded) computed again by a different worker and compared bit
+    /// for bit; a worker that disagrees with two others is quarantined.
+    public var verify: Double?
 
     public init() {}
 
     private enum CodingKeys: String, CodingKey {
-        case shardSeconds = "shard_seconds", shardPoints = "shard_points", leaseSeconds = "lease_seconds", plain
+        case shardSeconds = "shard_seconds", shardPoints = "shard_points", leaseSeconds = "lease_seconds", plain,
+            verify
     }
 
     public init(from decoder: Decoder) throws {
@@ -53,5 +57,10 @@ public struct SweepSettings: Codable, Sendable, Equatable {
         shardPoints = try c.decodeIfPresent(Int.self, forKey: .shardPoints)
         leaseSeconds = try c.decodeIfPresent(Double.self, forKey: .leaseSeconds) ?? 120
         plain = try c.decodeIfPresent(Bool.self, forKey: .plain) ?? false
+        verify = try c.decodeIfPresent(Double.self, forKey: .verify)
+        if let verify, !(0...1).contains(verify) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .verify, in: c, debugDescription: "must be a fraction from 0 to 1, got \(verify)")
+        }
     }
 }

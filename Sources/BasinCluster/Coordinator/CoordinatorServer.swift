@@ -51,6 +51,26 @@ public final class CoordinatorServer {
             throw ClusterError("cannot bind \(bind): \(error)")
         }
         endpoint = socket.lastEndpoint
+        // Every worker connection holds a descriptor: take what the hard limit allows and keep
+        // the worker count under it, so the limit is met with a clear refusal, not EMFILE.
+        let descriptors = Self.raiseDescriptorLimit()
+        let room = max(1, descriptors - 128)
+        if room < self.core.settings.maxWorkers {
+            self.core.settings.maxWorkers = room
+        }
+        logger.info("open-file limit \(descriptors): up to \(self.core.settings.maxWorkers) workers at once")
+    }
+
+    /// Raises the soft open-file limit to the hard one; returns the limit in force.
+    static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
     }
 
     /// Runs until every shard is done or quarantined; then tells workers DONE.
@@ -74,7 +94,7 @@ public final class CoordinatorServer {
             while let frames = try socket.receive(dontWait: true) {
                 guard frames.count >= 1 else { continue }
                 let actions = core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now())
-                perform(actions)
+                try perform(actions)
             }
         }
     }
@@ -88,13 +108,13 @@ public final class CoordinatorServer {
             try pollOnce(now: now)
             let t = now()
             if journal.unsynced > 0 && (t - lastSync >= 0.002 || journal.unsynced >= 64) {
-                try journal.sync()
+                try syncJournal()
                 lastSync = t
-                perform(core.durable(now: t))
+                try perform(core.durable(now: t))
             }
             if t - lastTick >= 0.1 {
                 lastTick = t
-                perform(core.tick(now: t))
+                try perform(core.tick(now: t))
             }
             if t - lastProgress >= 1 {
                 let rate = Double(core.pointsThisRun - progressPoints) / max(t - progressTime, 1e-9)
@@ -103,8 +123,8 @@ public final class CoordinatorServer {
                 if t - progressTime >= 5 { (progressPoints, progressTime) = (core.pointsThisRun, t) }
             }
         }
-        try journal.sync()
-        perform(core.finish())
+        try syncJournal()
+        try perform(core.finish())
         // Workers answer DONE with BYE. Until every worker that joined has (or `doneGrace` has
         // passed), whoever speaks hears DONE: a worker that was reconnecting when the sweep
         // ended would otherwise wait for a coordinator that is gone.
@@ -129,12 +149,24 @@ public final class CoordinatorServer {
             let t = now()
             if t - lastTick >= 0.1 {
                 lastTick = t
-                perform(core.tick(now: t))
+                try perform(core.tick(now: t))
             }
         }
     }
 
-    func perform(_ actions: [CoordinatorCore.Action]) {
+    /// Makes the journal durable, or stops the coordinator (fail-stop): nothing is acknowledged
+    /// after a failed fsync, so nothing acknowledged is ever lost.
+    func syncJournal() throws {
+        do {
+            try journal.sync()
+        } catch {
+            throw ClusterError("stopping: \(error); nothing after the last durable record was acknowledged")
+        }
+    }
+
+    /// Performs the state machine's actions. A journal append that fails stops the coordinator
+    /// at once (fail-stop): the records before it are synced and acknowledged, none after.
+    func perform(_ actions: [CoordinatorCore.Action]) throws {
         for action in actions {
             switch action {
             case .send(let peer, let message):
@@ -142,13 +174,19 @@ public final class CoordinatorServer {
                     try socket.send([peer] + message.frames(), dontWait: true)
                 } catch {
                     logger.debug(
-                        "could not send \(message.command.rawValue) to \(CoordinatorCore.printable(peer)): \(error)")
+                        "could not send \(message.command.rawValue) to \(LogText.peer(peer)): \(error)")
                 }
             case .journal(let record):
                 do {
                     try journal.append(.shardDone(record))
                 } catch {
-                    logger.critical("journal append failed: \(error)")
+                    throw ClusterError("stopping: \(error); nothing after the last durable record was acknowledged")
+                }
+            case .revoke(let record):
+                do {
+                    try journal.append(.shardRevoked(record))
+                } catch {
+                    throw ClusterError("stopping: \(error); nothing after the last durable record was acknowledged")
                 }
             case .log(let level, let text):
                 logger.log(level: level, "\(text)")

@@ -16,6 +16,8 @@ public struct WorkerCore {
         public var specKey: String
         /// Artifacts of the jobs this one reads, by job name (fetched into the cache first).
         public var inputs: [String: String] = [:]
+        /// The connection it came on: a result for an earlier one is dropped (its lease is gone).
+        public var connection = 0
     }
 
     /// An artifact coming from the coordinator, chunk by chunk.
@@ -42,6 +44,8 @@ public struct WorkerCore {
         /// Drop the connection and connect again after this many seconds.
         case reconnect(after: Double)
         case exit(String)
+        /// The coordinator quarantined this worker: leave with an error.
+        case quarantined(String)
         /// No coordinator has answered for `giveUpAfter` seconds: leave, unfinished.
         case giveUp(after: Double)
         case log(Logger.Level, String)
@@ -49,6 +53,9 @@ public struct WorkerCore {
 
     public let name: String
     public let slots: Int
+    /// Host name and process id, said in HELLO.
+    public let host: String
+    public let pid: Int
     /// Artifacts this worker has (fetched inputs, outputs it made): `--cache`.
     public let cache: ArtifactStore
     public var heartbeatInterval = 1.0
@@ -75,11 +82,16 @@ public struct WorkerCore {
     public private(set) var specs: [String: (spec: JSONValue, base: String, files: [String: String])] = [:]
     var fetches: [String: Fetch] = [:]
     var sends: [String: Send] = [:]
+    /// Counts connections, so a result computed for an earlier one is not sent on this one.
+    var connection = 0
+    var badMessages = BadMessageLog(window: 60, lines: 20)
 
-    public init(name: String, slots: Int, cache: ArtifactStore) {
+    public init(name: String, slots: Int, cache: ArtifactStore, host: String = "?", pid: Int = 0) {
         self.name = name
         self.slots = slots
         self.cache = cache
+        self.host = host
+        self.pid = pid
     }
 
     public var isComputing: Bool { computing != nil }
@@ -87,6 +99,7 @@ public struct WorkerCore {
     /// A new connection: say HELLO.
     public mutating func connected(now: Double) -> [Action] {
         if lastContact == nil { lastContact = now }
+        connection += 1
         welcomed = false
         lastHeard = now
         lastSent = now
@@ -95,101 +108,122 @@ public struct WorkerCore {
         for fetch in fetches.values { fetch.upload?.abandon() }
         fetches = [:]
         sends = [:]
-        let host = ProcessInfo.processInfo.hostName
         return [
             .send(
-                WireMessage(
-                    .hello,
-                    [
-                        "worker": .string(name), "host": .string(host), "pid": .integer(Int(getpid())),
-                        "slots": .integer(slots),
-                        "version": .string(WireMessage.version),
-                    ]))
+                HelloHeader(
+                    worker: name, host: String(decoding: host.utf8.prefix(WireLimits.host), as: UTF8.self), pid: pid,
+                    slots: slots, version: WireMessage.version
+                ).message())
         ]
     }
 
+    /// A message from the coordinator. Whatever it sent, nothing traps: an ill-formed TASK is
+    /// a FAIL of its lease (when the lease can be read), anything else ill-formed is logged
+    /// (rate-limited) and dropped.
     public mutating func receive(frames: [Data], now: Double) -> [Action] {
-        let message: WireMessage
-        do {
-            message = try WireMessage(frames: frames)
+        do throws(ProtocolError) {
+            let message = try WireMessage(frames: frames)
+            lastHeard = now
+            lastContact = now
+            return try handle(message, now: now)
         } catch {
-            return [.log(.warning, "dropped a message from the coordinator: \(error)")]
+            var actions: [Action] = []
+            if badMessages.admit("coordinator", now: now) {
+                actions.append(.log(.warning, "refused a message from the coordinator: \(error)"))
+            }
+            if let lease = Self.lease(in: frames) {
+                actions.append(.send(FailHeader(lease: lease, error: "refused the task: \(error)").message()))
+            }
+            return actions
         }
-        lastHeard = now
-        lastContact = now
+    }
+
+    /// The lease of an ill-formed TASK, if it can be read, so it can be failed.
+    static func lease(in frames: [Data]) -> Int? {
+        struct LeaseOnly: Decodable {
+            var lease: Int
+            enum CodingKeys: String, CodingKey { case lease }
+            init(from decoder: any Decoder) throws {
+                lease = try decoder.container(keyedBy: CodingKeys.self).int(.lease, in: WireLimits.index)
+            }
+        }
+        guard frames.count >= 3, frames[1] == Data("TASK".utf8) else { return nil }
+        return (try? JSONDecoder().decode(LeaseOnly.self, from: frames[2]))?.lease
+    }
+
+    private mutating func handle(_ message: WireMessage, now: Double) throws(ProtocolError) -> [Action] {
         switch message.command {
         case .welcome:
+            let welcome = try message.decode(WelcomeHeader.self)
             welcomed = true
             saidWaiting = false
             backoff = 1
-            return [.log(.info, "joined the coordinator (epoch \(message.int("epoch") ?? 0))")]
-        case .heartbeat, .ack:
+            return [.log(.info, "joined the coordinator (epoch \(welcome.epoch))")]
+        case .heartbeat:
+            _ = try message.decode(HeartbeatHeader.self)
+            return []
+        case .ack:
+            _ = try message.decode(AckHeader.self)
             return []
         case .task:
-            guard let lease = message.int("lease"), let job = message.string("job"),
-                let jobIndex = message.int("job_index"),
-                let shard = message.int("shard"), let start = message.int("start"), let end = message.int("end"),
-                end >= start
-            else {
-                return [.log(.warning, "dropped a malformed TASK")]
-            }
-            if let value = message.header["definition"], let spec = message.header["spec"],
-                let base = message.string("base"),
-                let definition = try? JSONDecoder().decode(JobDefinition.self, from: value.serialized())
-            {
-                guard let files = Self.artifactNames(message.header["files"]) else {
-                    return [.log(.warning, "dropped a TASK whose 'files' are not all artifact names")]
-                }
-                let key = String(spec.serialized().hashValue) + String(files.description.hashValue)
-                specs[key] = (spec, base, files)
-                definitions[job] = (definition, key)
-            }
-            guard let (definition, key) = definitions[job] else {
-                return [
-                    .send(
-                        WireMessage(
-                            .fail,
-                            ["lease": .integer(lease), "error": .string("no definition received for job \(job)")]))
-                ]
-            }
-            guard let inputs = Self.artifactNames(message.header["inputs"]) else {
-                return [.log(.warning, "dropped a TASK whose 'inputs' are not all artifact names")]
-            }
-            queue.append(
-                Task(
-                    lease: lease, job: job, jobIndex: jobIndex, shard: shard, range: start..<end,
-                    definition: definition, specKey: key, inputs: inputs))
-            return startNext()
+            return try task(message.decode(TaskHeader.self))
         case .chunk:
-            return chunk(message, now: now)
+            return chunk(try message.decode(ChunkHeader.self), bytes: message.binary.first, now: now)
         case .taken:
-            return taken(message, now: now)
+            return taken(try message.decode(TakenHeader.self), now: now)
         case .cancel:
-            if let lease = message.int("lease") { queue.removeAll { $0.lease == lease } }
+            let lease = try message.decode(CancelHeader.self).lease
+            queue.removeAll { $0.lease == lease }
             return startNext()
         case .disconnect:
-            let reason = message.string("reason") ?? "no reason given"
+            let header = try message.decode(DisconnectHeader.self)
+            let reason = LogText.escaped(header.reason, limit: 500)
+            if header.quarantined == true { return [.quarantined(reason)] }
             return [
                 .log(.warning, "the coordinator disconnected this worker: \(reason)"), .reconnect(after: nextBackoff()),
             ]
         case .done:
             return exitWhenDone ? [.send(WireMessage(.bye)), .exit("the sweep is done")] : []
         default:
-            return [
-                .log(.warning, "the coordinator sent \(message.command.rawValue), which only workers send; dropped")
-            ]
+            throw ProtocolError(.envelope, "\(message.command.rawValue) is a command only workers send")
         }
     }
 
-    /// A header's `{name: hash}` object (empty when absent), or nil when a value is not a hash.
-    static func artifactNames(_ value: JSONValue?) -> [String: String]? {
-        guard case .object(let items)? = value else { return [:] }
-        var out: [String: String] = [:]
-        for (name, item) in items {
-            guard let hash = item.stringValue, ArtifactStore.isHash(hash) else { return nil }
-            out[name] = hash
+    private mutating func task(_ header: TaskHeader) throws(ProtocolError) -> [Action] {
+        let lease = header.lease
+        func fail(_ error: String) -> [Action] {
+            [
+                .log(.warning, "refused task \(lease): \(error)"),
+                .send(FailHeader(lease: lease, error: error).message()),
+            ]
         }
-        return out
+        // Bounded whatever the coordinator sends (an honest one keeps within the slots; a
+        // revoked lease still computing may briefly take one more).
+        guard queue.count < 4 * slots + 16 else { return fail("more tasks queued than this worker's credit allows") }
+        if let definition = header.definition, let spec = header.spec, let base = header.base {
+            guard definitions.count < 4096, specs.count < 64 else {
+                return fail("more job definitions or specs than one connection may carry")
+            }
+            do {
+                _ = try JSONDecoder().decode(StudySpec.self, from: spec.serialized())
+            } catch {
+                return fail("the task's spec does not parse: \(LogText.escaped(String(describing: error), limit: 300))")
+            }
+            let files = header.files ?? [:]
+            let key = ArtifactStore.hash(
+                spec.serialized() + JSONValue.object(files.mapValues { .string($0) }).serialized())
+            specs[key] = (spec, base, files)
+            definitions[header.job] = (definition, key)
+        }
+        guard let (definition, key) = definitions[header.job] else {
+            return fail("no definition received for job \(header.job)")
+        }
+        queue.append(
+            Task(
+                lease: lease, job: header.job, jobIndex: header.jobIndex, shard: header.shard,
+                range: header.start..<header.end, definition: definition, specKey: key, inputs: header.inputs ?? [:],
+                connection: connection))
+        return startNext()
     }
 
     /// Every artifact a task needs: its inputs and the files its spec names.
@@ -204,7 +238,7 @@ public struct WorkerCore {
         for task in queue {
             for hash in needs(task).sorted() where !cache.contains(hash) && fetches[hash] == nil {
                 fetches[hash] = Fetch(requested: 0, inFlight: 1, started: lastHeard)
-                actions.append(.send(WireMessage(.fetch, ["artifact": .string(hash), "offset": .integer(0)])))
+                actions.append(.send(FetchHeader(artifact: hash, offset: 0).message()))
             }
         }
         guard computing == nil, let index = queue.firstIndex(where: { needs($0).allSatisfy(cache.contains) })
@@ -215,24 +249,38 @@ public struct WorkerCore {
     }
 
     /// A chunk of an input artifact: appended to the cache; more are asked for up to the credit.
-    mutating func chunk(_ message: WireMessage, now: Double) -> [Action] {
-        guard let hash = message.string("artifact"), var fetch = fetches[hash] else { return [] }
-        if let error = message.string("error") {
-            return failFetch(hash, "cannot fetch artifact \(hash.prefix(12)): \(error)")
+    /// A chunk at another offset than asked, longer than asked, or of another size fails the
+    /// tasks that need the artifact.
+    mutating func chunk(_ header: ChunkHeader, bytes: Data?, now: Double) -> [Action] {
+        let hash = header.artifact
+        guard var fetch = fetches[hash] else { return [] }
+        if let error = header.error {
+            return failFetch(hash, "cannot fetch artifact \(hash.prefix(12)): \(LogText.escaped(error, limit: 300))")
         }
-        guard let offset = message.int("offset"), let size = message.int("size"), let bytes = message.binary.first
-        else {
-            return failFetch(hash, "a malformed CHUNK of artifact \(hash.prefix(12))")
+        guard let offset = header.offset, let size = header.size, let bytes else {
+            return failFetch(hash, "a CHUNK of artifact \(hash.prefix(12)) without its bytes")
         }
         do {
-            if fetch.upload == nil {
-                fetch.upload = try cache.upload(hash, size: size)
+            guard bytes.count <= WireMessage.artifactChunk else {
+                throw ClusterError(
+                    "a chunk of \(bytes.count) bytes, more than the \(WireMessage.artifactChunk) asked for")
+            }
+            let upload: ArtifactStore.Upload
+            if let started = fetch.upload {
+                upload = started
+                guard upload.size == size else {
+                    throw ClusterError("a chunk announcing \(size) bytes for an artifact of \(upload.size)")
+                }
+            } else {
+                guard offset == 0 else { throw ClusterError("a first chunk at offset \(offset), not 0") }
+                upload = try cache.upload(hash, size: size)
+                fetch.upload = upload
                 fetch.requested = min(size, bytes.count)
             }
-            try fetch.upload!.append(bytes, at: offset)
+            try upload.append(bytes, at: offset)
             fetch.inFlight -= 1
-            if fetch.upload!.isComplete {
-                try fetch.upload!.finish()
+            if upload.isComplete {
+                try upload.finish()
                 fetches[hash] = nil
                 return [
                     .log(
@@ -245,14 +293,7 @@ public struct WorkerCore {
             }
             var actions: [Action] = []
             while fetch.inFlight < WireMessage.artifactCredit && fetch.requested < size {
-                actions.append(
-                    .send(
-                        WireMessage(
-                            .fetch,
-                            [
-                                "artifact": .string(hash), "offset": .integer(fetch.requested),
-                                "length": .integer(WireMessage.artifactChunk),
-                            ])))
+                actions.append(.send(FetchHeader(artifact: hash, offset: fetch.requested).message()))
                 fetch.requested += WireMessage.artifactChunk
                 fetch.inFlight += 1
             }
@@ -280,7 +321,7 @@ public struct WorkerCore {
         let leases = Set(failing.map(\.lease))
         queue.removeAll { leases.contains($0.lease) }
         return [.log(.error, reason)]
-            + failing.map { .send(WireMessage(.fail, ["lease": .integer($0.lease), "error": .string(reason)])) }
+            + failing.map { .send(FailHeader(lease: $0.lease, error: reason).message()) }
             + startNext()
     }
 
@@ -290,15 +331,18 @@ public struct WorkerCore {
     ) -> [Action] {
         computing = nil
         lastSent = now
-        var header: [String: JSONValue] = [
-            "lease": .integer(task.lease), "job": .string(task.job), "job_index": .integer(task.jobIndex),
-            "shard": .integer(task.shard), "seconds": .number(seconds),
-        ]
-        guard let artifact else {
-            return [.send(WireMessage(.result, header, binary: [metrics.littleEndianData]))] + startNext()
+        guard task.connection == connection else {
+            return [.log(.info, "dropped the result of lease \(task.lease): it came from an earlier connection")]
+                + startNext()
         }
-        header["artifact"] = .string(artifact)
-        let result = WireMessage(.result, header, binary: [metrics.littleEndianData])
+        var header = ResultHeader(
+            lease: task.lease, job: task.job, jobIndex: task.jobIndex, shard: task.shard,
+            seconds: seconds.isFinite ? min(max(seconds, 0), 1e9) : 0)
+        guard let artifact else {
+            return [.send(header.message(binary: [metrics.littleEndianData]))] + startNext()
+        }
+        header.artifact = artifact
+        let result = header.message(binary: [metrics.littleEndianData])
         if sends[artifact] != nil {
             sends[artifact]!.results.append(result)
             sends[artifact]!.leases.append(task.lease)
@@ -322,16 +366,10 @@ public struct WorkerCore {
                 bytes = try cache.read(hash, offset: send.sent, length: WireMessage.artifactChunk)
             } catch {
                 sends[hash] = nil
-                return send.leases.map {
-                    .send(WireMessage(.fail, ["lease": .integer($0), "error": .string("\(error)")]))
-                }
+                return send.leases.map { .send(FailHeader(lease: $0, error: "\(error)").message()) }
             }
             actions.append(
-                .send(
-                    WireMessage(
-                        .put,
-                        ["artifact": .string(hash), "size": .integer(send.size), "offset": .integer(send.sent)],
-                        binary: [bytes])))
+                .send(PutHeader(artifact: hash, size: send.size, offset: send.sent).message(binary: [bytes])))
             send.sent += bytes.count
             send.inFlight += 1
         } while send.sent < send.size
@@ -340,22 +378,22 @@ public struct WorkerCore {
     }
 
     /// The coordinator took chunks of an artifact; once it is stored, the results go.
-    mutating func taken(_ message: WireMessage, now: Double) -> [Action] {
-        guard let hash = message.string("artifact"), var send = sends[hash] else { return [] }
-        if let error = message.string("error") {
+    mutating func taken(_ header: TakenHeader, now: Double) -> [Action] {
+        let hash = header.artifact
+        guard var send = sends[hash] else { return [] }
+        if let error = header.error {
             sends[hash] = nil
-            return [.log(.error, "the coordinator refused artifact \(hash.prefix(12)): \(error)")]
-                + send.leases.map {
-                    .send(WireMessage(.fail, ["lease": .integer($0), "error": .string("upload refused: \(error)")]))
-                }
+            let text = LogText.escaped(error, limit: 300)
+            return [.log(.error, "the coordinator refused artifact \(hash.prefix(12)): \(text)")]
+                + send.leases.map { .send(FailHeader(lease: $0, error: "upload refused: \(text)").message()) }
         }
-        if case .bool(true)? = message.header["complete"] {
+        if header.complete == true {
             sends[hash] = nil
             let how =
                 send.sent < send.size ? "the coordinator had it" : Self.transfer(send.size, since: send.started, now)
             return [.log(.info, "uploaded artifact \(hash.prefix(12)): \(how)")] + send.results.map { .send($0) }
         }
-        send.inFlight -= 1
+        send.inFlight = max(0, send.inFlight - 1)
         sends[hash] = send
         return send.sent < send.size ? pump(hash) : []
     }
@@ -363,10 +401,9 @@ public struct WorkerCore {
     public mutating func failed(_ task: Task, error: String, now: Double) -> [Action] {
         computing = nil
         lastSent = now
-        return [
-            .log(.error, "shard \(task.shard) of job \(task.definition.defaultName) failed: \(error)"),
-            .send(WireMessage(.fail, ["lease": .integer(task.lease), "error": .string(error)])),
-        ] + startNext()
+        let log = Action.log(.error, "shard \(task.shard) of job \(task.definition.defaultName) failed: \(error)")
+        guard task.connection == connection else { return [log] + startNext() }
+        return [log, .send(FailHeader(lease: task.lease, error: error).message())] + startNext()
     }
 
     public mutating func tick(now: Double) -> [Action] {
@@ -381,11 +418,7 @@ public struct WorkerCore {
         }
         if welcomed && now - lastSent >= heartbeatInterval {
             lastSent = now
-            return [
-                .send(
-                    WireMessage(
-                        .heartbeat, ["computing": .integer(computing?.lease ?? 0), "queued": .integer(queue.count)]))
-            ]
+            return [.send(HeartbeatHeader(computing: computing?.lease ?? 0, queued: queue.count).message())]
         }
         if !welcomed && !saidWaiting, let lastContact, now - lastContact > deadAfter {
             saidWaiting = true

@@ -5,8 +5,9 @@ import Logging
 import ZeroMQ
 
 /// A worker process: the calling thread owns the DEALER socket and runs `WorkerCore`; a
-/// compute thread evaluates shards with the `Executor` and hands results back over an
-/// inproc socket, so heartbeats continue while it computes.
+/// supervising thread has a compute child process evaluate shards with the `Executor` and
+/// hands results back over an inproc socket, so heartbeats continue while it computes and a
+/// computation that crashes is reported, not fatal.
 public final class WorkerClient {
     let endpoint: String
     var core: WorkerCore
@@ -14,14 +15,19 @@ public final class WorkerClient {
     let context: ZMQContext
 
     let curve: CurveClient?
+    /// The compute child's executable and arguments (`basin compute-child …`).
+    let computeCommand: [String]
 
     public init(
         endpoint: String, name: String, slots: Int, exitWhenDone: Bool, giveUpAfter: Double? = nil, cache: URL,
-        curve: CurveClient? = nil, logger: Logger
+        computeCommand: [String], curve: CurveClient? = nil, logger: Logger
     ) throws {
         self.endpoint = endpoint
         self.curve = curve
-        core = WorkerCore(name: name, slots: slots, cache: ArtifactStore(directory: cache))
+        self.computeCommand = computeCommand
+        core = WorkerCore(
+            name: name, slots: slots, cache: ArtifactStore(directory: cache), host: ProcessInfo.processInfo.hostName,
+            pid: Int(getpid()))
         core.exitWhenDone = exitWhenDone
         core.giveUpAfter = giveUpAfter
         self.logger = logger
@@ -32,7 +38,9 @@ public final class WorkerClient {
         let socket = try ZMQSocket(context, .dealer)
         try socket.setLinger(0)
         try socket.setImmediate(true)
-        try socket.setRoutingID("\(core.name)#\(generation)")
+        // Unpredictable, so no other peer can take this connection's routing id first and lock
+        // it out (a ROUTER ignores a second connection under an id in use).
+        try socket.setRoutingID("\(core.name.prefix(100))#\(generation).\(String(UInt64.random(in: 0...UInt64.max), radix: 36))")
         try socket.setMaximumMessageSize(CoordinatorServer.maximumMessageSize)
         try socket.setReconnect(initial: 1000, maximum: 32000)
         if let curve {
@@ -57,7 +65,7 @@ public final class WorkerClient {
         try results.setLinger(0)
         let inbox = "inproc://results-\(UUID().uuidString)"
         try results.bind(inbox)
-        let compute = ComputeThread(context: context, endpoint: inbox, cache: core.cache, logger: logger)
+        let compute = ComputeSupervisor(context: context, endpoint: inbox, command: computeCommand, logger: logger)
         compute.start()
         defer { compute.stop() }
         var generation = 0
@@ -80,6 +88,9 @@ public final class WorkerClient {
                     try? socket.setLinger(500)
                     socket.close()
                     return reason
+                case .quarantined(let reason):
+                    socket.close()
+                    throw ClusterError("the coordinator at \(endpoint) quarantined this worker: \(reason)")
                 case .giveUp(let seconds):
                     socket.close()
                     throw ClusterError(
@@ -123,8 +134,13 @@ public final class WorkerClient {
     }
 }
 
-/// The worker's compute thread: evaluates one task at a time with an `Executor` per spec.
-final class ComputeThread: @unchecked Sendable {
+/// Runs the worker's computations in a child process (`basin compute-child`), one task at a
+/// time, from a thread of its own that hands outcomes back over an inproc socket, so
+/// heartbeats continue while it computes. A child that dies mid-task (a signal, the memory
+/// limit) fails that task with the cause, and a new child takes the next one.
+final class ComputeSupervisor: @unchecked Sendable {
+    // `tasks`, `outcomes`, `stopped` and `child` are guarded by `condition`; the pipes are
+    // used by the supervising thread only.
     enum Outcome {
         case success(WorkerCore.Task, [Double], String?, Double)
         case failure(WorkerCore.Task, String)
@@ -132,35 +148,43 @@ final class ComputeThread: @unchecked Sendable {
 
     private let context: ZMQContext
     private let endpoint: String
-    private let cache: ArtifactStore
+    private let command: [String]
     private let logger: Logger
     private let condition = NSCondition()
     private var tasks: [(WorkerCore.Task, JSONValue, String, [String: String])] = []
     private var outcomes: [Int: Outcome] = [:]
     private var stopped = false
     private var nextTicket = 0
-    private var thread: Thread?
+    private var child: Process?
+    private var toChild: FileHandle?
+    private var fromChild: FileHandle?
 
-    init(context: ZMQContext, endpoint: String, cache: ArtifactStore, logger: Logger) {
+    /// - Parameter command: the compute child's executable and arguments.
+    init(context: ZMQContext, endpoint: String, command: [String], logger: Logger) {
         self.context = context
         self.endpoint = endpoint
-        self.cache = cache
+        self.command = command
         self.logger = logger
     }
 
     func start() {
         let thread = Thread { [self] in loop() }
         thread.name = "basin-compute"
-        thread.stackSize = 16 << 20
-        self.thread = thread
         thread.start()
     }
 
+    /// Stops the thread and kills the child (a computation in flight is abandoned: its lease
+    /// is re-issued by the coordinator).
     func stop() {
         condition.lock()
         stopped = true
+        let running = child
         condition.signal()
         condition.unlock()
+        if let running, running.isRunning {
+            kill(running.processIdentifier, SIGKILL)
+            running.waitUntilExit()
+        }
     }
 
     func submit(_ task: WorkerCore.Task, spec: JSONValue, base: String, files: [String: String]) {
@@ -178,12 +202,77 @@ final class ComputeThread: @unchecked Sendable {
         return outcomes.removeValue(forKey: ticket)
     }
 
+    /// Starts a compute child unless one is running.
+    private func ensureChild() throws {
+        if let child, child.isRunning { return }
+        guard let executable = command.first else { throw ClusterError("no compute command") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(command.dropFirst())
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        condition.lock()
+        child = process
+        let stop = stopped
+        condition.unlock()
+        if stop { kill(process.processIdentifier, SIGKILL) }
+        toChild = input.fileHandleForWriting
+        fromChild = output.fileHandleForReading
+    }
+
+    /// Why the child ended, as the sentence a FAIL carries.
+    private func death(of process: Process) -> String {
+        process.waitUntilExit()
+        let status = process.terminationStatus
+        if process.terminationReason == .uncaughtSignal {
+            let name = String(cString: strsignal(status))
+            let memory = status == SIGKILL ? " (killed from outside; often the kernel's out-of-memory killer)" : ""
+            return "the computation died of signal \(status) (\(name))\(memory)"
+        }
+        return "the computation exited with status \(status) before answering"
+    }
+
+    private func compute(_ task: WorkerCore.Task, spec: JSONValue, base: String, files: [String: String]) -> Outcome {
+        let request = ComputeChannel.Request(
+            lease: task.lease, job: task.job, name: task.definition.name ?? task.definition.defaultName,
+            start: task.range.lowerBound, end: task.range.upperBound, definition: task.definition,
+            inputs: task.inputs, specKey: task.specKey, spec: spec, base: base, files: files)
+        do {
+            try ensureChild()
+            guard let toChild, let fromChild, let child else { throw ClusterError("no compute child") }
+            do {
+                try ComputeChannel.write(request, to: toChild)
+            } catch {
+                self.child = nil
+                return .failure(task, death(of: child))
+            }
+            guard let (reply, payload) = try ComputeChannel.read(ComputeChannel.Reply.self, from: fromChild) else {
+                condition.lock()
+                self.child = nil
+                let stop = stopped
+                condition.unlock()
+                try? toChild.close()
+                try? fromChild.close()
+                return .failure(task, stop ? "the worker is stopping" : death(of: child))
+            }
+            guard reply.lease == task.lease else { throw ClusterError("the compute child answered another task") }
+            if let error = reply.error { return .failure(task, error) }
+            guard let values = [Double](littleEndian: payload) else {
+                throw ClusterError("the compute child sent \(payload.count) bytes of values")
+            }
+            return .success(task, values, reply.artifact, reply.seconds)
+        } catch {
+            return .failure(task, "cannot run the computation: \(error)")
+        }
+    }
+
     private func loop() {
         // This thread owns its PUSH socket.
         guard let notify = try? ZMQSocket(context, .push) else { return }
         try? notify.setLinger(0)
         try? notify.connect(endpoint)
-        var executors: [String: Executor] = [:]
         while true {
             condition.lock()
             while tasks.isEmpty && !stopped { condition.wait() }
@@ -192,26 +281,11 @@ final class ComputeThread: @unchecked Sendable {
                 notify.close()
                 return
             }
-            let (task, specJSON, base, files) = tasks.removeFirst()
+            let (task, spec, base, files) = tasks.removeFirst()
             condition.unlock()
-            let outcome: Outcome
-            let started = DispatchTime.now().uptimeNanoseconds
-            do {
-                let key = task.specKey
-                if executors[key] == nil {
-                    let spec = try JSONDecoder().decode(StudySpec.self, from: specJSON.serialized())
-                    let executor = Executor(spec: spec, base: URL(fileURLWithPath: base))
-                    executor.localFiles = files.mapValues { self.cache.url($0) }
-                    executors[key] = executor
-                }
-                let executor = executors[key]!
-                executor.readOutputs(task.inputs, in: cache)
-                let output = try executor.execute(task.definition, id: task.job, range: task.range)
-                let artifact = try output.artifact.map { try cache.put($0) }
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-                outcome = .success(task, output.values, artifact, seconds)
-            } catch {
-                outcome = .failure(task, String(describing: error))
+            let outcome = compute(task, spec: spec, base: base, files: files)
+            if case .failure(_, let reason) = outcome, reason.hasPrefix("the computation") {
+                logger.error("lease \(task.lease): \(reason); a new compute process takes the next task")
             }
             condition.lock()
             let ticket = nextTicket

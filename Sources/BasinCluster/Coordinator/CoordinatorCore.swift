@@ -1,0 +1,1010 @@
+import BasinSweep
+import Foundation
+import Logging
+
+/// The coordinator's protocol logic as a plain state machine: events in (messages, clock
+/// ticks, "journal is durable"), actions out (messages to send, records to journal, log
+/// lines). No sockets, no clock of its own: the I/O loop owns both, tests drive it directly.
+public struct CoordinatorCore {
+    public struct Settings: Sendable {
+        public var heartbeatInterval = 1.0
+        /// A worker silent this long is dead.
+        public var deadAfter = 5.0
+        public var leaseSeconds = 120.0
+        /// Failures (FAIL or a worker dying with the lease) after which a shard is quarantined.
+        public var maxFailures = 3
+        public var epoch = 1
+        /// Workers connected at once; a HELLO beyond it is refused (and logged once a minute).
+        public var maxWorkers = 4096
+        /// Largest artifact a worker may upload, and the bytes of open uploads one peer may hold.
+        public var maxArtifactBytes = 4 << 30
+        public var uploadBudgetBytes = 8 << 30
+        /// Bad-message log lines: one in full per peer per window, at most `badMessageLines` in
+        /// full per window in all; the rest are counted and summarized when the window ends.
+        public var badMessageWindow = 60.0
+        public var badMessageLines = 20
+        /// Fraction of shards (seeded by job id and shard) computed again by a different worker
+        /// and compared bit for bit (`sweep: {verify: F}`).
+        public var verify = 0.0
+
+        public init() {}
+    }
+
+    public enum Action: Equatable {
+        case send(peer: Data, WireMessage)
+        case journal(Journal.ShardDone)
+        /// A journaled result found false: void it (its shard is computed again).
+        case revoke(Journal.ShardRevoked)
+        case log(Logger.Level, String)
+    }
+
+    struct ShardKey: Hashable {
+        var job: Int
+        var shard: Int
+    }
+
+    struct Lease {
+        var id: Int
+        var peer: Data
+        var key: ShardKey
+        var issued: Double
+        var deadline: Double
+        var expired = false
+        /// A verification copy of a shard that is already done.
+        var verifies = false
+    }
+
+    /// A shard being verified: the result stored, and a disagreeing one awaiting a third.
+    struct Verification {
+        struct Answer {
+            var identity: String
+            var label: String
+            var metrics: [Double]
+            var artifact: String?
+        }
+        var first: Answer
+        var second: Answer?
+        /// Identities that computed it: the next copy goes to another.
+        var workers: Set<String>
+    }
+
+    /// What verification found this run.
+    public struct VerificationTally: Sendable, Equatable {
+        public var selected = 0
+        public var matched = 0
+        public var mismatched = 0
+        /// Shards whose stored result was voided because a worker lied.
+        public var revoked = 0
+        public var liars: [String] = []
+    }
+
+    struct Worker {
+        /// The name it gave (journaled with its results) and the same, escaped, for log lines.
+        var name: String
+        var label: String
+        /// Name, host and pid: what quarantine and distinct-worker counts go by.
+        var identity: String
+        var slots: Int
+        var lastHeard: Double
+        var lastSent: Double
+        var leases: Set<Int> = []
+        var knownJobs: Set<Int> = []
+        var awaitingAck: Set<Int> = []
+        /// Job kinds this worker evaluates (HELLO `kinds`); nil: every kind.
+        var kinds: Set<String>?
+        /// Jobs it declined (FAIL with `declined`): not offered to it again.
+        var declined: Set<Int> = []
+        /// Leases taken from it while it may still be computing them (done elsewhere, a shard
+        /// quarantined): a RESULT or FAIL for one is a race, not a lie. The most recent 64.
+        var revoked: [Int] = []
+
+        mutating func revoke(_ id: Int) {
+            leases.remove(id)
+            revoked.append(id)
+            if revoked.count > 64 { revoked.removeFirst(revoked.count - 64) }
+        }
+    }
+
+    /// What the coordinator has seen of one worker identity across its connections.
+    struct Record {
+        var successes = 0
+        /// FAILs on shards another worker then finished.
+        var refuted = 0
+        /// Times it vanished holding leases since its last result.
+        var vanishings = 0
+    }
+
+    public let study: Study
+    let spec: JSONValue
+    let base: String
+    public var settings: Settings
+    var done: [[Bool]]
+    var queue: [ShardKey] = []
+    var leases: [Int: Lease] = [:]
+    var workers: [Data: Worker] = [:]
+    /// Workers (by name) that joined this run and have not said BYE: once the sweep is done the
+    /// coordinator stays a moment for them to hear DONE.
+    public private(set) var yetToLeave: Set<String> = []
+    /// Whether `finish()` has spoken, and the connections it or a later message told DONE.
+    var over = false
+    var toldDone: Set<Data> = []
+    /// Evidence against each shard: the worker identities it failed on, with their reasons.
+    var failures: [ShardKey: [(identity: String, reason: String)]] = [:]
+    var quarantined: Set<ShardKey> = []
+    var records: [String: Record] = [:]
+    /// Worker identities quarantined, with the reason.
+    public private(set) var quarantinedWorkers: [String: String] = [:]
+    /// Metrics of finished shards this run, to check duplicates bit for bit.
+    var finished: [ShardKey: [Double]] = [:]
+    var pendingAcks: [(peer: Data, lease: Int)] = []
+    /// Jobs whose inputs are not all made yet; their shards join the queue when they are.
+    var waiting: Set<Int> = []
+    /// The artifact of every finished job that made one, by job name.
+    public private(set) var outputs: [String: String]
+    /// Where artifacts are kept (the run directory's `artifacts/`).
+    let store: ArtifactStore
+    /// The files the spec names (data, checkpoints, curves) as artifacts, by the path the spec
+    /// writes; sent with the spec.
+    public var fileArtifacts: [String: String] = [:]
+    /// Artifacts arriving from workers, by peer and hash.
+    var uploads: [Data: [String: ArtifactStore.Upload]] = [:]
+    var nextLease = 1
+    /// Points computed this run (for rates).
+    public private(set) var pointsThisRun = 0
+    /// Shards awaiting a verification copy, and the copies' queue.
+    var verifying: [ShardKey: Verification] = [:]
+    var verifyQueue: [ShardKey] = []
+    public private(set) var verification = VerificationTally()
+    /// Which identity delivered each stored result this run, and the shards each delivered.
+    var storedBy: [ShardKey: String] = [:]
+    var delivered: [String: [ShardKey]] = [:]
+    /// Shards verification cannot reach: every connected worker already computed them.
+    public var unverifiable: Int {
+        verifying.filter { entry in !workers.values.contains { !entry.value.workers.contains($0.identity) } }.count
+    }
+    var badMessages: BadMessageLog
+    /// Join and leave lines this window, and when it started: at most `membershipLines` a
+    /// window, the rest counted, so peers that join and leave in a loop cannot flood the log.
+    var membershipLogged = 0
+    var membershipUnlogged = 0
+    var membershipSince = 0.0
+    let membershipLines = 300
+
+    /// `line` if the membership budget allows it; nil (counted) otherwise.
+    mutating func membership(_ line: String, now: Double) -> String? {
+        if membershipLogged == 0 && membershipUnlogged == 0 { membershipSince = now }
+        guard membershipLogged < membershipLines else {
+            membershipUnlogged += 1
+            return nil
+        }
+        membershipLogged += 1
+        return line
+    }
+
+    /// HELLOs refused at the worker limit since it was last logged, and when that was.
+    var refusedAtLimit = 0
+    var refusedSince = 0.0
+
+    /// - Parameters:
+    ///   - completed: shards already journaled (job id → shard indices).
+    ///   - spec: the study spec as JSON, sent to workers with each job they have not seen.
+    ///   - base: the directory relative paths in the spec start from.
+    ///   - outputs: the artifact of every finished job that made one, by job name.
+    ///   - store: where artifacts live; workers upload into it and fetch from it.
+    public init(
+        study: Study, spec: JSONValue, base: String, completed: [String: Set<Int>], outputs: [String: String] = [:],
+        store: ArtifactStore, settings: Settings = Settings()
+    ) {
+        self.study = study
+        self.spec = spec
+        self.base = base
+        self.settings = settings
+        self.outputs = outputs
+        self.store = store
+        badMessages = BadMessageLog(window: settings.badMessageWindow, lines: settings.badMessageLines)
+        done = study.jobs.map { job in job.shards.indices.map { completed[job.id]?.contains($0) ?? false } }
+        waiting = Set(study.jobs.indices.filter { !ready($0) })
+        // Fair across jobs: shard i of every job before shard i + 1 of any.
+        let longest = study.jobs.map(\.shards.count).max() ?? 0
+        for i in 0..<longest {
+            for (j, job) in study.jobs.enumerated() where i < job.shards.count && !done[j][i] && !waiting.contains(j) {
+                queue.append(ShardKey(job: j, shard: i))
+            }
+        }
+    }
+
+    func complete(_ j: Int) -> Bool { done[j].allSatisfy { $0 } }
+
+    /// Whether every job `j` reads has finished (and left its artifact, if it makes one).
+    func ready(_ j: Int) -> Bool {
+        study.jobs[j].dependencies.allSatisfy { d in
+            complete(d) && (study.jobs[d].isGrid || outputs[study.jobs[d].name] != nil)
+        }
+    }
+
+    /// Jobs that can never run because a job they read (directly or not) has quarantined shards.
+    public var blockedJobs: [(job: String, because: String)] {
+        // Checked on every loop of the I/O thread: nothing to walk until a shard is quarantined.
+        guard !quarantined.isEmpty else { return [] }
+        var blocked: [Int: String] = [:]
+        for (j, job) in study.jobs.enumerated() {
+            for d in job.dependencies {
+                if let reason = blocked[d] {
+                    blocked[j] = reason
+                } else if quarantined.contains(where: { $0.job == d }) {
+                    blocked[j] = study.jobs[d].name
+                }
+            }
+        }
+        return blocked.keys.sorted().map { (study.jobs[$0].name, blocked[$0] ?? "") }
+    }
+
+    /// Queues the shards of waiting jobs whose inputs now exist.
+    mutating func release(readyAfter j: Int) -> [Action] {
+        guard complete(j) else { return [] }
+        var actions: [Action] = []
+        for w in waiting.sorted() where ready(w) {
+            waiting.remove(w)
+            for s in study.jobs[w].shards.indices where !done[w][s] { queue.append(ShardKey(job: w, shard: s)) }
+            actions.append(.log(.debug, "job \(study.jobs[w].name) is ready"))
+        }
+        return actions
+    }
+
+    // MARK: Progress
+
+    public var isFinished: Bool {
+        let blocked = Set(blockedJobs.map(\.job))
+        return done.indices.allSatisfy { j in
+            blocked.contains(study.jobs[j].name)
+                || done[j].indices.allSatisfy { done[j][$0] || quarantined.contains(ShardKey(job: j, shard: $0)) }
+        }
+            && pendingAcks.isEmpty
+            // A copy still out, or one a connected worker could take, holds the end back.
+            && !leases.values.contains { $0.verifies } && (verifying.isEmpty || verifying.count <= unverifiable)
+    }
+
+    public var pointsDone: Int {
+        study.jobs.indices.reduce(0) { sum, j in
+            sum + study.jobs[j].shards.indices.filter { done[j][$0] }.reduce(0) { $0 + study.jobs[j].shards[$1].count }
+        }
+    }
+
+    public var pointsTotal: Int { study.jobs.reduce(0) { $0 + $1.pointCount } }
+    public var workersAlive: Int { workers.count }
+    public var leasesOutstanding: Int { leases.count }
+
+    /// Quarantined shards with the reasons they failed.
+    public var quarantine: [(job: String, shard: Int, points: Range<Int>, reasons: [String])] {
+        quarantined.sorted { ($0.job, $0.shard) < ($1.job, $1.shard) }.map { key in
+            (
+                study.jobs[key.job].name, key.shard, study.jobs[key.job].shards[key.shard],
+                (failures[key] ?? []).map(\.reason)
+            )
+        }
+    }
+
+    // MARK: Events
+
+    /// A message from `peer` (the ROUTER routing id) at time `now`.
+    public mutating func receive(peer: Data, frames: [Data], now: Double) -> [Action] {
+        var actions = handle(peer: peer, frames: frames, now: now)
+        // Once the sweep is over, a worker that speaks hears DONE (once per connection): one
+        // that was reconnecting when `finish()` spoke, or one that joins late.
+        if over, workers[peer] != nil, toldDone.insert(peer).inserted {
+            actions.append(.send(peer: peer, WireMessage(.done)))
+        }
+        return actions
+    }
+
+    private mutating func handle(peer: Data, frames: [Data], now: Double) -> [Action] {
+        do throws(ProtocolError) {
+            let message = try WireMessage(frames: frames)
+            if message.command == .hello { return try hello(peer: peer, message.decode(HelloHeader.self), now: now) }
+            guard workers[peer] != nil else {
+                return refuse(
+                    peer, ProtocolError(.authority, "\(message.command.rawValue) from a peer that has not said HELLO"),
+                    reason: "unknown worker: say HELLO first", now: now)
+            }
+            workers[peer]?.lastHeard = now
+            switch message.command {
+            case .heartbeat:
+                heartbeat(peer: peer, try message.decode(HeartbeatHeader.self), now: now)
+                return []
+            case .result:
+                return try result(peer: peer, message.decode(ResultHeader.self), values: message.binary[0], now: now)
+                    + dispatch(now: now)
+            case .fail:
+                return try fail(peer: peer, message.decode(FailHeader.self)) + dispatch(now: now)
+            case .bye:
+                if let name = workers[peer]?.name { yetToLeave.remove(name) }
+                return retire(peer, reason: "said BYE") + dispatch(now: now)
+            case .put:
+                return try put(peer: peer, message.decode(PutHeader.self), chunk: message.binary[0])
+            case .fetch:
+                return fetch(peer: peer, try message.decode(FetchHeader.self))
+            default:
+                throw ProtocolError(.envelope, "\(message.command.rawValue) is a command only a coordinator sends")
+            }
+        } catch {
+            return refuse(peer, error, reason: nil, now: now)
+        }
+    }
+
+    /// A message that breaks the protocol: DISCONNECT with the sentence, the sender retired
+    /// (its leases go back to the queue, not counted against their shards), and a log line
+    /// within the bad-message rate limit.
+    mutating func refuse(_ peer: Data, _ error: ProtocolError, reason: String?, now: Double) -> [Action] {
+        let label = workers[peer]?.label ?? LogText.peer(peer)
+        var actions: [Action] = []
+        if badMessages.admit(label, now: now) {
+            actions.append(.log(.warning, "refused a message from \(label): \(error); disconnected"))
+        }
+        if workers[peer] != nil { actions += retire(peer, reason: "broke the protocol (\(error))", logged: false) }
+        let text = reason ?? error.description
+        actions.append(.send(peer: peer, DisconnectHeader(reason: text).message()))
+        return actions
+    }
+
+    private mutating func hello(peer: Data, _ hello: HelloHeader, now: Double) -> [Action] {
+        let label = LogText.escaped(hello.worker, limit: WireLimits.workerName)
+        let host = hello.host.map { LogText.escaped($0, limit: 64) } ?? "?"
+        let identity = "\(label)@\(host):\(hello.pid ?? 0)"
+        if let why = quarantinedWorkers[identity] {
+            var actions: [Action] = []
+            if badMessages.admit(label, now: now) {
+                actions.append(.log(.warning, "refused HELLO from quarantined worker \(identity)"))
+            }
+            if workers[peer] != nil { actions += retire(peer, reason: "quarantined", logged: false) }
+            return actions + [
+                .send(peer: peer, DisconnectHeader(reason: "this worker is quarantined: \(why)", quarantined: true).message())
+            ]
+        }
+        var actions: [Action] = []
+        if workers[peer] != nil {
+            actions += retire(peer, reason: "said HELLO again")
+        } else if workers.count >= settings.maxWorkers {
+            refusedAtLimit += 1
+            if refusedAtLimit == 1 {
+                refusedSince = now
+                actions.append(
+                    .log(
+                        .warning,
+                        "refused HELLO from \(label): the coordinator holds its limit of \(settings.maxWorkers) workers (further refusals are counted once a minute)"
+                    ))
+            }
+            return actions + [
+                .send(
+                    peer: peer,
+                    DisconnectHeader(reason: "the coordinator holds its limit of \(settings.maxWorkers) workers").message())
+            ]
+        }
+        let kinds = hello.kinds.map(Set.init)
+        workers[peer] = Worker(
+            name: hello.worker, label: label, identity: identity, slots: hello.slots, lastHeard: now, lastSent: now,
+            kinds: kinds)
+        yetToLeave.insert(hello.worker)
+        let only = kinds.map { ", \($0.sorted().map { LogText.escaped($0, limit: 32) }.joined(separator: "/")) jobs only" } ?? ""
+        if let line = membership("worker \(label) joined (host \(host), pid \(hello.pid ?? 0), \(hello.slots) slots\(only))", now: now) {
+            actions.append(.log(.info, line))
+        }
+        actions.append(
+            .send(
+                peer: peer,
+                WelcomeHeader(
+                    epoch: settings.epoch, heartbeatMilliseconds: Int((settings.heartbeatInterval * 1000).rounded())
+                ).message()))
+        return actions + dispatch(now: now)
+    }
+
+    private mutating func heartbeat(peer: Data, _ header: HeartbeatHeader, now: Double) {
+        // A training, fitting, alignment or Hessian job is one long shard: while its worker
+        // says it is computing it, its deadline moves on (grid shards are a few seconds and
+        // keep theirs, so a slow worker's shard is re-issued).
+        if let id = header.computing, let lease = leases[id], lease.peer == peer, !lease.expired,
+            !study.jobs[lease.key.job].isGrid
+        {
+            leases[id]?.deadline = max(lease.deadline, now + settings.leaseSeconds)
+        }
+    }
+
+    /// Whether `id` is a lease `peer` holds; nil when it was revoked from it (a race, to drop),
+    /// and a `ProtocolError` when it never held it.
+    private func held(_ id: Int, by peer: Data, command: WireMessage.Command) throws(ProtocolError) -> Lease? {
+        if let lease = leases[id], lease.peer == peer { return lease }
+        if workers[peer]?.revoked.contains(id) == true { return nil }
+        throw ProtocolError(.authority, "\(command.rawValue) for lease \(id), which this worker does not hold")
+    }
+
+    private mutating func result(peer: Data, _ header: ResultHeader, values: Data, now: Double) throws(ProtocolError)
+        -> [Action]
+    {
+        guard header.jobIndex < study.jobs.count else {
+            throw .field(.result, "job_index", "must be below \(study.jobs.count), got \(header.jobIndex)")
+        }
+        let j = header.jobIndex, job = study.jobs[j]
+        guard header.job == job.id else {
+            throw .field(.result, "job", "is not the id of job \(j)")
+        }
+        guard header.shard < job.shards.count else {
+            throw .field(.result, "shard", "must be below \(job.shards.count), got \(header.shard)")
+        }
+        let key = ShardKey(job: j, shard: header.shard)
+        let lease = try held(header.lease, by: peer, command: .result)
+        if let lease, lease.key != key {
+            throw ProtocolError(.authority, "RESULT for lease \(header.lease) names another shard than it was issued for")
+        }
+        guard let metrics = [Double](littleEndian: values) else {
+            throw ProtocolError(.values, "RESULT values are \(values.count) bytes, not a whole number of Float64")
+        }
+        if let problem = ResultCheck.problem(metrics, job: job, points: job.shards[header.shard].count) {
+            throw ProtocolError(.values, "RESULT for shard \(header.shard) of \(job.name) \(problem)")
+        }
+        let makesArtifact = !job.isGrid && job.definition.kind != .hessian
+        if makesArtifact != (header.artifact != nil) {
+            throw .field(
+                .result, "artifact", makesArtifact ? "is missing for a job that makes one" : "is set for a job that makes none")
+        }
+        guard let worker = workers[peer] else { return [] }
+        if let artifact = header.artifact, !store.contains(artifact) {
+            return release(
+                header.lease, failure: "\(worker.label) named artifact \(artifact.prefix(12)) it never uploaded",
+                by: worker.identity)
+        }
+        var actions: [Action] = []
+        workers[peer]?.leases.remove(header.lease)
+        if lease != nil { leases[header.lease] = nil }
+        if let lease, lease.verifies {
+            let answer = Verification.Answer(
+                identity: worker.identity, label: worker.label, metrics: metrics, artifact: header.artifact)
+            actions += verified(key, answer, now: now)
+            actions.append(.send(peer: peer, AckHeader(lease: header.lease).message()))
+            workers[peer]?.lastSent = now
+            return actions
+        }
+        if done[j][header.shard] || lease == nil {
+            // A copy: a straggler's, or one whose lease was revoked as another finished first
+            // (acknowledged, compared when the first is known, never stored).
+            if let first = finished[key], first != metrics {
+                actions.append(
+                    .log(
+                        .error,
+                        "DUPLICATE MISMATCH: shard \(header.shard) of \(job.name) from \(worker.label) differs bit for bit from the first result; the first is kept"
+                    ))
+            }
+            if lease == nil { workers[peer]?.revoked.removeAll { $0 == header.lease } }
+            actions.append(.send(peer: peer, AckHeader(lease: header.lease).message()))
+            workers[peer]?.lastSent = now
+            return actions
+        }
+        done[j][header.shard] = true
+        finished[key] = metrics
+        storedBy[key] = worker.identity
+        delivered[worker.identity, default: []].append(key)
+        pointsThisRun += job.shards[header.shard].count
+        if Self.selected(job: job.id, shard: header.shard, fraction: settings.verify) {
+            verification.selected += 1
+            verifying[key] = Verification(
+                first: .init(identity: worker.identity, label: worker.label, metrics: metrics, artifact: header.artifact),
+                workers: [worker.identity])
+            verifyQueue.append(key)
+        }
+        records[worker.identity, default: Record()].successes += 1
+        records[worker.identity]?.vanishings = 0
+        if let artifact = header.artifact { outputs[job.name] = artifact }
+        queue.removeAll { $0 == key }
+        quarantined.remove(key)
+        actions += refute(key, finishedBy: worker.identity)
+        let range = job.shards[header.shard]
+        actions.append(
+            .journal(
+                Journal.ShardDone(
+                    job: job.id, shard: header.shard, start: range.lowerBound, end: range.upperBound, worker: worker.name,
+                    seconds: header.seconds, time: Date().timeIntervalSince1970, metrics: metrics,
+                    artifact: header.artifact)))
+        workers[peer]?.awaitingAck.insert(header.lease)
+        pendingAcks.append((peer, header.lease))
+        actions += release(readyAfter: j)
+        // Other leases of the same shard are now useless.
+        for (other, lease) in leases.sorted(by: { $0.key < $1.key }) where lease.key == key {
+            leases[other] = nil
+            workers[lease.peer]?.revoke(other)
+            actions.append(.send(peer: lease.peer, CancelHeader(lease: other).message()))
+        }
+        return actions
+    }
+
+    /// Whether shard `shard` of job `job` is among the seeded fraction that is verified: the
+    /// same shards on every run and machine.
+    static func selected(job: String, shard: Int, fraction: Double) -> Bool {
+        guard fraction > 0 else { return false }
+        guard fraction < 1 else { return true }
+        let hash = ArtifactStore.hash(Data("verify:\(job):\(shard)".utf8))
+        let draw = UInt64(hash.prefix(16), radix: 16) ?? 0
+        return Double(draw >> 11) / Double(1 << 53) < fraction
+    }
+
+    /// A verification copy's answer. Equal to the stored one: verified. Different: a third
+    /// worker decides, and the one that disagreed with the other two is quarantined and every
+    /// result it delivered this run is voided and computed again.
+    private mutating func verified(_ key: ShardKey, _ answer: Verification.Answer, now: Double) -> [Action] {
+        guard var entry = verifying[key] else { return [] }
+        let name = "shard \(key.shard) of \(study.jobs[key.job].name)"
+        func same(_ a: Verification.Answer, _ b: Verification.Answer) -> Bool {
+            a.metrics.map(\.bitPattern) == b.metrics.map(\.bitPattern) && a.artifact == b.artifact
+        }
+        guard let second = entry.second else {
+            if same(entry.first, answer) {
+                verifying[key] = nil
+                verification.matched += 1
+                return [.log(.debug, "verified \(name): \(answer.label) agrees with \(entry.first.label) bit for bit")]
+            }
+            verification.mismatched += 1
+            entry.second = answer
+            entry.workers.insert(answer.identity)
+            verifying[key] = entry
+            verifyQueue.insert(key, at: 0)
+            return [
+                .log(
+                    .error,
+                    "VERIFY MISMATCH: \(name) from \(answer.label) differs from \(entry.first.label)'s bit for bit; a third worker decides"
+                )
+            ]
+        }
+        verifying[key] = nil
+        var actions: [Action] = []
+        if same(answer, second) && !same(answer, entry.first) {
+            // The stored result was the lie: replace it with the agreeing answer.
+            let job = study.jobs[key.job], range = job.shards[key.shard]
+            actions.append(
+                .revoke(
+                    Journal.ShardRevoked(
+                        job: job.id, shard: key.shard, digest: Journal.digest(entry.first.metrics),
+                        reason: "\(entry.first.identity) disagreed with two workers")))
+            actions.append(
+                .journal(
+                    Journal.ShardDone(
+                        job: job.id, shard: key.shard, start: range.lowerBound, end: range.upperBound,
+                        worker: answer.label, seconds: 0, time: Date().timeIntervalSince1970, metrics: answer.metrics,
+                        artifact: answer.artifact)))
+            finished[key] = answer.metrics
+            storedBy[key] = answer.identity
+            if let artifact = answer.artifact { outputs[job.name] = artifact }
+            verification.revoked += 1
+            actions += unmask(entry.first.identity, because: "its result for \(name) disagreed with two other workers'")
+        } else if same(answer, entry.first) {
+            actions += unmask(second.identity, because: "its result for \(name) disagreed with two other workers'")
+        } else {
+            actions.append(
+                .log(.error, "VERIFY: no two of three workers agree on \(name); the first result is kept"))
+        }
+        return actions
+    }
+
+    /// A worker found lying: quarantined, and every other result it delivered this run voided,
+    /// so its shards (and the jobs that read what it made) are computed again.
+    private mutating func unmask(_ identity: String, because reason: String) -> [Action] {
+        guard !verification.liars.contains(identity) else { return [] }
+        verification.liars.append(identity)
+        var actions = quarantineWorker(identity, reason: reason)
+        var voided: [ShardKey] = []
+        for key in delivered[identity] ?? [] where storedBy[key] == identity && done[key.job][key.shard] {
+            voided.append(key)
+        }
+        // Jobs that read an artifact it made are voided too, transitively.
+        var tainted = Set(voided.filter { !study.jobs[$0.job].isGrid }.map(\.job))
+        var grew = !tainted.isEmpty
+        while grew {
+            grew = false
+            for (j, job) in study.jobs.enumerated() where !tainted.contains(j) && job.dependencies.contains(where: tainted.contains) {
+                tainted.insert(j)
+                grew = true
+            }
+        }
+        for j in tainted.sorted() {
+            for s in study.jobs[j].shards.indices where done[j][s] && !voided.contains(ShardKey(job: j, shard: s)) {
+                voided.append(ShardKey(job: j, shard: s))
+            }
+        }
+        for key in voided {
+            let job = study.jobs[key.job]
+            guard let metrics = finished[key] else { continue }
+            actions.append(
+                .revoke(
+                    Journal.ShardRevoked(
+                        job: job.id, shard: key.shard, digest: Journal.digest(metrics),
+                        reason: storedBy[key] == identity ? "delivered by \(identity), which failed verification"
+                            : "reads the output of a job \(identity) made")))
+            done[key.job][key.shard] = false
+            finished[key] = nil
+            storedBy[key] = nil
+            verifying[key] = nil
+            verifyQueue.removeAll { $0 == key }
+            pointsThisRun -= job.shards[key.shard].count
+            verification.revoked += 1
+            if !job.isGrid && job.definition.kind != .hessian { outputs[job.name] = nil }
+        }
+        // Jobs whose inputs are gone wait for them again; the rest are queued at once.
+        for j in Set(voided.map(\.job)).sorted() where !ready(j) { waiting.insert(j) }
+        for key in voided where !waiting.contains(key.job) && !queue.contains(key) { queue.insert(key, at: 0) }
+        for j in waiting { queue.removeAll { $0.job == j } }
+        if !voided.isEmpty {
+            actions.append(
+                .log(.error, "voided \(voided.count) result(s) of \(identity) (and of jobs that read its outputs); computing them again"))
+        }
+        return actions
+    }
+
+    private mutating func fail(peer: Data, _ header: FailHeader) throws(ProtocolError) -> [Action] {
+        guard let lease = try held(header.lease, by: peer, command: .fail), let worker = workers[peer] else {
+            workers[peer]?.revoked.removeAll { $0 == header.lease }
+            return []
+        }
+        if header.declined == true {
+            workers[peer]?.declined.insert(lease.key.job)
+            return [
+                .log(
+                    .info,
+                    "\(worker.label) declined \(study.jobs[lease.key.job].name): \(LogText.escaped(header.error, limit: 300))")
+            ] + release(header.lease, failure: nil, by: worker.identity)
+        }
+        return release(
+            header.lease, failure: "\(worker.label): \(LogText.escaped(header.error, limit: 500))", by: worker.identity)
+    }
+
+    /// The shard `key` was finished by `identity`: every other worker that failed it was wrong,
+    /// and one that fails everything it is given (no success, `maxFailures` refuted failures)
+    /// is quarantined.
+    private mutating func refute(_ key: ShardKey, finishedBy identity: String) -> [Action] {
+        guard let evidence = failures.removeValue(forKey: key) else { return [] }
+        var actions: [Action] = []
+        for other in Set(evidence.map(\.identity)) where other != identity {
+            records[other, default: Record()].refuted += 1
+            if let record = records[other], record.successes == 0, record.refuted >= settings.maxFailures {
+                actions += quarantineWorker(
+                    other, reason: "it failed \(record.refuted) shards that other workers computed, and computed none")
+            }
+        }
+        return actions
+    }
+
+    /// Quarantines a worker identity: its connections are told to leave, and its failures no
+    /// longer count against any shard.
+    mutating func quarantineWorker(_ identity: String, reason: String) -> [Action] {
+        guard quarantinedWorkers[identity] == nil else { return [] }
+        quarantinedWorkers[identity] = reason
+        var actions: [Action] = [.log(.error, "quarantined worker \(identity): \(reason)")]
+        for key in failures.keys.sorted(by: { ($0.job, $0.shard) < ($1.job, $1.shard) }) {
+            failures[key]?.removeAll { $0.identity == identity }
+            let distinct = Set((failures[key] ?? []).map(\.identity)).count
+            if quarantined.contains(key) && distinct < settings.maxFailures {
+                quarantined.remove(key)
+                if !done[key.job][key.shard] && !queue.contains(key) { queue.insert(key, at: 0) }
+                actions.append(
+                    .log(.warning, "shard \(key.shard) of \(study.jobs[key.job].name) leaves quarantine: its evidence came from \(identity)"))
+            }
+        }
+        for (peer, worker) in workers.sorted(by: { $0.value.name < $1.value.name }) where worker.identity == identity {
+            actions += retire(peer, reason: "quarantined", logged: false)
+            actions.append(
+                .send(peer: peer, DisconnectHeader(reason: "this worker is quarantined: \(reason)", quarantined: true).message()))
+        }
+        return actions
+    }
+
+    /// The journal holds every record handed out so far: acknowledge their results.
+    public mutating func durable(now: Double) -> [Action] {
+        let acks = pendingAcks
+        pendingAcks = []
+        var actions: [Action] = []
+        for (peer, lease) in acks where workers[peer] != nil {
+            workers[peer]?.awaitingAck.remove(lease)
+            workers[peer]?.lastSent = now
+            actions.append(.send(peer: peer, AckHeader(lease: lease).message()))
+        }
+        return actions
+    }
+
+    /// Heartbeats, dead workers, expired leases, then new work.
+    public mutating func tick(now: Double) -> [Action] {
+        var actions: [Action] = []
+        for (peer, worker) in workers.sorted(by: { $0.value.name < $1.value.name }) {
+            if now - worker.lastHeard > settings.deadAfter {
+                actions += retire(peer, reason: "silent for \(Int(now - worker.lastHeard)) s", died: true)
+            } else if now - worker.lastSent >= settings.heartbeatInterval {
+                workers[peer]?.lastSent = now
+                actions.append(.send(peer: peer, HeartbeatHeader(epoch: settings.epoch).message()))
+            }
+        }
+        for (id, lease) in leases.sorted(by: { $0.key < $1.key }) where !lease.expired && now > lease.deadline {
+            leases[id]?.expired = true
+            let key = lease.key
+            if lease.verifies {
+                if verifying[key] != nil && !verifyQueue.contains(key) { verifyQueue.insert(key, at: 0) }
+                continue
+            }
+            if !done[key.job][key.shard] && !queue.contains(key) {
+                queue.insert(key, at: 0)
+                actions.append(
+                    .log(
+                        .warning,
+                        "lease \(id) (shard \(key.shard) of \(study.jobs[key.job].name)) passed its deadline on \(workers[lease.peer]?.label ?? "?"); re-issuing"
+                    ))
+            }
+        }
+        for summary in badMessages.summaries(now: now) {
+            let window = Int(settings.badMessageWindow)
+            if let peer = summary.peer {
+                actions.append(.log(.warning, "\(summary.count) more bad message(s) from \(peer) in the last \(window) s"))
+            } else {
+                actions.append(.log(.warning, "\(summary.count) bad message(s) from other peers in the last \(window) s"))
+            }
+        }
+        if membershipLogged > 0 && now - membershipSince >= settings.badMessageWindow {
+            if membershipUnlogged > 0 {
+                actions.append(
+                    .log(.info, "\(membershipUnlogged) more worker join(s) or departure(s) in the last \(Int(settings.badMessageWindow)) s, not logged one by one"))
+            }
+            (membershipLogged, membershipUnlogged) = (0, 0)
+        }
+        if refusedAtLimit > 0 && now - refusedSince >= settings.badMessageWindow {
+            if refusedAtLimit > 1 {
+                actions.append(
+                    .log(.warning, "refused \(refusedAtLimit - 1) more HELLO(s) at the limit of \(settings.maxWorkers) workers"))
+            }
+            refusedAtLimit = 0
+        }
+        return actions + dispatch(now: now)
+    }
+
+    /// Removes a worker; its leases go back to the queue, not counted against their shards:
+    /// a worker that vanishes (silence, lost connection, killed from outside) says nothing
+    /// about the shard it held. Vanishing counts against the worker: one that vanishes holding
+    /// leases `maxFailures` times without delivering a result in between is quarantined.
+    mutating func retire(_ peer: Data, reason: String, died: Bool = false, logged: Bool = true) -> [Action] {
+        guard let worker = workers.removeValue(forKey: peer) else { return [] }
+        toldDone.remove(peer)
+        for upload in (uploads.removeValue(forKey: peer) ?? [:]).values { upload.abandon() }
+        var actions: [Action] = []
+        if logged, let line = membership("worker \(worker.label) left: \(reason)", now: worker.lastHeard) {
+            actions.append(.log(died ? .warning : .info, line))
+        }
+        for id in worker.leases.sorted() { actions += release(id, failure: nil, by: worker.identity) }
+        if died && !worker.leases.isEmpty {
+            records[worker.identity, default: Record()].vanishings += 1
+            if let count = records[worker.identity]?.vanishings, count >= settings.maxFailures {
+                actions += quarantineWorker(
+                    worker.identity, reason: "it vanished \(count) times holding leases without delivering a result")
+            }
+        }
+        return actions
+    }
+
+    /// Ends a lease that did not produce a result; a `failure` (nil: not the shard's fault)
+    /// is evidence against the shard from `identity`, and `maxFailures` distinct workers'
+    /// evidence quarantines it.
+    mutating func release(_ id: Int, failure: String?, by identity: String) -> [Action] {
+        guard let lease = leases.removeValue(forKey: id) else { return [] }
+        workers[lease.peer]?.leases.remove(id)
+        let key = lease.key
+        if lease.verifies {
+            // A copy that did not come back: another worker may take it.
+            if verifying[key] != nil && !verifyQueue.contains(key) { verifyQueue.insert(key, at: 0) }
+            return []
+        }
+        guard !done[key.job][key.shard] else { return [] }
+        guard let failure else {
+            if !queue.contains(key) && !leases.values.contains(where: { $0.key == key && !$0.expired }) {
+                queue.insert(key, at: 0)
+            }
+            return []
+        }
+        failures[key, default: []].append((identity, failure))
+        let evidence = failures[key] ?? []
+        let distinct = Set(evidence.map(\.identity)).count
+        // Distinct workers, so one broken or hostile worker cannot quarantine a sweep; with
+        // fewer workers than that, enough failures on every worker there is.
+        if distinct >= settings.maxFailures || (evidence.count >= settings.maxFailures && everyoneFailed(key)) {
+            quarantined.insert(key)
+            queue.removeAll { $0 == key }
+            for (other, l) in leases.sorted(by: { $0.key < $1.key }) where l.key == key {
+                leases[other] = nil
+                workers[l.peer]?.revoke(other)
+            }
+            return [
+                .log(
+                    .error,
+                    "quarantined shard \(key.shard) of \(study.jobs[key.job].name) (points \(study.jobs[key.job].shards[key.shard])) after failing on \(distinct) workers: \(evidence.map(\.reason).joined(separator: "; "))"
+                )
+            ]
+        }
+        if !queue.contains(key) && !leases.values.contains(where: { $0.key == key && !$0.expired }) {
+            queue.insert(key, at: 0)
+        }
+        return [.log(.warning, "shard \(key.shard) of \(study.jobs[key.job].name) back in the queue: \(failure)")]
+    }
+
+    /// Whether every connected worker that can compute `key` has failed it.
+    func everyoneFailed(_ key: ShardKey) -> Bool {
+        let kind = study.jobs[key.job].definition.kind.rawValue
+        let evidence = Set((failures[key] ?? []).map(\.identity))
+        return workers.values.allSatisfy {
+            !($0.kinds?.contains(kind) ?? true) || $0.declined.contains(key.job) || evidence.contains($0.identity)
+        }
+    }
+
+    /// Hands out work while workers have credit: queued shards first; when the queue is empty,
+    /// a second copy of the oldest outstanding lease to an idle worker (the first result wins).
+    /// A shard goes to a worker that has failed it only when no other can take it.
+    mutating func dispatch(now: Double) -> [Action] {
+        var actions: [Action] = []
+        for peer in workers.keys.sorted(by: { (workers[$0]?.name ?? "") < (workers[$1]?.name ?? "") }) {
+            while let worker = workers[peer], worker.leases.count + worker.awaitingAck.count < worker.slots {
+                var key: ShardKey
+                var verifies = false
+                let jobs = study.jobs, kinds = worker.kinds, failures = self.failures, declined = worker.declined
+                let accepts = { (key: ShardKey) in
+                    (kinds?.contains(jobs[key.job].definition.kind.rawValue) ?? true) && !declined.contains(key.job)
+                        && !(failures[key]?.contains { $0.identity == worker.identity } ?? false)
+                }
+
+                // A shard it failed goes back to the same worker only when every worker has failed it.
+                if let index = queue.firstIndex(where: accepts)
+                    ?? queue.firstIndex(where: {
+                        (kinds?.contains(jobs[$0.job].definition.kind.rawValue) ?? true) && !declined.contains($0.job)
+                            && everyoneFailed($0)
+                    })
+                {
+                    key = queue.remove(at: index)
+                } else if let index = verifyQueue.firstIndex(where: {
+                    accepts($0) && verifying[$0].map { !$0.workers.contains(worker.identity) } == true
+                }) {
+                    key = verifyQueue.remove(at: index)
+                    verifies = true
+                } else if worker.leases.isEmpty,
+                    let straggler = leases.values.filter({ lease in
+                        lease.peer != peer && accepts(lease.key)
+                            && leases.values.filter { $0.key == lease.key }.count == 1
+                            && !done[lease.key.job][lease.key.shard]
+                    }).min(by: { ($0.issued, $0.id) < ($1.issued, $1.id) })
+                {
+                    key = straggler.key
+                    actions.append(
+                        .log(
+                            .info,
+                            "duplicating straggling shard \(key.shard) of \(study.jobs[key.job].name) on \(worker.label)"
+                        ))
+                } else {
+                    break
+                }
+                let id = nextLease
+                nextLease += 1
+                leases[id] = Lease(
+                    id: id, peer: peer, key: key, issued: now, deadline: now + settings.leaseSeconds, verifies: verifies)
+                workers[peer]?.leases.insert(id)
+                workers[peer]?.lastSent = now
+                let job = study.jobs[key.job], range = job.shards[key.shard]
+                var header = TaskHeader(
+                    lease: id, job: job.id, jobIndex: key.job, shard: key.shard, start: range.lowerBound,
+                    end: range.upperBound, deadlineMilliseconds: Int((settings.leaseSeconds * 1000).rounded()))
+                var inputs: [String: String] = [:]
+                for d in job.dependencies {
+                    if let hash = outputs[study.jobs[d].name] { inputs[study.jobs[d].name] = hash }
+                }
+                if !inputs.isEmpty { header.inputs = inputs }
+                if !worker.knownJobs.contains(key.job) {
+                    workers[peer]?.knownJobs.insert(key.job)
+                    header.definition = job.definition
+                    header.spec = spec
+                    header.base = base
+                    if !fileArtifacts.isEmpty { header.files = fileArtifacts }
+                }
+                actions.append(.send(peer: peer, header.message()))
+            }
+        }
+        return actions
+    }
+
+    // MARK: Artifacts
+
+    /// A chunk of an artifact a worker made: appended in order, checked and stored when whole.
+    /// Answered with TAKEN (the bytes held so far, `complete` once stored, or `error`). Only a
+    /// worker holding a lease of a job that makes an artifact may upload, one artifact per such
+    /// lease, within `maxArtifactBytes` each and `uploadBudgetBytes` in all.
+    mutating func put(peer: Data, _ header: PutHeader, chunk: Data) throws(ProtocolError) -> [Action] {
+        guard let worker = workers[peer] else { return [] }
+        let hash = header.artifact
+        let makers = worker.leases.filter { id in
+            leases[id].map { ![.surface, .interpolate, .plane, .curve, .hessian].contains(study.jobs[$0.key.job].definition.kind) }
+                ?? false
+        }.count
+        guard makers > 0 else {
+            throw ProtocolError(.authority, "PUT of artifact \(hash.prefix(12)) from a worker that holds no job making one")
+        }
+        guard chunk.count <= WireMessage.artifactChunk, header.offset + chunk.count <= header.size else {
+            throw .field(.put, "offset", "with a chunk of \(chunk.count) bytes passes the announced size \(header.size)")
+        }
+        func reply(_ taken: TakenHeader) -> Action { .send(peer: peer, taken.message()) }
+        if store.contains(hash) {
+            uploads[peer]?[hash]?.abandon()
+            uploads[peer]?[hash] = nil
+            return [reply(TakenHeader(artifact: hash, offset: header.size, complete: true))]
+        }
+        do {
+            if header.offset == 0 {
+                uploads[peer]?[hash]?.abandon()
+                uploads[peer]?[hash] = nil
+                let open = uploads[peer] ?? [:]
+                guard header.size <= settings.maxArtifactBytes else {
+                    throw ProtocolError(.limit, "artifact of \(header.size) bytes is larger than the limit of \(settings.maxArtifactBytes)")
+                }
+                guard open.count < makers else {
+                    throw ProtocolError(.limit, "a new upload while \(open.count) are open for \(makers) job(s) that make artifacts")
+                }
+                guard open.values.reduce(header.size, { $0 + $1.size }) <= settings.uploadBudgetBytes else {
+                    throw ProtocolError(.limit, "uploads beyond this worker's budget of \(settings.uploadBudgetBytes) bytes")
+                }
+                uploads[peer, default: [:]][hash] = try store.upload(hash, size: header.size)
+            }
+            guard let upload = uploads[peer]?[hash] else {
+                throw ClusterError("a chunk at \(header.offset) of an upload that never started")
+            }
+            guard upload.size == header.size else {
+                throw ClusterError("a chunk announcing \(header.size) bytes for an upload of \(upload.size)")
+            }
+            try upload.append(chunk, at: header.offset)
+            if upload.isComplete {
+                uploads[peer]?[hash] = nil
+                try upload.finish()
+                return [
+                    .log(.debug, "stored artifact \(hash.prefix(12)) (\(header.size) bytes) from \(worker.label)"),
+                    reply(TakenHeader(artifact: hash, offset: header.size, complete: true)),
+                ]
+            }
+            return [reply(TakenHeader(artifact: hash, offset: upload.received))]
+        } catch let error as ProtocolError {
+            throw error
+        } catch {
+            uploads[peer]?[hash]?.abandon()
+            uploads[peer]?[hash] = nil
+            return [
+                .log(.warning, "artifact \(hash.prefix(12)) from \(worker.label) refused: \(error)"),
+                reply(TakenHeader(artifact: hash, error: "\(error)")),
+            ]
+        }
+    }
+
+    /// A worker asks for `length` bytes (at most one chunk) of an artifact from `offset`.
+    func fetch(peer: Data, _ header: FetchHeader) -> [Action] {
+        let hash = header.artifact
+        guard let size = store.size(hash) else {
+            return [.send(peer: peer, ChunkHeader(artifact: hash, error: "no artifact \(hash) here").message())]
+        }
+        guard header.offset <= size else {
+            return [
+                .send(
+                    peer: peer,
+                    ChunkHeader(artifact: hash, error: "offset \(header.offset) is past the artifact's \(size) bytes")
+                        .message())
+            ]
+        }
+        do {
+            let bytes = try store.read(hash, offset: header.offset, length: header.length)
+            return [
+                .send(peer: peer, ChunkHeader(artifact: hash, offset: header.offset, size: size).message(binary: [bytes]))
+            ]
+        } catch {
+            return [.send(peer: peer, ChunkHeader(artifact: hash, error: "\(error)").message())]
+        }
+    }
+
+    /// Tells every worker the sweep is over; from now on, so is every worker that speaks.
+    public mutating func finish() -> [Action] {
+        over = true
+        toldDone.formUnion(workers.keys)
+        return workers.keys.sorted(by: { (workers[$0]?.name ?? "") < (workers[$1]?.name ?? "") }).map {
+            .send(peer: $0, WireMessage(.done))
+        }
+    }
+
+}
