@@ -119,3 +119,30 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path("never.safetensors")))
     }
 }
+
+extension BadInputTests {
+    /// An artifact whose bytes no longer hash to its name (a bit flipped on disk) is found at
+    /// the next start, set aside, and the job that made it runs again: the results come out
+    /// the same as before the damage.
+    @Test func aCorruptArtifactIsFoundByItsHashAndItsJobRunsAgain() throws {
+        let spec = try study(
+            "train: {epochs: 2}\nstages:\n  train: {seeds: [0]}\n  surface: {x: \"-1:1:3\", y: \"-1:1:3\"}")
+        let run = path("corrupt-run")
+        #expect(failure(["run", spec, "--out", run, "--workers", "0"]) == "")
+        let surface = URL(fileURLWithPath: run).appendingPathComponent("results/surface")
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: surface.path).first)
+        let before = try Data(contentsOf: surface.appendingPathComponent(file))
+        // Flip a byte of the one checkpoint in the store.
+        let artifacts = URL(fileURLWithPath: run).appendingPathComponent("artifacts")
+        let blobs = (FileManager.default.enumerator(atPath: artifacts.path)?.compactMap { $0 as? String } ?? [])
+            .filter { $0.split(separator: "/").last?.count == 64 }
+        let blob = artifacts.appendingPathComponent(try #require(blobs.first))
+        var bytes = try Data(contentsOf: blob)
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: blob)
+        #expect(failure(["run", spec, "--out", run, "--workers", "0"]) == "")
+        #expect(FileManager.default.fileExists(atPath: artifacts.appendingPathComponent("corrupt").path))
+        #expect(try Data(contentsOf: surface.appendingPathComponent(file)) == before)
+        #expect(try Data(contentsOf: blob) != bytes)
+    }
+}

@@ -39,8 +39,12 @@ final class KeyLog {
     }
 
     /// The first key nothing asked for, as (place, key, nearest known key), in file order.
-    func unknown(tolerating tolerated: Set<String>) -> (place: String, key: String, suggestion: String?)? {
-        for (name, place) in places.sorted(by: { $0.key < $1.key }) where !place.open {
+    /// `at`: only that place (where a required key was found missing).
+    func unknown(tolerating tolerated: Set<String>, at only: [CodingKey]? = nil) -> (
+        place: String, key: String, suggestion: String?
+    )? {
+        let wanted = only.map(Self.name)
+        for (name, place) in places.sorted(by: { $0.key < $1.key }) where !place.open && (wanted ?? name) == name {
             for key in place.present where !place.asked.contains(key) {
                 if name.isEmpty && tolerated.contains(key) { continue }
                 // Closest by edit distance; ties go to the same letters rearranged, then the

@@ -21,8 +21,8 @@ enum SpecFile {
         _ type: T.Type, from text: String, source: String, tolerating: Set<String> = []
     ) throws -> T {
         let log = KeyLog()
-        func unknownKey() -> NNError? {
-            guard let unknown = log.unknown(tolerating: tolerating) else { return nil }
+        func unknownKey(at place: [CodingKey]? = nil) -> NNError? {
+            guard let unknown = log.unknown(tolerating: tolerating, at: place) else { return nil }
             let hint = unknown.suggestion.map { "; did you mean '\($0)'?" } ?? ""
             return NNError("\(source): unknown key '\(unknown.key)' in \(unknown.place)\(hint)")
         }
@@ -32,7 +32,9 @@ enum SpecFile {
             return value
         } catch let error as DecodingError {
             // A misspelt required key shows as a missing one: name the misspelling instead.
-            if case .keyNotFound = error, let unknown = unknownKey() { throw unknown }
+            if case .keyNotFound(_, let context) = error, let unknown = unknownKey(at: context.codingPath) {
+                throw unknown
+            }
             if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let yaml = context.underlyingError
             {
                 let detail = String(describing: yaml).split(separator: "\n").first.map(String.init) ?? ""

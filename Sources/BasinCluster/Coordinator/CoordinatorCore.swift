@@ -61,6 +61,24 @@ public struct CoordinatorCore {
             var label: String
             var metrics: [Double]
             var artifact: String?
+            var exact = true
+        }
+
+        /// Relative and absolute tolerance when either answer is not from a Basin worker.
+        static let relativeTolerance = 1e-4
+        static let absoluteTolerance = 1e-6
+
+        /// Equal bit for bit (values and artifact) when both come from Basin workers; else
+        /// every value within the tolerance (NaN where the other is NaN).
+        static func agree(_ a: Answer, _ b: Answer) -> Bool {
+            if a.exact && b.exact {
+                return a.metrics.map(\.bitPattern) == b.metrics.map(\.bitPattern) && a.artifact == b.artifact
+            }
+            guard a.metrics.count == b.metrics.count else { return false }
+            return zip(a.metrics, b.metrics).allSatisfy { x, y in
+                (x.isNaN && y.isNaN) || x == y
+                    || abs(x - y) <= absoluteTolerance + relativeTolerance * max(abs(x), abs(y))
+            }
         }
         var first: Answer
         var second: Answer?
@@ -92,6 +110,9 @@ public struct CoordinatorCore {
         var awaitingAck: Set<Int> = []
         /// Job kinds this worker evaluates (HELLO `kinds`); nil: every kind.
         var kinds: Set<String>?
+        /// A Basin worker (HELLO `version` BASIN/1), whose results are bit for bit those of
+        /// any other; results from other workers (PyTorch) are verified within a tolerance.
+        var exact = true
         /// Jobs it declined (FAIL with `declined`): not offered to it again.
         var declined: Set<Int> = []
         /// Leases taken from it while it may still be computing them (done elsewhere, a shard
@@ -382,7 +403,7 @@ public struct CoordinatorCore {
         let kinds = hello.kinds.map(Set.init)
         workers[peer] = Worker(
             name: hello.worker, label: label, identity: identity, slots: hello.slots, lastHeard: now, lastSent: now,
-            kinds: kinds)
+            kinds: kinds, exact: hello.version == WireMessage.version)
         yetToLeave.insert(hello.worker)
         let only = kinds.map { ", \($0.sorted().map { LogText.escaped($0, limit: 32) }.joined(separator: "/")) jobs only" } ?? ""
         if let line = membership("worker \(label) joined (host \(host), pid \(hello.pid ?? 0), \(hello.slots) slots\(only))", now: now) {
@@ -456,7 +477,8 @@ public struct CoordinatorCore {
         if lease != nil { leases[header.lease] = nil }
         if let lease, lease.verifies {
             let answer = Verification.Answer(
-                identity: worker.identity, label: worker.label, metrics: metrics, artifact: header.artifact)
+                identity: worker.identity, label: worker.label, metrics: metrics, artifact: header.artifact,
+                exact: worker.exact)
             actions += verified(key, answer, now: now)
             actions.append(.send(peer: peer, AckHeader(lease: header.lease).message()))
             workers[peer]?.lastSent = now
@@ -485,7 +507,9 @@ public struct CoordinatorCore {
         if Self.selected(job: job.id, shard: header.shard, fraction: settings.verify) {
             verification.selected += 1
             verifying[key] = Verification(
-                first: .init(identity: worker.identity, label: worker.label, metrics: metrics, artifact: header.artifact),
+                first: .init(
+                    identity: worker.identity, label: worker.label, metrics: metrics, artifact: header.artifact,
+                    exact: worker.exact),
                 workers: [worker.identity])
             verifyQueue.append(key)
         }
@@ -530,9 +554,7 @@ public struct CoordinatorCore {
     private mutating func verified(_ key: ShardKey, _ answer: Verification.Answer, now: Double) -> [Action] {
         guard var entry = verifying[key] else { return [] }
         let name = "shard \(key.shard) of \(study.jobs[key.job].name)"
-        func same(_ a: Verification.Answer, _ b: Verification.Answer) -> Bool {
-            a.metrics.map(\.bitPattern) == b.metrics.map(\.bitPattern) && a.artifact == b.artifact
-        }
+        func same(_ a: Verification.Answer, _ b: Verification.Answer) -> Bool { Verification.agree(a, b) }
         guard let second = entry.second else {
             if same(entry.first, answer) {
                 verifying[key] = nil

@@ -59,6 +59,25 @@ public final class ArtifactStore: @unchecked Sendable {
         return data
     }
 
+    /// Whether the blob's bytes hash to its name (read in chunks, never whole in memory).
+    public func verify(_ hash: String) -> Bool {
+        guard contains(hash), let handle = try? FileHandle(forReadingFrom: url(hash)) else { return false }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined() == hash
+    }
+
+    /// Moves a blob that failed `verify` out of the way (`DIR/corrupt/`), so it is made again.
+    @discardableResult
+    public func setAside(_ hash: String) -> Bool {
+        guard contains(hash) else { return false }
+        let folder = directory.appendingPathComponent("corrupt")
+        try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let target = folder.appendingPathComponent("\(hash).\(UInt32.random(in: 0...UInt32.max))")
+        return rename(url(hash).path, target.path) == 0
+    }
+
     /// Up to `length` bytes from `offset` (fewer at the end).
     public func read(_ hash: String, offset: Int, length: Int) throws -> Data {
         guard contains(hash) else { throw NNError("artifact \(hash.prefix(12)) is not stored here") }

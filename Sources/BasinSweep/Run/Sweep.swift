@@ -48,11 +48,11 @@ public final class Sweep {
                 changes.append("job \(name) is no longer in the spec; its result file stays")
             }
         }
-        self.changes = changes
         var completed: [String: Set<Int>] = [:]
         var epoch = 0
         store = ArtifactStore(directory: run.artifacts)
         var outputs: [String: String] = [:]
+        var verified: [String: Bool] = [:]
         for record in records {
             switch record {
             case .runStarted(let e, _): epoch = max(epoch, e)
@@ -61,15 +61,25 @@ public final class Sweep {
                 if let job = study.job(id: done.job), done.shard < job.shards.count,
                     job.shards[done.shard] == done.start..<done.end
                 {
-                    // A job that makes an artifact is done only while the artifact is there.
+                    // A job that makes an artifact is done only while the artifact is there and
+                    // hashes to its name; a corrupt one is set aside and the job runs again.
                     if let artifact = done.artifact {
                         guard store.contains(artifact) else { continue }
+                        if verified[artifact] == nil { verified[artifact] = store.verify(artifact) }
+                        guard verified[artifact] == true else {
+                            if store.setAside(artifact) {
+                                changes.append(
+                                    "artifact \(artifact.prefix(12)) of \(job.name) does not match its SHA-256: set aside, the job runs again")
+                            }
+                            continue
+                        }
                         outputs[job.name] = artifact
                     }
                     completed[done.job, default: []].insert(done.shard)
                 }
             }
         }
+        self.changes = changes
         self.completed = completed
         self.outputs = outputs
         // Files already stored under the hash the study computed are not read again.
