@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,7 +37,10 @@ let package = Package(
         ),
         .target(
             name: "BasinCluster",
-            dependencies: ["BasinSweep", "BasinLandscape", "BasinNN", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BasinSweep", "BasinLandscape", "BasinNN", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             exclude: ["Protocol/PROTOCOL.md"]
         ),
         .target(
@@ -53,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "basin-bench",
             dependencies: [
-                "BasinNN", "BasinLandscape", "BasinSweep", "BasinCluster", "BasinFuzz", "CBLAS",
+                "BasinNN", "BasinLandscape", "BasinSweep", "BasinCluster", "BasinFuzz", "CBLAS", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -7,10 +7,12 @@ import CZeroMQ
 public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 
-    public init(ioThreads: Int32 = 1) throws {
+    /// - Parameter maxSockets: sockets this context may hold (libzmq's default is 1023).
+    public init(ioThreads: Int32 = 1, maxSockets: Int32? = nil) throws {
         guard let handle = zmq_ctx_new() else { throw ZMQError.last("zmq_ctx_new") }
         self.handle = handle
         zmq_ctx_set(handle, ZMQ_IO_THREADS, ioThreads)
+        if let maxSockets { zmq_ctx_set(handle, ZMQ_MAX_SOCKETS, maxSockets) }
     }
 
     /// Ends the context: blocking calls on its sockets return ETERM. Sockets must still be closed.

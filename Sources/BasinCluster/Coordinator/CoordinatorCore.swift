@@ -1,4 +1,5 @@
 import BasinSweep
+import DequeModule
 import Foundation
 import Logging
 
@@ -113,6 +114,8 @@ public struct CoordinatorCore {
         /// A Basin worker (HELLO `version` BASIN/1), whose results are bit for bit those of
         /// any other; results from other workers (PyTorch) are verified within a tolerance.
         var exact = true
+        /// The work version at which it last found nothing it could take (see `dispatch`).
+        var starved: Int?
         /// Jobs it declined (FAIL with `declined`): not offered to it again.
         var declined: Set<Int> = []
         /// Leases taken from it while it may still be computing them (done elsewhere, a shard
@@ -140,9 +143,25 @@ public struct CoordinatorCore {
     let base: String
     public var settings: Settings
     var done: [[Bool]]
-    var queue: [ShardKey] = []
+    /// Shards done per job, points done, and shards neither done nor quarantined: kept as
+    /// `done` and `quarantined` change, so progress and the end are O(1) questions.
+    var doneCount: [Int]
+    var pointsDoneCount = 0
+    var open = 0
+    var queue = ShardQueue<ShardKey>()
     var leases: [Int: Lease] = [:]
+    /// Lease ids by shard (a shard has more than one while a copy is out).
+    var leasesByShard: [ShardKey: [Int]] = [:]
+    /// Issue order of leases, for the oldest straggler (ids of ended leases are skipped).
+    var leaseOrder = Deque<Int>()
+    var verifyLeaseCount = 0
     var workers: [Data: Worker] = [:]
+    var heartbeatCache: (epoch: Int, message: WireMessage)?
+    /// Bumped when leases are issued and workers leave (what stragglers and retries depend on).
+    var leaseVersion = 0
+    var workVersion: Int { queue.version &+ verifyQueue.version &* 31 &+ leaseVersion &* 1009 }
+    /// Workers with free credit: the only ones dispatch looks at.
+    var hungry: Set<Data> = []
     /// Workers (by name) that joined this run and have not said BYE: once the sweep is done the
     /// coordinator stays a moment for them to hear DONE.
     public private(set) var yetToLeave: Set<String> = []
@@ -174,7 +193,7 @@ public struct CoordinatorCore {
     public private(set) var pointsThisRun = 0
     /// Shards awaiting a verification copy, and the copies' queue.
     var verifying: [ShardKey: Verification] = [:]
-    var verifyQueue: [ShardKey] = []
+    var verifyQueue = ShardQueue<ShardKey>()
     public private(set) var verification = VerificationTally()
     /// Which identity delivered each stored result this run, and the shards each delivered.
     var storedBy: [ShardKey: String] = [:]
@@ -224,6 +243,12 @@ public struct CoordinatorCore {
         self.store = store
         badMessages = BadMessageLog(window: settings.badMessageWindow, lines: settings.badMessageLines)
         done = study.jobs.map { job in job.shards.indices.map { completed[job.id]?.contains($0) ?? false } }
+        doneCount = done.map { $0.filter { $0 }.count }
+        for (j, job) in study.jobs.enumerated() {
+            for (s, range) in job.shards.enumerated() {
+                if done[j][s] { pointsDoneCount += range.count } else { open += 1 }
+            }
+        }
         waiting = Set(study.jobs.indices.filter { !ready($0) })
         // Fair across jobs: shard i of every job before shard i + 1 of any.
         let longest = study.jobs.map(\.shards.count).max() ?? 0
@@ -234,7 +259,63 @@ public struct CoordinatorCore {
         }
     }
 
-    func complete(_ j: Int) -> Bool { done[j].allSatisfy { $0 } }
+    func complete(_ j: Int) -> Bool { doneCount[j] == done[j].count }
+
+    /// Marks a shard done or not, keeping the counts.
+    mutating func setDone(_ key: ShardKey, _ value: Bool) {
+        guard done[key.job][key.shard] != value else { return }
+        done[key.job][key.shard] = value
+        let points = study.jobs[key.job].shards[key.shard].count
+        doneCount[key.job] += value ? 1 : -1
+        pointsDoneCount += value ? points : -points
+        if !quarantined.contains(key) { open += value ? -1 : 1 }
+    }
+
+    mutating func setQuarantined(_ key: ShardKey, _ value: Bool) {
+        if value {
+            if quarantined.insert(key).inserted && !done[key.job][key.shard] { open -= 1 }
+        } else if quarantined.remove(key) != nil && !done[key.job][key.shard] {
+            open += 1
+        }
+    }
+
+    /// Adds a lease to the books (and the worker's).
+    mutating func addLease(_ lease: Lease) {
+        leases[lease.id] = lease
+        leasesByShard[lease.key, default: []].append(lease.id)
+        leaseOrder.append(lease.id)
+        if lease.verifies { verifyLeaseCount += 1 }
+        leaseVersion &+= 1
+        workers[lease.peer]?.leases.insert(lease.id)
+        credit(lease.peer)
+    }
+
+    /// Takes a lease off the books; the worker's credit is freed.
+    @discardableResult
+    mutating func dropLease(_ id: Int) -> Lease? {
+        guard let lease = leases.removeValue(forKey: id) else { return nil }
+        leasesByShard[lease.key]?.removeAll { $0 == id }
+        if leasesByShard[lease.key]?.isEmpty == true { leasesByShard[lease.key] = nil }
+        if lease.verifies { verifyLeaseCount -= 1 }
+        workers[lease.peer]?.leases.remove(id)
+        credit(lease.peer)
+        while let first = leaseOrder.first, leases[first] == nil { leaseOrder.removeFirst() }
+        return lease
+    }
+
+    /// Whether a live (unexpired) lease of `key` is out.
+    func leased(_ key: ShardKey) -> Bool {
+        (leasesByShard[key] ?? []).contains { leases[$0]?.expired == false }
+    }
+
+    /// Keeps `hungry` true to a worker's credit.
+    mutating func credit(_ peer: Data) {
+        if let w = workers[peer], w.leases.count + w.awaitingAck.count < w.slots {
+            hungry.insert(peer)
+        } else {
+            hungry.remove(peer)
+        }
+    }
 
     /// Whether every job `j` reads has finished (and left its artifact, if it makes one).
     func ready(_ j: Int) -> Bool {
@@ -274,22 +355,23 @@ public struct CoordinatorCore {
 
     // MARK: Progress
 
+    /// Every shard done, quarantined or behind a quarantined job, every result acknowledged,
+    /// and no verification copy out or takeable.
     public var isFinished: Bool {
-        let blocked = Set(blockedJobs.map(\.job))
-        return done.indices.allSatisfy { j in
-            blocked.contains(study.jobs[j].name)
-                || done[j].indices.allSatisfy { done[j][$0] || quarantined.contains(ShardKey(job: j, shard: $0)) }
+        guard pendingAcks.isEmpty, verifyLeaseCount == 0 else { return false }
+        var left = open
+        if left > 0 && !quarantined.isEmpty {
+            let blocked = Set(blockedJobs.map(\.job))
+            for (j, job) in study.jobs.enumerated() where blocked.contains(job.name) {
+                left -= job.shards.indices.filter { !done[j][$0] && !quarantined.contains(ShardKey(job: j, shard: $0)) }
+                    .count
+            }
         }
-            && pendingAcks.isEmpty
-            // A copy still out, or one a connected worker could take, holds the end back.
-            && !leases.values.contains { $0.verifies } && (verifying.isEmpty || verifying.count <= unverifiable)
+        // A copy a connected worker could take holds the end back.
+        return left == 0 && (verifying.isEmpty || verifying.count <= unverifiable)
     }
 
-    public var pointsDone: Int {
-        study.jobs.indices.reduce(0) { sum, j in
-            sum + study.jobs[j].shards.indices.filter { done[j][$0] }.reduce(0) { $0 + study.jobs[j].shards[$1].count }
-        }
-    }
+    public var pointsDone: Int { pointsDoneCount }
 
     public var pointsTotal: Int { study.jobs.reduce(0) { $0 + $1.pointCount } }
     public var workersAlive: Int { workers.count }
@@ -404,6 +486,7 @@ public struct CoordinatorCore {
         workers[peer] = Worker(
             name: hello.worker, label: label, identity: identity, slots: hello.slots, lastHeard: now, lastSent: now,
             kinds: kinds, exact: hello.version == WireMessage.version)
+        credit(peer)
         yetToLeave.insert(hello.worker)
         let only = kinds.map { ", \($0.sorted().map { LogText.escaped($0, limit: 32) }.joined(separator: "/")) jobs only" } ?? ""
         if let line = membership("worker \(label) joined (host \(host), pid \(hello.pid ?? 0), \(hello.slots) slots\(only))", now: now) {
@@ -453,7 +536,8 @@ public struct CoordinatorCore {
         let key = ShardKey(job: j, shard: header.shard)
         let lease = try held(header.lease, by: peer, command: .result)
         if let lease, lease.key != key {
-            throw ProtocolError(.authority, "RESULT for lease \(header.lease) names another shard than it was issued for")
+            throw ProtocolError(
+                .authority, "RESULT for lease \(header.lease) names another shard than it was issued for")
         }
         guard let metrics = [Double](littleEndian: values) else {
             throw ProtocolError(.values, "RESULT values are \(values.count) bytes, not a whole number of Float64")
@@ -473,8 +557,7 @@ public struct CoordinatorCore {
                 by: worker.identity)
         }
         var actions: [Action] = []
-        workers[peer]?.leases.remove(header.lease)
-        if lease != nil { leases[header.lease] = nil }
+        if lease != nil { dropLease(header.lease) }
         if let lease, lease.verifies {
             let answer = Verification.Answer(
                 identity: worker.identity, label: worker.label, metrics: metrics, artifact: header.artifact,
@@ -499,12 +582,12 @@ public struct CoordinatorCore {
             workers[peer]?.lastSent = now
             return actions
         }
-        done[j][header.shard] = true
+        setDone(key, true)
         finished[key] = metrics
         storedBy[key] = worker.identity
         delivered[worker.identity, default: []].append(key)
         pointsThisRun += job.shards[header.shard].count
-        if Self.selected(job: job.id, shard: header.shard, fraction: settings.verify) {
+        if settings.verify > 0, Self.selected(job: job.id, shard: header.shard, fraction: settings.verify) {
             verification.selected += 1
             verifying[key] = Verification(
                 first: .init(
@@ -516,8 +599,8 @@ public struct CoordinatorCore {
         records[worker.identity, default: Record()].successes += 1
         records[worker.identity]?.vanishings = 0
         if let artifact = header.artifact { outputs[job.name] = artifact }
-        queue.removeAll { $0 == key }
-        quarantined.remove(key)
+        queue.remove(key)
+        setQuarantined(key, false)
         actions += refute(key, finishedBy: worker.identity)
         let range = job.shards[header.shard]
         actions.append(
@@ -527,11 +610,12 @@ public struct CoordinatorCore {
                     seconds: header.seconds, time: Date().timeIntervalSince1970, metrics: metrics,
                     artifact: header.artifact)))
         workers[peer]?.awaitingAck.insert(header.lease)
+        credit(peer)
         pendingAcks.append((peer, header.lease))
         actions += release(readyAfter: j)
         // Other leases of the same shard are now useless.
-        for (other, lease) in leases.sorted(by: { $0.key < $1.key }) where lease.key == key {
-            leases[other] = nil
+        for other in leasesByShard[key] ?? [] {
+            guard let lease = dropLease(other) else { continue }
             workers[lease.peer]?.revoke(other)
             actions.append(.send(peer: lease.peer, CancelHeader(lease: other).message()))
         }
@@ -565,7 +649,7 @@ public struct CoordinatorCore {
             entry.second = answer
             entry.workers.insert(answer.identity)
             verifying[key] = entry
-            verifyQueue.insert(key, at: 0)
+            verifyQueue.prepend(key)
             return [
                 .log(
                     .error,
@@ -637,19 +721,20 @@ public struct CoordinatorCore {
                         job: job.id, shard: key.shard, digest: Journal.digest(metrics),
                         reason: storedBy[key] == identity ? "delivered by \(identity), which failed verification"
                             : "reads the output of a job \(identity) made")))
-            done[key.job][key.shard] = false
+            setDone(key, false)
             finished[key] = nil
             storedBy[key] = nil
             verifying[key] = nil
-            verifyQueue.removeAll { $0 == key }
+            verifyQueue.remove(key)
             pointsThisRun -= job.shards[key.shard].count
             verification.revoked += 1
             if !job.isGrid && job.definition.kind != .hessian { outputs[job.name] = nil }
         }
         // Jobs whose inputs are gone wait for them again; the rest are queued at once.
         for j in Set(voided.map(\.job)).sorted() where !ready(j) { waiting.insert(j) }
-        for key in voided where !waiting.contains(key.job) && !queue.contains(key) { queue.insert(key, at: 0) }
-        for j in waiting { queue.removeAll { $0.job == j } }
+        for key in voided where !waiting.contains(key.job) { queue.prepend(key) }
+        let stalled = waiting
+        queue.removeAll { stalled.contains($0.job) }
         if !voided.isEmpty {
             actions.append(
                 .log(.error, "voided \(voided.count) result(s) of \(identity) (and of jobs that read its outputs); computing them again"))
@@ -700,8 +785,8 @@ public struct CoordinatorCore {
             failures[key]?.removeAll { $0.identity == identity }
             let distinct = Set((failures[key] ?? []).map(\.identity)).count
             if quarantined.contains(key) && distinct < settings.maxFailures {
-                quarantined.remove(key)
-                if !done[key.job][key.shard] && !queue.contains(key) { queue.insert(key, at: 0) }
+                setQuarantined(key, false)
+                if !done[key.job][key.shard] { queue.prepend(key) }
                 actions.append(
                     .log(.warning, "shard \(key.shard) of \(study.jobs[key.job].name) leaves quarantine: its evidence came from \(identity)"))
             }
@@ -721,32 +806,43 @@ public struct CoordinatorCore {
         var actions: [Action] = []
         for (peer, lease) in acks where workers[peer] != nil {
             workers[peer]?.awaitingAck.remove(lease)
+            credit(peer)
             workers[peer]?.lastSent = now
             actions.append(.send(peer: peer, AckHeader(lease: lease).message()))
         }
         return actions
     }
 
+    /// The HEARTBEAT every worker gets, encoded once per epoch.
+    mutating func heartbeatMessage() -> WireMessage {
+        if let cached = heartbeatCache, cached.epoch == settings.epoch { return cached.message }
+        let message = HeartbeatHeader(epoch: settings.epoch).message()
+        heartbeatCache = (settings.epoch, message)
+        return message
+    }
+
     /// Heartbeats, dead workers, expired leases, then new work.
     public mutating func tick(now: Double) -> [Action] {
         var actions: [Action] = []
-        for (peer, worker) in workers.sorted(by: { $0.value.name < $1.value.name }) {
+        let beat = heartbeatMessage()
+        for peer in Array(workers.keys) {
+            guard let worker = workers[peer] else { continue }
             if now - worker.lastHeard > settings.deadAfter {
                 actions += retire(peer, reason: "silent for \(Int(now - worker.lastHeard)) s", died: true)
             } else if now - worker.lastSent >= settings.heartbeatInterval {
                 workers[peer]?.lastSent = now
-                actions.append(.send(peer: peer, HeartbeatHeader(epoch: settings.epoch).message()))
+                actions.append(.send(peer: peer, beat))
             }
         }
-        for (id, lease) in leases.sorted(by: { $0.key < $1.key }) where !lease.expired && now > lease.deadline {
+        for (id, lease) in leases where !lease.expired && now > lease.deadline {
             leases[id]?.expired = true
             let key = lease.key
             if lease.verifies {
-                if verifying[key] != nil && !verifyQueue.contains(key) { verifyQueue.insert(key, at: 0) }
+                if verifying[key] != nil { verifyQueue.prepend(key) }
                 continue
             }
             if !done[key.job][key.shard] && !queue.contains(key) {
-                queue.insert(key, at: 0)
+                queue.prepend(key)
                 actions.append(
                     .log(
                         .warning,
@@ -785,6 +881,8 @@ public struct CoordinatorCore {
     /// leases `maxFailures` times without delivering a result in between is quarantined.
     mutating func retire(_ peer: Data, reason: String, died: Bool = false, logged: Bool = true) -> [Action] {
         guard let worker = workers.removeValue(forKey: peer) else { return [] }
+        hungry.remove(peer)
+        leaseVersion &+= 1
         toldDone.remove(peer)
         for upload in (uploads.removeValue(forKey: peer) ?? [:]).values { upload.abandon() }
         var actions: [Action] = []
@@ -806,19 +904,16 @@ public struct CoordinatorCore {
     /// is evidence against the shard from `identity`, and `maxFailures` distinct workers'
     /// evidence quarantines it.
     mutating func release(_ id: Int, failure: String?, by identity: String) -> [Action] {
-        guard let lease = leases.removeValue(forKey: id) else { return [] }
-        workers[lease.peer]?.leases.remove(id)
+        guard let lease = dropLease(id) else { return [] }
         let key = lease.key
         if lease.verifies {
             // A copy that did not come back: another worker may take it.
-            if verifying[key] != nil && !verifyQueue.contains(key) { verifyQueue.insert(key, at: 0) }
+            if verifying[key] != nil { verifyQueue.prepend(key) }
             return []
         }
         guard !done[key.job][key.shard] else { return [] }
         guard let failure else {
-            if !queue.contains(key) && !leases.values.contains(where: { $0.key == key && !$0.expired }) {
-                queue.insert(key, at: 0)
-            }
+            if !leased(key) { queue.prepend(key) }
             return []
         }
         failures[key, default: []].append((identity, failure))
@@ -827,10 +922,10 @@ public struct CoordinatorCore {
         // Distinct workers, so one broken or hostile worker cannot quarantine a sweep; with
         // fewer workers than that, enough failures on every worker there is.
         if distinct >= settings.maxFailures || (evidence.count >= settings.maxFailures && everyoneFailed(key)) {
-            quarantined.insert(key)
-            queue.removeAll { $0 == key }
-            for (other, l) in leases.sorted(by: { $0.key < $1.key }) where l.key == key {
-                leases[other] = nil
+            setQuarantined(key, true)
+            queue.remove(key)
+            for other in leasesByShard[key] ?? [] {
+                guard let l = dropLease(other) else { continue }
                 workers[l.peer]?.revoke(other)
             }
             return [
@@ -840,17 +935,22 @@ public struct CoordinatorCore {
                 )
             ]
         }
-        if !queue.contains(key) && !leases.values.contains(where: { $0.key == key && !$0.expired }) {
-            queue.insert(key, at: 0)
-        }
+        if !leased(key) { queue.prepend(key) }
         return [.log(.warning, "shard \(key.shard) of \(study.jobs[key.job].name) back in the queue: \(failure)")]
     }
 
     /// Whether every connected worker that can compute `key` has failed it.
     func everyoneFailed(_ key: ShardKey) -> Bool {
-        let kind = study.jobs[key.job].definition.kind.rawValue
+        Self.everyoneFailed(key, jobs: study.jobs, failures: failures, workers: Array(workers.values))
+    }
+
+    static func everyoneFailed(
+        _ key: ShardKey, jobs: [Study.Job], failures: [ShardKey: [(identity: String, reason: String)]],
+        workers: [Worker]
+    ) -> Bool {
+        let kind = jobs[key.job].definition.kind.rawValue
         let evidence = Set((failures[key] ?? []).map(\.identity))
-        return workers.values.allSatisfy {
+        return workers.allSatisfy {
             !($0.kinds?.contains(kind) ?? true) || $0.declined.contains(key.job) || evidence.contains($0.identity)
         }
     }
@@ -859,51 +959,68 @@ public struct CoordinatorCore {
     /// a second copy of the oldest outstanding lease to an idle worker (the first result wins).
     /// A shard goes to a worker that has failed it only when no other can take it.
     mutating func dispatch(now: Double) -> [Action] {
+        guard !hungry.isEmpty else { return [] }
         var actions: [Action] = []
-        for peer in workers.keys.sorted(by: { (workers[$0]?.name ?? "") < (workers[$1]?.name ?? "") }) {
+        // At most one straggler copy per call: near the end, idle workers share them out
+        // one event at a time instead of every event walking every lease for every worker.
+        var stragglerTried = false
+        for peer in hungry {
+            if queue.isEmpty && verifyQueue.isEmpty && stragglerTried { break }
+            // Nothing new since it last found nothing it could take (a worker of other kinds).
+            if let starved = workers[peer]?.starved, starved == workVersion { continue }
             while let worker = workers[peer], worker.leases.count + worker.awaitingAck.count < worker.slots {
                 var key: ShardKey
                 var verifies = false
                 let jobs = study.jobs, kinds = worker.kinds, failures = self.failures, declined = worker.declined
-                let accepts = { (key: ShardKey) in
+                let identity = worker.identity
+                let kindFits = { (key: ShardKey) in
                     (kinds?.contains(jobs[key.job].definition.kind.rawValue) ?? true) && !declined.contains(key.job)
-                        && !(failures[key]?.contains { $0.identity == worker.identity } ?? false)
                 }
-
-                // A shard it failed goes back to the same worker only when every worker has failed it.
-                if let index = queue.firstIndex(where: accepts)
-                    ?? queue.firstIndex(where: {
-                        (kinds?.contains(jobs[$0.job].definition.kind.rawValue) ?? true) && !declined.contains($0.job)
-                            && everyoneFailed($0)
-                    })
+                let accepts = { (key: ShardKey) in
+                    kindFits(key) && !(failures[key]?.contains { $0.identity == identity } ?? false)
+                }
+                if let next = queue.popFirst(limit: 4096, where: accepts) {
+                    key = next
+                } else if !failures.isEmpty,
+                    // A shard it failed goes back to the same worker only when every worker has failed it.
+                    let next = { () -> ShardKey? in
+                        let others = Array(workers.values)
+                        return queue.popFirst(limit: 256) { key in
+                            kindFits(key) && Self.everyoneFailed(key, jobs: jobs, failures: failures, workers: others)
+                        }
+                    }()
                 {
-                    key = queue.remove(at: index)
-                } else if let index = verifyQueue.firstIndex(where: {
-                    accepts($0) && verifying[$0].map { !$0.workers.contains(worker.identity) } == true
-                }) {
-                    key = verifyQueue.remove(at: index)
+                    key = next
+                } else if let next = { () -> ShardKey? in
+                    let verifying = self.verifying
+                    return verifyQueue.popFirst(limit: 4096) { key in
+                        accepts(key) && verifying[key].map { !$0.workers.contains(identity) } == true
+                    }
+                }() {
+                    key = next
                     verifies = true
-                } else if worker.leases.isEmpty,
-                    let straggler = leases.values.filter({ lease in
-                        lease.peer != peer && accepts(lease.key)
-                            && leases.values.filter { $0.key == lease.key }.count == 1
-                            && !done[lease.key.job][lease.key.shard]
-                    }).min(by: { ($0.issued, $0.id) < ($1.issued, $1.id) })
+                } else if worker.leases.isEmpty && !stragglerTried,
+                    let straggler = oldestStraggler(excluding: peer, accepts: accepts)
                 {
-                    key = straggler.key
+                    stragglerTried = true
+                    key = straggler
                     actions.append(
                         .log(
                             .info,
                             "duplicating straggling shard \(key.shard) of \(study.jobs[key.job].name) on \(worker.label)"
                         ))
                 } else {
+                    if worker.leases.isEmpty { stragglerTried = true }
+                    let version = workVersion
+                    workers[peer]?.starved = version
                     break
                 }
                 let id = nextLease
                 nextLease += 1
-                leases[id] = Lease(
-                    id: id, peer: peer, key: key, issued: now, deadline: now + settings.leaseSeconds, verifies: verifies)
-                workers[peer]?.leases.insert(id)
+                addLease(
+                    Lease(
+                        id: id, peer: peer, key: key, issued: now, deadline: now + settings.leaseSeconds,
+                        verifies: verifies))
                 workers[peer]?.lastSent = now
                 let job = study.jobs[key.job], range = job.shards[key.shard]
                 var header = TaskHeader(
@@ -925,6 +1042,18 @@ public struct CoordinatorCore {
             }
         }
         return actions
+    }
+
+    /// The shard of the oldest outstanding lease that has no copy yet, is not done, is not
+    /// `peer`'s, and that `accepts` takes.
+    func oldestStraggler(excluding peer: Data, accepts: (ShardKey) -> Bool) -> ShardKey? {
+        for id in leaseOrder {
+            guard let lease = leases[id], !lease.verifies, lease.peer != peer,
+                leasesByShard[lease.key]?.count == 1, !done[lease.key.job][lease.key.shard], accepts(lease.key)
+            else { continue }
+            return lease.key
+        }
+        return nil
     }
 
     // MARK: Artifacts

@@ -19,6 +19,8 @@ public final class CoordinatorServer {
     public let endpoint: String
     /// Called about once a second with (points done, total, points/s, workers alive).
     public var onProgress: ((Int, Int, Double, Int) -> Void)?
+    /// Messages handled per pass of the I/O loop before it syncs, acknowledges and ticks.
+    static let batch = 512
     /// Largest message accepted (a bigger one closes its connection).
     public static let maximumMessageSize: Int64 = 64 << 20
 
@@ -91,7 +93,11 @@ public final class CoordinatorServer {
             }
         }
         if readable.contains(0) {
-            while let frames = try socket.receive(dontWait: true) {
+            // A bounded batch, so journal syncs, ACKs, heartbeats and retirements still go out
+            // however fast messages arrive (the rest wait in the socket for the next pass).
+            var handled = 0
+            while handled < Self.batch, let frames = try socket.receive(dontWait: true) {
+                handled += 1
                 guard frames.count >= 1 else { continue }
                 let actions = core.receive(peer: frames[0], frames: Array(frames.dropFirst()), now: now())
                 try perform(actions)
