@@ -53,11 +53,7 @@ struct ScaleBench: ParsableCommand {
     }
 
     func run() throws {
-        var limit = rlimit()
-        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
-            limit.rlim_cur = limit.rlim_max
-            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
+        _ = CoordinatorServer.raiseDescriptorLimit()
         let context = try ZMQContext(maxSockets: Int32(workers + 64))
         var sockets: [ZMQSocket] = []
         for i in 0..<workers {

@@ -180,3 +180,14 @@ import Testing
         #expect(!worker.cache.contains(name))
     }
 }
+
+@Suite struct HeaderEncodingTests {
+    /// The hand-built ACK and CANCEL headers are the bytes JSONEncoder would write.
+    @Test func fastHeadersMatchTheEncoder() throws {
+        for lease in [1, 42, 1 << 40] {
+            #expect(AckHeader(lease: lease).message() == WireMessage(.ack, header: AckHeader(lease: lease)))
+            #expect(CancelHeader(lease: lease).message() == WireMessage(.cancel, header: CancelHeader(lease: lease)))
+            #expect(try AckHeader(lease: lease).message().decode(AckHeader.self).lease == lease)
+        }
+    }
+}

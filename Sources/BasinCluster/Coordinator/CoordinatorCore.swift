@@ -402,7 +402,8 @@ public struct CoordinatorCore {
 
     private mutating func handle(peer: Data, frames: [Data], now: Double) -> [Action] {
         do throws(ProtocolError) {
-            let message = try WireMessage(frames: frames)
+            // A worker's headers are a few fields: a large one is refused before it is parsed.
+            let message = try WireMessage(frames: frames, maxHeader: 64 << 10)
             if message.command == .hello { return try hello(peer: peer, message.decode(HelloHeader.self), now: now) }
             guard workers[peer] != nil else {
                 return refuse(

@@ -64,7 +64,7 @@ public final class CoordinatorServer {
     }
 
     /// Raises the soft open-file limit to the hard one; returns the limit in force.
-    static func raiseDescriptorLimit() -> Int {
+    public static func raiseDescriptorLimit() -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
         if limit.rlim_cur < limit.rlim_max {

@@ -315,6 +315,10 @@ public struct AckHeader: WireHeader {
     public static let command = WireMessage.Command.ack
     public var lease: Int
     public init(lease: Int) { self.lease = lease }
+    /// The same bytes JSONEncoder writes, without it: one ACK per result.
+    public func message(binary: [Data] = []) -> WireMessage {
+        WireMessage(Self.command, headerFrame: Data("{\"lease\":\(lease)}".utf8), binary: binary)
+    }
     public enum CodingKeys: String, CodingKey, CaseIterable { case lease }
     public init(from decoder: any Decoder) throws {
         lease = try decoder.container(keyedBy: CodingKeys.self).int(.lease, in: WireLimits.index)
@@ -325,6 +329,10 @@ public struct CancelHeader: WireHeader {
     public static let command = WireMessage.Command.cancel
     public var lease: Int
     public init(lease: Int) { self.lease = lease }
+    /// The same bytes JSONEncoder writes, without it.
+    public func message(binary: [Data] = []) -> WireMessage {
+        WireMessage(Self.command, headerFrame: Data("{\"lease\":\(lease)}".utf8), binary: binary)
+    }
     public enum CodingKeys: String, CodingKey, CaseIterable { case lease }
     public init(from decoder: any Decoder) throws {
         lease = try decoder.container(keyedBy: CodingKeys.self).int(.lease, in: WireLimits.index)

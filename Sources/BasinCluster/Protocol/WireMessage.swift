@@ -53,13 +53,21 @@ public struct WireMessage: Sendable, Equatable {
         self.binary = binary
     }
 
+    /// A message whose header frame is already JSON (the hot one-field headers build theirs).
+    init(_ command: Command, headerFrame: Data, binary: [Data] = []) {
+        self.command = command
+        self.headerFrame = headerFrame
+        self.binary = binary
+    }
+
     public func frames() -> [Data] {
         [Data(Self.version.utf8), Data(command.rawValue.utf8), headerFrame] + binary
     }
 
-    /// Reads the envelope: frame count, version and command word. The header is decoded by
-    /// the typed header the command names (`decode(_:)`).
-    public init(frames: [Data]) throws(ProtocolError) {
+    /// Reads the envelope: frame count, version, command word and the header's size (at most
+    /// `maxHeader` bytes). The header is decoded by the typed header the command names
+    /// (`decode(_:)`).
+    public init(frames: [Data], maxHeader: Int = .max) throws(ProtocolError) {
         guard frames.count >= 3 else {
             throw ProtocolError(
                 .envelope, "a message needs at least 3 frames (version, command, header), got \(frames.count)")
@@ -73,6 +81,10 @@ public struct WireMessage: Sendable, Equatable {
             frames[1].count <= 16
         else {
             throw ProtocolError(.envelope, "unknown command '\(LogText.escaped(frames[1].prefix(32)))'")
+        }
+        guard frames[2].count <= maxHeader else {
+            throw ProtocolError(
+                .envelope, "\(command.rawValue) header is \(frames[2].count) bytes; at most \(maxHeader) are read")
         }
         let binary = frames.count - 3
         guard command.binaryFrames.contains(binary) else {

@@ -8,8 +8,18 @@ public enum CRC32 {
 
     public static func checksum<C: Collection>(_ bytes: C, continuing crc: UInt32 = 0) -> UInt32
     where C.Element == UInt8 {
+        // Contiguous bytes (Data, arrays, their slices) take the pointer loop; others iterate.
+        if let fast = bytes.withContiguousStorageIfAvailable({ update(~crc, $0) }) { return ~fast }
         var c = ~crc
         for byte in bytes { c = table[Int((c ^ UInt32(byte)) & 0xff)] ^ (c >> 8) }
         return ~c
+    }
+
+    private static func update(_ start: UInt32, _ bytes: UnsafeBufferPointer<UInt8>) -> UInt32 {
+        table.withUnsafeBufferPointer { table in
+            var c = start
+            for byte in bytes { c = table[Int((c ^ UInt32(byte)) & 0xff)] ^ (c >> 8) }
+            return c
+        }
     }
 }
