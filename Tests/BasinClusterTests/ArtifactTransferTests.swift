@@ -208,3 +208,25 @@ import Testing
         #expect(!ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts")).contains(ArtifactStore.hash(bytes)))
     }
 }
+
+/// How verification compares two answers: bit for bit between Basin workers, within the stated
+/// tolerance when either came from another worker (a PyTorch worker).
+@Suite struct VerificationAgreementTests {
+    typealias Answer = CoordinatorCore.Verification.Answer
+
+    func answer(_ values: [Double], exact: Bool) -> Answer {
+        Answer(identity: "w", label: "w", metrics: values, artifact: nil, exact: exact)
+    }
+
+    @Test func basinWorkersMustAgreeBitForBitOthersWithinTolerance() {
+        let a = [0.5, 0.25, .nan, 1.0]
+        let ulp = [(0.5 as Double).nextUp, 0.25, .nan, 1.0]
+        let close = [0.5 * (1 + 5e-5), 0.25, .nan, 1.0]
+        let far = [0.5 * (1 + 1e-3), 0.25, .nan, 1.0]
+        #expect(CoordinatorCore.Verification.agree(answer(a, exact: true), answer(a, exact: true)))
+        #expect(!CoordinatorCore.Verification.agree(answer(a, exact: true), answer(ulp, exact: true)))
+        #expect(CoordinatorCore.Verification.agree(answer(a, exact: true), answer(close, exact: false)))
+        #expect(!CoordinatorCore.Verification.agree(answer(a, exact: false), answer(far, exact: false)))
+        #expect(!CoordinatorCore.Verification.agree(answer([0.5], exact: false), answer([.nan], exact: false)))
+    }
+}
