@@ -50,7 +50,6 @@ extension ClusterTests {
             print("skipped: cannot mount a tmpfs here (needs root); the full-disk test did not run")
             return
         }
-        defer { _ = mount(["-l", disk.path]) }
         defer {
             let unmount = Process()
             unmount.executableURL = URL(fileURLWithPath: "/bin/umount")

@@ -543,10 +543,10 @@ public struct CoordinatorCore {
         guard let metrics = [Double](littleEndian: values) else {
             throw ProtocolError(.values, "RESULT values are \(values.count) bytes, not a whole number of Float64")
         }
-        if let problem = ResultCheck.problem(metrics, job: job, points: job.shards[header.shard].count) {
+        if let problem = OutputCheck.problem(metrics, job: job, points: job.shards[header.shard].count) {
             throw ProtocolError(.values, "RESULT for shard \(header.shard) of \(job.name) \(problem)")
         }
-        let makesArtifact = !job.isGrid && job.definition.kind != .hessian
+        let makesArtifact = job.definition.kind.makesArtifact
         if makesArtifact != (header.artifact != nil) {
             throw .field(
                 .result, "artifact", makesArtifact ? "is missing for a job that makes one" : "is set for a job that makes none")
@@ -699,7 +699,7 @@ public struct CoordinatorCore {
             voided.append(key)
         }
         // Jobs that read an artifact it made are voided too, transitively.
-        var tainted = Set(voided.filter { !study.jobs[$0.job].isGrid }.map(\.job))
+        var tainted = Set(voided.filter { study.jobs[$0.job].definition.kind.makesArtifact }.map(\.job))
         var grew = !tainted.isEmpty
         while grew {
             grew = false
@@ -729,7 +729,7 @@ public struct CoordinatorCore {
             verifyQueue.remove(key)
             pointsThisRun -= job.shards[key.shard].count
             verification.revoked += 1
-            if !job.isGrid && job.definition.kind != .hessian { outputs[job.name] = nil }
+            if job.definition.kind.makesArtifact { outputs[job.name] = nil }
         }
         // Jobs whose inputs are gone wait for them again; the rest are queued at once.
         for j in Set(voided.map(\.job)).sorted() where !ready(j) { waiting.insert(j) }
@@ -1067,7 +1067,7 @@ public struct CoordinatorCore {
         guard let worker = workers[peer] else { return [] }
         let hash = header.artifact
         let makers = worker.leases.filter { id in
-            leases[id].map { ![.surface, .interpolate, .plane, .curve, .hessian].contains(study.jobs[$0.key.job].definition.kind) }
+            leases[id].map { study.jobs[$0.key.job].definition.kind.makesArtifact }
                 ?? false
         }.count
         guard makers > 0 else {

@@ -13,9 +13,11 @@ public enum LogText {
 
     public static func escaped(_ bytes: some Collection<UInt8>, limit: Int = LogText.limit) -> String {
         var out = ""
+        var kept = 0
         let text = String(decoding: bytes.prefix(4 * limit), as: UTF8.self)
         for scalar in text.unicodeScalars {
-            if out.count >= limit {
+            kept += 1
+            if kept > limit {
                 out += "…"
                 return out
             }

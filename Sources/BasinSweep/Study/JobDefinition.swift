@@ -20,6 +20,8 @@ public struct JobDefinition: Codable, Sendable, Equatable {
 
         /// Grid kinds have many points, cut into shards; the others are one shard each.
         public var isGrid: Bool { [.surface, .interpolate, .plane, .curve].contains(self) }
+        /// Kinds whose result is an artifact (a checkpoint or a curve) besides their values.
+        public var makesArtifact: Bool { [.train, .align, .fit].contains(self) }
         /// Kinds a spec's `jobs:` list may hold (the others come from `stages`).
         public static let listed: [Kind] = [.surface, .interpolate, .plane, .curve]
     }

@@ -1,13 +1,12 @@
-import BasinSweep
 import Foundation
 
-/// What a RESULT may hold for its job: the number of values and the range of each, so a
-/// broken or lying worker's numbers are refused before they are journaled (PROTOCOL.md
-/// "Values"). Losses are never negative (cross-entropy and MSE), but may be NaN or +∞ far
+/// What a job's output may hold: the number of values and the range of each (the executor's
+/// contract, `Executor.execute`), so a coordinator refuses a broken or lying worker's numbers
+/// before they are journaled (PROTOCOL.md "Values"). Losses are never negative (cross-entropy and MSE), but may be NaN or +∞ far
 /// from a minimum; accuracies lie in [0, 1] (NaN where there is no test set).
-enum ResultCheck {
+public enum OutputCheck {
     /// Why `values` cannot be what `job` produces for `points` points, or nil when they can.
-    static func problem(_ values: [Double], job: Study.Job, points: Int) -> String? {
+    public static func problem(_ values: [Double], job: Study.Job, points: Int) -> String? {
         let definition = job.definition
         switch definition.kind {
         case .surface, .interpolate, .plane, .curve:
