@@ -33,7 +33,10 @@ let package = Package(
         .target(name: "BasinLandscape", dependencies: ["BasinNN"]),
         .target(
             name: "BasinSweep",
-            dependencies: ["BasinLandscape", "BasinNN", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "BasinLandscape", "BasinNN", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
         ),
         .target(
             name: "BasinCluster",

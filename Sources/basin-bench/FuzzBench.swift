@@ -31,7 +31,8 @@ struct FuzzBench: ParsableCommand {
         let study = try Study(spec: spec, executor: Executor(spec: spec, base: directory))
         var core = CoordinatorCore(
             study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: [:],
-            store: ArtifactStore(directory: directory.appendingPathComponent("artifacts")))
+            artifacts: [])
+        let disk = ArtifactDisk(store: ArtifactStore(directory: directory.appendingPathComponent("artifacts")))
         let job = study.jobs[0]
         let values = [Double](repeating: 0.5, count: 40).withUnsafeBytes { Data($0) }
         var mutator = MessageMutator(
@@ -49,7 +50,8 @@ struct FuzzBench: ParsableCommand {
         let start = DispatchTime.now().uptimeNanoseconds
         var now = 0.0
         for i in 0..<messages {
-            _ = core.receive(peer: Data("fuzz-\(i % 40)".utf8), frames: batch[i % batch.count], now: now)
+            _ = disk.settle(
+                core.receive(peer: Data("fuzz-\(i % 40)".utf8), frames: batch[i % batch.count], now: now), into: &core)
             if i % 100 == 0 {
                 now += 0.05
                 _ = core.tick(now: now)

@@ -41,8 +41,8 @@ import Testing
     /// Delivers messages both ways until nothing is left; returns the most bytes of artifact
     /// in flight at once, and every message the worker sent.
     static func exchange(
-        _ coordinator: inout CoordinatorCore, _ worker: inout WorkerCore, start: [WorkerCore.Action],
-        corrupt: Bool = false
+        _ coordinator: inout CoordinatorCore, _ worker: inout WorkerCore, disk: ArtifactDisk,
+        start: [WorkerCore.Action], corrupt: Bool = false
     ) -> (peak: Int, fromWorker: [WireMessage]) {
         let peer = Data("w#0".utf8)
         var toCoordinator: [WireMessage] = [], toWorker: [WireMessage] = [], fromWorker: [WireMessage] = []
@@ -60,7 +60,8 @@ import Testing
             peak = max(peak, inFlight)
             if !toCoordinator.isEmpty {
                 let m = toCoordinator.removeFirst()
-                for case .send(_, let reply) in coordinator.receive(peer: peer, frames: m.frames(), now: 1) {
+                let actions = disk.settle(coordinator.receive(peer: peer, frames: m.frames(), now: 1), into: &coordinator)
+                for case .send(_, let reply) in actions {
                     toWorker.append(reply)
                 }
             } else {
@@ -130,7 +131,7 @@ import Testing
         let start = worker.receive(frames: task(reading: hash).frames(), now: 1)
         #expect(start.contains { if case .send(let m) = $0 { return m.command == .fetch } else { return false } })
         #expect(!start.contains { if case .compute = $0 { return true } else { return false } })
-        let (peak, sent) = Self.exchange(&coordinator, &worker, start: start)
+        let (peak, sent) = Self.exchange(&coordinator, &worker, disk: ArtifactDisk(store: store), start: start)
         #expect(worker.cache.contains(hash))
         #expect(worker.cache.size(hash) == Self.size)
         #expect(peak <= WireMessage.artifactCredit * WireMessage.artifactChunk, "peak \(peak) bytes in flight")
@@ -145,7 +146,7 @@ import Testing
         let store = ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts"))
         let hash = try Self.writeBlob(into: store, size: 3 * WireMessage.artifactChunk + 17, seed: 2)
         let start = worker.receive(frames: task(reading: hash).frames(), now: 1)
-        let (_, sent) = Self.exchange(&coordinator, &worker, start: start, corrupt: true)
+        let (_, sent) = Self.exchange(&coordinator, &worker, disk: ArtifactDisk(store: store), start: start, corrupt: true)
         #expect(!worker.cache.contains(hash))
         let fail = sent.first { $0.command == .fail }
         #expect(fail?.string("error")?.contains("hashing to") == true, "\(String(describing: fail))")
@@ -158,8 +159,9 @@ import Testing
         let hash = try Self.writeBlob(into: ArtifactStore(directory: cache), size: Self.size, seed: 3)
         let metrics = [Double](repeating: 0.5, count: 4 + 3)
         let start = worker.computed(tasks[0], metrics: metrics, artifact: hash, seconds: 1, now: 1)
-        let (peak, sent) = Self.exchange(&coordinator, &worker, start: start)
         let store = ArtifactStore(directory: training.directory.appendingPathComponent("artifacts"))
+        let disk = ArtifactDisk(store: store)
+        let (peak, sent) = Self.exchange(&coordinator, &worker, disk: disk, start: start)
         #expect(store.contains(hash) && store.size(hash) == Self.size)
         #expect(peak <= WireMessage.artifactCredit * WireMessage.artifactChunk, "peak \(peak) bytes in flight")
         // The RESULT names the artifact and comes after the last chunk.
@@ -170,7 +172,7 @@ import Testing
         #expect(coordinator.outputs[training.study.jobs[0].name] == hash)
         // A second upload of something the coordinator has ends after one chunk.
         let again = worker.computed(tasks[1], metrics: metrics, artifact: hash, seconds: 1, now: 2)
-        let (_, resent) = Self.exchange(&coordinator, &worker, start: again)
+        let (_, resent) = Self.exchange(&coordinator, &worker, disk: disk, start: again)
         #expect(resent.filter { $0.command == .put }.count <= WireMessage.artifactCredit)
         #expect(resent.contains { $0.command == .result })
     }
@@ -182,7 +184,8 @@ import Testing
         let wrong = ArtifactStore.hash(Data("something else".utf8))
         let put = WireMessage(
             .put, ["artifact": .string(wrong), "size": .integer(bytes.count), "offset": .integer(0)], binary: [bytes])
-        let replies = coordinator.receive(peer: Data("w#0".utf8), frames: put.frames(), now: 1)
+        let disk = ArtifactDisk(store: ArtifactStore(directory: training.directory.appendingPathComponent("artifacts")))
+        let replies = disk.settle(coordinator.receive(peer: Data("w#0".utf8), frames: put.frames(), now: 1), into: &coordinator)
         let taken = replies.compactMap { if case .send(_, let m) = $0 { return m } else { return nil } }.first
         #expect(taken?.command == .taken && taken?.string("error") != nil)
         #expect(!ArtifactStore(directory: training.directory.appendingPathComponent("artifacts")).contains(wrong))
@@ -212,7 +215,7 @@ import Testing
 /// How verification compares two answers: bit for bit between Basin workers, within the stated
 /// tolerance when either came from another worker (a PyTorch worker).
 @Suite struct VerificationAgreementTests {
-    typealias Answer = CoordinatorCore.Verification.Answer
+    typealias Answer = Verification.Answer
 
     func answer(_ values: [Double], exact: Bool) -> Answer {
         Answer(identity: "w", label: "w", metrics: values, artifact: nil, exact: exact)
@@ -223,10 +226,10 @@ import Testing
         let ulp = [(0.5 as Double).nextUp, 0.25, .nan, 1.0]
         let close = [0.5 * (1 + 5e-5), 0.25, .nan, 1.0]
         let far = [0.5 * (1 + 1e-3), 0.25, .nan, 1.0]
-        #expect(CoordinatorCore.Verification.agree(answer(a, exact: true), answer(a, exact: true)))
-        #expect(!CoordinatorCore.Verification.agree(answer(a, exact: true), answer(ulp, exact: true)))
-        #expect(CoordinatorCore.Verification.agree(answer(a, exact: true), answer(close, exact: false)))
-        #expect(!CoordinatorCore.Verification.agree(answer(a, exact: false), answer(far, exact: false)))
-        #expect(!CoordinatorCore.Verification.agree(answer([0.5], exact: false), answer([.nan], exact: false)))
+        #expect(Verification.agree(answer(a, exact: true), answer(a, exact: true)))
+        #expect(!Verification.agree(answer(a, exact: true), answer(ulp, exact: true)))
+        #expect(Verification.agree(answer(a, exact: true), answer(close, exact: false)))
+        #expect(!Verification.agree(answer(a, exact: false), answer(far, exact: false)))
+        #expect(!Verification.agree(answer([0.5], exact: false), answer([.nan], exact: false)))
     }
 }

@@ -90,7 +90,10 @@ import Testing
             .message(binary: [Data(count: 10)])
         let second = PutHeader(artifact: String(repeating: "ef", count: 32), size: 100, offset: 0)
             .message(binary: [Data(count: 10)])
-        #expect(sent(trainer.receive(peer: Data("u".utf8), frames: first.frames(), now: 0.3)).first?.message.command == .taken)
+        // The first chunk of a 100-byte upload is written (to the run's store) and TAKEN says so.
+        let disk = ArtifactDisk(store: training.store)
+        let taken = sent(disk.settle(trainer.receive(peer: Data("u".utf8), frames: first.frames(), now: 0.3), into: &trainer))
+        #expect(taken.first?.message.command == .taken && taken.first?.message.int("offset") == 10, "\(taken)")
         let again = sent(trainer.receive(peer: Data("u".utf8), frames: second.frames(), now: 0.3))
         #expect(again.first?.message.string("reason")?.contains("are open") == true, "\(again)")
     }

@@ -32,7 +32,7 @@ import ZeroMQ
         let journal = try Journal(directory: fixture.directory.appendingPathComponent("journal"), files: layer)
         let server = ServerBox(
             try CoordinatorServer(
-                core: try fixture.core(), journal: journal, bind: "tcp://127.0.0.1:*", logger: Logger(label: "test")))
+                core: try fixture.core(), journal: journal, store: fixture.store, bind: "tcp://127.0.0.1:*", logger: Logger(label: "test")))
         let endpoint = server.server.endpoint
         let outcome = Outcome()
         let thread = Thread {

@@ -13,6 +13,7 @@ func runGenuineSweep(
     peer: Data = Data("genuine#0".utf8)
 ) throws -> [Journal.ShardDone] {
     let executor = Executor(spec: fixture.spec, base: fixture.directory)
+    let disk = ArtifactDisk(store: fixture.store)
     var records: [Journal.ShardDone] = []
     var now = start
     var toCoordinator: [WireMessage] = []
@@ -32,7 +33,8 @@ func runGenuineSweep(
         now += 0.01
         var replies: [CoordinatorCore.Action] = []
         while !toCoordinator.isEmpty {
-            replies += coordinator.receive(peer: peer, frames: toCoordinator.removeFirst().frames(), now: now)
+            replies += disk.settle(
+                coordinator.receive(peer: peer, frames: toCoordinator.removeFirst().frames(), now: now), into: &coordinator)
         }
         replies += coordinator.durable(now: now) + coordinator.tick(now: now)
         for action in replies {
@@ -83,6 +85,7 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
         #expect(expected.count == fixture.study.jobs.reduce(0) { $0 + $1.shards.count })
 
         var core = try fixture.core()
+        let disk = ArtifactDisk(store: fixture.store)
         var mutator = MessageMutator(seed: 11, templates: Self.workerTemplates(fixture))
         var now = 0.0
         var journaled: [Journal.ShardDone] = []
@@ -90,7 +93,7 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
         let started = Date()
         for i in 0..<Self.messages {
             let peer = Data("fuzz-\(i % 40)".utf8)
-            var actions = core.receive(peer: peer, frames: mutator.message(), now: now)
+            var actions = disk.settle(core.receive(peer: peer, frames: mutator.message(), now: now), into: &core)
             if i % 100 == 0 {
                 now += 0.05
                 actions += core.durable(now: now) + core.tick(now: now)
@@ -99,7 +102,7 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
                 switch action {
                 case .journal(let record): journaled.append(record)
                 case .send(_, let message) where message.command == .disconnect: disconnects += 1
-                case .log: logLines += 1
+                case .event: logLines += 1
                 default: break
                 }
             }

@@ -45,8 +45,21 @@ struct StudyFixture {
     {
         CoordinatorCore(
             study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: completed,
-            store: ArtifactStore(directory: directory.appendingPathComponent("artifacts")), settings: settings)
+            artifacts: store.hashes(), settings: settings)
     }
+
+    /// The run's artifact store, which `disk` reads and writes for the core.
+    var store: ArtifactStore { ArtifactStore(directory: directory.appendingPathComponent("artifacts")) }
+}
+
+/// The events among `actions`.
+func events(_ actions: [CoordinatorCore.Action]) -> [CoordinatorEvent] {
+    actions.compactMap { if case .event(let event) = $0 { event } else { nil } }
+}
+
+/// The scheduler's events among `actions`.
+func scheduled(_ actions: [CoordinatorCore.Action]) -> [ScheduleEvent] {
+    events(actions).compactMap { if case .schedule(let event) = $0 { event } else { nil } }
 }
 
 func frames(_ command: WireMessage.Command, _ header: [String: JSONValue] = [:], binary: [Data] = []) -> [Data] {
@@ -220,10 +233,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
             _ = core.receive(peer: Data("w2".utf8), frames: frames(.heartbeat), now: t)
         }
         let actions = core.tick(now: 6.1)
-        #expect(
-            actions.contains {
-                if case .log(_, let text) = $0 { return text.contains("w1 left") } else { return false }
-            })
+        #expect(events(actions).contains(.workerLeft(worker: "w1", reason: .silent(seconds: 6))), "\(events(actions))")
         #expect(core.workersAlive == 1)
         // When w2 is free again, the shard w1 held is the next it gets.
         _ = core.receive(peer: Data("w2".utf8), frames: result(second[0].message), now: 6.2)
@@ -250,9 +260,9 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         }
         let tick = core.tick(now: 2.6)
         #expect(
-            tick.contains {
-                if case .log(_, let text) = $0 { return text.contains("passed its deadline") } else { return false }
-            })
+            scheduled(tick).contains {
+                if case .leaseExpired(_, _, let shard, "w1") = $0 { shard == t1.int("shard") } else { false }
+            }, "\(scheduled(tick))")
         // w2 finishes its own shard and is then given w1's expired one.
         _ = core.receive(peer: Data("w2".utf8), frames: result(t2), now: 2.65)
         _ = core.durable(now: 2.65)
@@ -265,9 +275,10 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         _ = core.durable(now: 2.7)
         let mismatch = core.receive(peer: Data("w2".utf8), frames: result(copy[0].message, metrics: 0.25), now: 2.8)
         #expect(
-            mismatch.contains {
-                if case .log(.error, let text) = $0 { return text.contains("DUPLICATE MISMATCH") } else { return false }
-            })
+            scheduled(mismatch) == [
+                .duplicateMismatch(
+                    job: fixture.study.jobs[t1.int("job_index")!].name, shard: t1.int("shard")!, worker: "w2")
+            ])
         #expect(sent(mismatch).contains { $0.message.command == .ack })
         // A result for a lease that was already answered is not this worker's to give.
         let again = sent(core.receive(peer: Data("w1".utf8), frames: result(t1, metrics: 0.5), now: 2.9))
@@ -301,9 +312,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
                 }
                 quarantined =
                     quarantined
-                    || actions.contains {
-                        if case .log(.error, let text) = $0 { text.contains("quarantined shard") } else { false }
-                    }
+                    || scheduled(actions).contains { if case .shardQuarantined = $0 { true } else { false } }
                 tasks += sent(actions + core.tick(now: now)).filter { $0.message.command == .task }.map(\.message)
             }
             #expect(failed)
@@ -486,9 +495,20 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
             _ = coordinator.receive(
                 peer: Data("\(name)#0".utf8), frames: WireMessage(.hello, ["worker": .string(name)]).frames(), now: 0)
         }
-        #expect(coordinator.yetToLeave == ["a", "b"])
+        #expect(coordinator.state == .running(joined: ["a", "b"]))
         _ = coordinator.receive(peer: Data("a#0".utf8), frames: WireMessage(.bye).frames(), now: 1)
-        #expect(coordinator.yetToLeave == ["b"])
+        #expect(coordinator.state == .running(joined: ["b"]))
+        // Once the work is done, DONE goes to b and the coordinator waits for b alone.
+        let done = sent(coordinator.finish())
+        #expect(done.map(\.peer) == ["b#0"] && done.allSatisfy { $0.message.command == .done })
+        #expect(coordinator.awaitingGoodbyes)
+        _ = coordinator.receive(peer: Data("b#0".utf8), frames: WireMessage(.bye).frames(), now: 2)
+        #expect(!coordinator.awaitingGoodbyes)
+        // A worker that joins after the end hears DONE at once.
+        let late = sent(
+            coordinator.receive(
+                peer: Data("c#0".utf8), frames: WireMessage(.hello, ["worker": .string("c")]).frames(), now: 3))
+        #expect(late.last?.message.command == .done)
     }
 }
 
@@ -508,7 +528,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         settings.leaseSeconds = 2
         var core = CoordinatorCore(
             study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: [:],
-            store: ArtifactStore(directory: directory.appendingPathComponent("artifacts")), settings: settings)
+            artifacts: [], settings: settings)
         let peer = Data("w".utf8)
         let tasks = sent(core.receive(peer: peer, frames: hello("w", slots: 1), now: 0)).filter {
             $0.message.command == .task
@@ -519,13 +539,12 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         for t in stride(from: 1.0, through: 10, by: 1) {
             _ = core.receive(peer: peer, frames: frames(.heartbeat, ["computing": .integer(lease)]), now: t)
             let tick = core.tick(now: t)
-            #expect(!tick.contains { if case .log(_, let text) = $0 { text.contains("deadline") } else { false } })
+            #expect(!scheduled(tick).contains { if case .leaseExpired = $0 { true } else { false } })
         }
         // Silence about it: the deadline passes.
         _ = core.receive(peer: peer, frames: frames(.heartbeat), now: 11)
         _ = core.receive(peer: peer, frames: frames(.heartbeat), now: 12.5)
         let late = core.tick(now: 12.5)
-        #expect(
-            late.contains { if case .log(_, let text) = $0 { text.contains("passed its deadline") } else { false } })
+        #expect(scheduled(late) == [.leaseExpired(lease: lease, job: study.jobs[0].name, shard: 0, worker: "w")])
     }
 }

@@ -201,7 +201,7 @@ import ZeroMQ
         #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
         #expect(survivor.wait(20), "\(survivor.stacks().suffix(20000))")
         #expect(try results("killworker") == expected)
-        #expect(coordinator.output.contains("victim left"))
+        #expect(TestSupport.logged(coordinator.output, "worker left", ["worker": "victim"]), "\(coordinator.output.suffix(2000))")
     }
 
     @Test func aKilledCoordinatorRestartsAndFinishesWithWorkersRejoining() throws {
@@ -295,7 +295,7 @@ import ZeroMQ
         #expect(coordinator.process.terminationStatus == 0, "\(coordinator.output.suffix(2000))")
         #expect(worker.wait(20), "\(worker.stacks().suffix(20000))")
         #expect(try results("garbage") == expected)
-        #expect(coordinator.output.contains("refused a message from"))
+        #expect(TestSupport.logged(coordinator.output, "refused a message; disconnected"), "\(coordinator.output.suffix(2000))")
         #expect(coordinator.output.contains("HELLO field 'slots' must be an integer from 1 to 64, got 1e+300"))
     }
 
@@ -391,7 +391,7 @@ import ZeroMQ
             log: directory.appendingPathComponent("stranger.log"))
         usleep(1_500_000)
         #expect(coordinator.output.contains("refused a connection"), "\(coordinator.output.suffix(1000))")
-        #expect(!coordinator.output.contains("stranger joined"))
+        #expect(!TestSupport.logged(coordinator.output, "worker joined", ["worker": "stranger"]))
         let good = try Child(
             [
                 "worker", "--connect", endpoint, "--name", "good", "--curve-keys",
@@ -401,7 +401,7 @@ import ZeroMQ
         #expect(coordinator.wait(120), "\(coordinator.stacks().suffix(20000))")
         #expect(coordinator.process.terminationStatus == 0)
         #expect(good.wait(20), "\(good.stacks().suffix(20000))")
-        #expect(!coordinator.output.contains("stranger joined"))
+        #expect(!TestSupport.logged(coordinator.output, "worker joined", ["worker": "stranger"]))
         #expect(try results("curve") == expected)
         stranger.kill9()
     }
@@ -689,8 +689,12 @@ import ZeroMQ
                 "--connect", endpoint, "--name", "torch", "--model", "\(model.path):build",
             ], log: directory.appendingPathComponent("python.log"), executable: URL(fileURLWithPath: "/usr/bin/env"))
         let deadline = Date().addingTimeInterval(60)
-        while !coordinator.output.contains("worker torch joined") && Date() < deadline { usleep(50_000) }
-        #expect(coordinator.output.contains("interpolate/surface jobs only"), "\(python.output.suffix(2000))")
+        while !TestSupport.logged(coordinator.output, "worker joined", ["worker": "torch"]) && Date() < deadline {
+            usleep(50_000)
+        }
+        #expect(
+            TestSupport.logged(coordinator.output, "worker joined", ["worker": "torch", "kinds": "interpolate/surface"]),
+            "\(python.output.suffix(2000))")
         let swift = try Child(
             ["worker", "--connect", endpoint, "--name", "swift", "--give-up-after", "10"],
             log: directory.appendingPathComponent("swift.log"))

@@ -33,6 +33,38 @@ extension ClusterTests {
         return process.terminationStatus == 0
     }
 
+    /// One set of rules: a job whose every shard fails (the `BASIN_FAULT_FAIL_JOB` seam makes
+    /// interpolation throw) is quarantined shard by shard on the third failure, in process
+    /// (`--workers 0`) as on a cluster of two workers; the rest of the study completes, both
+    /// runs exit non-zero naming the same missing points, and their result files are equal
+    /// bit for bit.
+    @Test func aFailingJobIsQuarantinedInProcessAsOnACluster() throws {
+        let spec = try writeSpec(points: 12)
+        var outputs: [String: String] = [:]
+        for (name, workers) in [("inprocess", "0"), ("twoworkers", "2")] {
+            let child = try Child(
+                ["run", spec, "--out", directory.appendingPathComponent(name).path, "--workers", workers],
+                log: directory.appendingPathComponent("\(name).log"), environment: [Executor.failSwitch: "interpolate"])
+            #expect(child.wait(180), "\(child.stacks().suffix(20000))")
+            #expect(child.process.terminationStatus != 0, "\(child.output.suffix(3000))")
+            let lines = child.output.split(separator: "\n")
+            // Three interpolation shards (14 points in shards of 6), each quarantined once, on its third failure.
+            #expect(lines.filter { $0.hasSuffix("] shard quarantined") }.count == 3, "\(child.output.suffix(3000))")
+            #expect(lines.filter { $0.hasSuffix("] shard back in the queue") }.count == 6, "\(child.output.suffix(3000))")
+            // What each run says is missing, without the paths and worker names that differ.
+            let missing = lines.filter { $0.hasPrefix("missing: ") }.map { $0.split(separator: ":").prefix(2).joined(separator: ":") }
+            let points = lines.filter { $0.contains(" points; results in ") }.map { $0.prefix { $0 != ";" } }
+            outputs[name] = (missing + points.map(String.init)).joined(separator: "\n")
+        }
+        #expect(outputs["inprocess"] == outputs["twoworkers"], "\(outputs)")
+        #expect(outputs["inprocess"]?.contains("missing: interpolate") == true, "\(outputs)")
+        #expect(outputs["inprocess"]?.contains("72/86 points") == true, "\(outputs)")
+        #expect(try results("inprocess") == results("twoworkers"))
+        let surface = try ResultFile(
+            contentsOf: RunDirectory(directory.appendingPathComponent("inprocess")).result("surface/a"))
+        #expect(surface["done"]?.integers()?.allSatisfy { $0 == 1 } == true)
+    }
+
     /// The run directory on a tmpfs too small for its journal: the coordinator stops with one
     /// sentence naming the journal file and the cause, and a non-zero exit; once space is freed
     /// the rerun resumes and its results equal a clean run's bit for bit.
@@ -217,10 +249,9 @@ extension ClusterTests {
         #expect(coordinator.wait(180), "\(coordinator.stacks().suffix(20000))")
         #expect(coordinator.process.terminationStatus != 0)
         let output = coordinator.output
-        #expect(output.contains("quarantined shard"), "\(output.suffix(3000))")
+        #expect(TestSupport.logged(output, "shard quarantined", ["workers": "3"]), "\(output.suffix(3000))")
         #expect(output.contains("died of signal 11"), "\(output.suffix(3000))")
-        #expect(output.contains("after failing on 3 workers"), "\(output.suffix(3000))")
-        #expect(!output.contains("quarantined worker"), "\(output.suffix(3000))")
+        #expect(!TestSupport.logged(output, "worker quarantined"), "\(output.suffix(3000))")
         for worker in workers {
             #expect(worker.wait(30), "\(worker.stacks().suffix(5000))")
             #expect(worker.output.contains("a new compute process takes the next task"))
@@ -274,8 +305,8 @@ extension ClusterTests {
         let output = coordinator.output
         #expect(coordinator.process.terminationStatus == 0, "\(output.suffix(3000))")
         #expect(output.contains("VERIFY MISMATCH"), "\(output.suffix(3000))")
-        #expect(output.contains("quarantined worker liar@"), "\(output.suffix(3000))")
-        #expect(!output.contains("quarantined worker honest"), "\(output.suffix(3000))")
+        #expect(TestSupport.logged(output, "worker quarantined", ["identity": "liar@"]), "\(output.suffix(3000))")
+        #expect(!output.contains("identity=honest"), "\(output.suffix(3000))")
         #expect(try results("verified") == expected)
         let liar = workers[2]
         #expect(liar.wait(30))

@@ -3,6 +3,15 @@ import Foundation
 
 /// Shared helpers for Basin's tests.
 public enum TestSupport {
+    /// Whether `output` (a process's standard error) has a log line whose message is `message`
+    /// and whose metadata holds every `key=value` of `fields` (swift-log's stream format:
+    /// `… level label : key=value … [module] message`).
+    public static func logged(_ output: String, _ message: String, _ fields: [String: String] = [:]) -> Bool {
+        output.split(separator: "\n").contains { line in
+            line.hasSuffix("] \(message)") && fields.allSatisfy { line.contains(" \($0.key)=\($0.value)") }
+        }
+    }
+
     /// A fresh empty directory under the system's temporary directory.
     public static func temporaryDirectory(_ name: String = "basin-test") -> URL {
         let url = FileManager.default.temporaryDirectory

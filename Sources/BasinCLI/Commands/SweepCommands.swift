@@ -53,9 +53,10 @@ struct SweepOptions: ParsableArguments {
         settings.verify = sweep.spec.sweep.verify ?? 0
         var core = CoordinatorCore(
             study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
-            completed: sweep.completed, outputs: sweep.outputs, store: sweep.store, settings: settings)
+            completed: sweep.completed, outputs: sweep.outputs, artifacts: sweep.store.hashes(), settings: settings)
         core.fileArtifacts = sweep.fileArtifacts
-        let server = try CoordinatorServer(core: core, journal: sweep.journal, bind: bind, curve: curve, logger: logger)
+        let server = try CoordinatorServer(
+            core: core, journal: sweep.journal, store: sweep.store, bind: bind, curve: curve, logger: logger)
         let security = curve.map { " (CURVE, \($0.allowed.count) allowed worker key(s))" } ?? ""
         logger.info("coordinator listening on \(server.endpoint)\(security)")
         let display = ProgressDisplay(logger: logger)
@@ -139,9 +140,14 @@ struct RunCommand: ParsableCommand {
         let sweep = try options.open(logger: logger)
         if workers == 0 {
             let display = ProgressDisplay(logger: logger)
-            try sweep.runLocally { done, total in display.show(done: done, total: total, rate: nil, workers: 0) }
+            let scheduler = try sweep.runLocally(
+                events: { event in
+                    let logged = CoordinatorEvent.schedule(event)
+                    logger.log(level: logged.level, logged.message, metadata: logged.metadata)
+                },
+                progress: { done, total in display.show(done: done, total: total, rate: nil, workers: 0) })
             display.finish()
-            try options.finish(sweep, quarantine: [], logger: logger)
+            try options.finish(sweep, quarantine: scheduler.quarantine, blocked: scheduler.blockedJobs, logger: logger)
             return
         }
         var children: [Process] = []

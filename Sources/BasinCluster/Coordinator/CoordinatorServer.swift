@@ -9,6 +9,8 @@ import ZeroMQ
 public final class CoordinatorServer {
     public var core: CoordinatorCore
     let journal: Journal
+    /// Artifact uploads and downloads: the disk I/O the core asks for.
+    let disk: ArtifactDisk
     let logger: Logger
     let socket: ZMQSocket
     let context: ZMQContext
@@ -24,10 +26,13 @@ public final class CoordinatorServer {
     /// Largest message accepted (a bigger one closes its connection).
     public static let maximumMessageSize: Int64 = 64 << 20
 
-    public init(core: CoordinatorCore, journal: Journal, bind: String, curve: CurveServer? = nil, logger: Logger) throws
-    {
+    public init(
+        core: CoordinatorCore, journal: Journal, store: ArtifactStore, bind: String, curve: CurveServer? = nil,
+        logger: Logger
+    ) throws {
         self.core = core
         self.journal = journal
+        disk = ArtifactDisk(store: store)
         self.logger = logger
         context = try ZMQContext()
         if let curve {
@@ -135,7 +140,7 @@ public final class CoordinatorServer {
         // passed), whoever speaks hears DONE: a worker that was reconnecting when the sweep
         // ended would otherwise wait for a coordinator that is gone.
         let end = now() + doneGrace
-        while !core.yetToLeave.isEmpty && now() < end { try pollOnce(now: now) }
+        while core.awaitingGoodbyes && now() < end { try pollOnce(now: now) }
         // Close only once the last DONEs are on the wire.
         try? socket.setLinger(1000)
     }
@@ -173,7 +178,7 @@ public final class CoordinatorServer {
     /// Performs the state machine's actions. A journal append that fails stops the coordinator
     /// at once (fail-stop): the records before it are synced and acknowledged, none after.
     func perform(_ actions: [CoordinatorCore.Action]) throws {
-        for action in actions {
+        for action in disk.settle(actions, into: &core) {
             switch action {
             case .send(let peer, let message):
                 do {
@@ -182,7 +187,8 @@ public final class CoordinatorServer {
                     logger.debug(
                         "could not send \(message.command.rawValue) to \(LogText.peer(peer)): \(error)")
                 }
-            case .journal(let record):
+            case .journal(var record):
+                record.time = Date().timeIntervalSince1970
                 do {
                     try journal.append(.shardDone(record))
                 } catch {
@@ -194,8 +200,11 @@ public final class CoordinatorServer {
                 } catch {
                     throw ClusterError("stopping: \(error); nothing after the last durable record was acknowledged")
                 }
-            case .log(let level, let text):
-                logger.log(level: level, "\(text)")
+            case .event(let event):
+                logger.log(level: event.level, event.message, metadata: event.metadata)
+            case .write, .read, .discard:
+                // Performed by `disk.settle` above.
+                break
             }
         }
     }

@@ -38,6 +38,17 @@ public final class ArtifactStore: @unchecked Sendable {
         return (try? FileManager.default.attributesOfItem(atPath: url(hash).path)[.size] as? Int) ?? nil
     }
 
+    /// Every blob stored (names only; partial uploads and set-aside blobs are not blobs).
+    public func hashes() -> Set<String> {
+        let manager = FileManager.default
+        var found: Set<String> = []
+        for folder in (try? manager.contentsOfDirectory(atPath: directory.path)) ?? [] where folder.utf8.count == 2 {
+            let names = (try? manager.contentsOfDirectory(atPath: directory.appendingPathComponent(folder).path)) ?? []
+            for name in names where Self.isHash(name) && name.hasPrefix(folder) { found.insert(name) }
+        }
+        return found
+    }
+
     /// Stores `data` under its hash (nothing to do when it is there) and returns the hash.
     @discardableResult
     public func put(_ data: Data) throws -> String {

@@ -1,5 +1,6 @@
 import BasinLandscape
 import BasinNN
+import DequeModule
 import Foundation
 
 /// A run directory opened by a coordinator: locked, the study expanded and compared with the
@@ -129,30 +130,72 @@ public final class Sweep {
         executor.readOutputs(outputs, in: store)
     }
 
-    /// Computes every remaining shard in this process (`--workers 0`), journaling each; jobs
-    /// run in the study's order, which puts every job after the ones it reads.
-    public func runLocally(progress: (Int, Int) -> Void = { _, _ in }) throws {
-        var done = study.jobs.reduce(0) { sum, job in
-            sum + (completed[job.id] ?? []).reduce(0) { $0 + job.shards[$1].count }
+    /// Computes every remaining shard in this process (`--workers 0`), scheduled by the same
+    /// `ShardScheduler` as a cluster, so failures, quarantine, dependencies and progress follow
+    /// one set of rules: a shard that fails is tried again and quarantined after
+    /// `maxFailures` failures, and the run goes on without it. Results are journaled in groups
+    /// (one fsync per 64 shards or per second, and at the end). Returns the scheduler as it
+    /// ended (quarantined shards, blocked jobs).
+    @discardableResult
+    public func runLocally(
+        events: (ScheduleEvent) -> Void = { _ in }, progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> ShardScheduler {
+        var settings = ShardScheduler.Settings()
+        settings.leaseSeconds = spec.sweep.leaseSeconds
+        var scheduler = ShardScheduler(study: study, completed: completed, outputs: outputs, settings: settings)
+        // One taker with room for a group of results between fsyncs (its credit comes back
+        // as they are made durable).
+        _ = scheduler.join(0, name: "local", identity: "local", label: "local", slots: 64)
+        let clock = ContinuousClock(), start = clock.now
+        func seconds(since instant: ContinuousClock.Instant) -> Double {
+            let d = clock.now - instant
+            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         }
-        let total = study.jobs.reduce(0) { $0 + $1.pointCount }
-        for job in study.jobs {
-            for (index, range) in job.shards.enumerated() where !(completed[job.id]?.contains(index) ?? false) {
-                let started = Date()
-                let output = try executor.execute(job.definition, id: job.id, range: range)
-                let artifact = try output.artifact.map { try store.put($0) }
-                try journal.append(
-                    .shardDone(
-                        Journal.ShardDone(
-                            job: job.id, shard: index, start: range.lowerBound, end: range.upperBound, worker: "local",
-                            seconds: Date().timeIntervalSince(started), time: Date().timeIntervalSince1970,
-                            metrics: output.values, artifact: artifact)))
+        var lastSync = clock.now
+        let names = Dictionary(study.jobs.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        var pending = Deque(scheduler.dispatch(now: seconds(since: start)))
+        while true {
+            guard let effect = pending.popFirst() else {
                 try journal.sync()
-                if let artifact { recordOutput(job.name, artifact: artifact) }
-                done += range.count
-                progress(done, total)
+                lastSync = clock.now
+                pending += scheduler.durable()
+                pending += scheduler.dispatch(now: seconds(since: start))
+                if pending.isEmpty { break }
+                continue
+            }
+            switch effect {
+            case .grant(let grant):
+                let job = study.jobs[grant.key.job], range = job.shards[grant.key.shard]
+                let started = clock.now
+                do {
+                    let output = try executor.execute(job.definition, id: job.id, range: range)
+                    let artifact = try output.artifact.map { try store.put($0) }
+                    pending += scheduler.deliver(
+                        lease: grant.lease, by: 0, metrics: output.values, artifact: artifact,
+                        seconds: seconds(since: started))
+                } catch {
+                    pending += scheduler.fail(lease: grant.lease, by: 0, reason: "\(error)")
+                }
+                progress(scheduler.pointsDone, scheduler.pointsTotal)
+                if journal.unsynced > 0 && seconds(since: lastSync) >= 1 {
+                    try journal.sync()
+                    lastSync = clock.now
+                    pending += scheduler.durable()
+                }
+            case .journal(var record):
+                record.time = Date().timeIntervalSince1970
+                try journal.append(.shardDone(record))
+                if let artifact = record.artifact, let name = names[record.job] { recordOutput(name, artifact: artifact) }
+            case .revoke(let record):
+                try journal.append(.shardRevoked(record))
+            case .event(let event):
+                events(event)
+            case .cancel, .acknowledge, .evict:
+                // One taker, computing one lease at a time: nothing to tell it.
+                break
             }
         }
+        return scheduler
     }
 
     // MARK: study.json

@@ -137,8 +137,16 @@ public final class Executor {
         public var artifact: Data?
     }
 
+    /// Test seam: jobs of the kind this environment variable names fail with an error, so the
+    /// tests can watch one set of failure rules in process and on a cluster.
+    public static let failSwitch = "BASIN_FAULT_FAIL_JOB"
+    private static let failing = ProcessInfo.processInfo.environment[failSwitch]
+
     /// Runs points `range` of a grid job, or the whole of any other job.
     public func execute(_ definition: JobDefinition, id: String, range: Range<Int>) throws -> Output {
+        if let failing = Self.failing, failing == definition.kind.rawValue {
+            throw NNError("\(failing) jobs fail here: \(Self.failSwitch) is set")
+        }
         if definition.kind.isGrid {
             return Output(values: try run(definition, id: id, range: range).flatMap(\.values), artifact: nil)
         }
