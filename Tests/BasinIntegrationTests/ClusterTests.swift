@@ -175,7 +175,41 @@ import ZeroMQ
         let again = try run(
             ["run", spec, "--out", directory.appendingPathComponent("cluster").path, "--workers", "1"], name: "again")
         #expect(again.output.contains("0 shard(s) to compute"))
+        #expect(again.output.contains("nothing to compute, no workers started"), "\(again.output)")
+        #expect(!again.output.contains("local worker(s)") && !again.output.contains("listening"), "\(again.output)")
         #expect(try results("cluster") == expected)
+    }
+
+    /// Ctrl-C (SIGINT to `basin run` alone): the local workers are stopped, the run says what it
+    /// kept and exits 130, `basin status` says no coordinator runs, and the rerun resumes to the
+    /// same results. The same in process (`--workers 0`).
+    @Test func aSignalStopsARunWhichSaysWhatItKeptAndResumes() throws {
+        let spec = try writeSpec(points: 24)
+        let expected = try reference(spec)
+        for (name, workers) in [("interrupted", "2"), ("interrupted-local", "0")] {
+            let out = directory.appendingPathComponent(name).path
+            let run = try Child(
+                ["run", spec, "--out", out, "--workers", workers], log: directory.appendingPathComponent("\(name).log"))
+            try waitForJournal(name, atLeast: 3)
+            kill(run.pid, SIGINT)
+            #expect(run.wait(20), "\(run.stacks().suffix(20000))")
+            #expect(run.process.terminationStatus == 130, "\(run.output.suffix(3000))")
+            #expect(run.output.contains("stopped by SIGINT: "), "\(run.output.suffix(3000))")
+            #expect(run.output.contains("points are journaled in \(out); run the same command again to resume"))
+            // The local workers it started are gone.
+            if let line = run.output.split(separator: "\n").first(where: { $0.contains("local worker(s): pids ") }) {
+                let listed = line.split(separator: "pids ").last ?? ""
+                let pids = listed.split(separator: ",").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+                #expect(pids.count == 2, "\(line)")
+                for pid in pids { #expect(kill(pid, 0) != 0, "worker \(pid) outlived the run") }
+            } else if workers != "0" {
+                Issue.record("no line naming the local workers:\n\(run.output.suffix(3000))")
+            }
+            let status = try self.run(["status", out], name: "\(name)-status")
+            #expect(status.output.contains("no coordinator running"), "\(status.output)")
+            _ = try self.run(["run", spec, "--out", out, "--workers", workers], name: "\(name)-resumed")
+            #expect(try results(name) == expected)
+        }
     }
 
     @Test func aWorkerKilledMidShardDoesNotChangeTheResult() throws {
@@ -362,6 +396,7 @@ import ZeroMQ
         #expect(worker.wait(30), "\(worker.stacks().suffix(20000))")
         #expect(worker.process.terminationStatus != 0)
         #expect(worker.output.contains("no coordinator answered at \(endpoint)"), "\(worker.output)")
+        #expect(worker.output.contains("nothing is listening there, the connection was refused"), "\(worker.output)")
     }
 
     @Test func curveLetsAllowedWorkersInAndRefusesOthers() throws {
@@ -383,12 +418,21 @@ import ZeroMQ
                 "--curve-secret", keys.appendingPathComponent("server.key").path, "--curve-allow", allowed.path,
             ], log: directory.appendingPathComponent("coordinator.log"))
         let server = keys.appendingPathComponent("server.pub").path
+        // A worker whose key is not allowed, and one that has the wrong key for the server: each
+        // gives up saying which.
         let stranger = try Child(
             [
                 "worker", "--connect", endpoint, "--name", "stranger", "--curve-keys",
-                keys.appendingPathComponent("stranger.key").path, "--curve-server", server,
+                keys.appendingPathComponent("stranger.key").path, "--curve-server", server, "--give-up-after", "4",
             ],
             log: directory.appendingPathComponent("stranger.log"))
+        let mistaken = try Child(
+            [
+                "worker", "--connect", endpoint, "--name", "mistaken", "--curve-keys",
+                keys.appendingPathComponent("good.key").path, "--curve-server",
+                keys.appendingPathComponent("stranger.pub").path, "--give-up-after", "4",
+            ],
+            log: directory.appendingPathComponent("mistaken.log"))
         usleep(1_500_000)
         #expect(coordinator.output.contains("refused a connection"), "\(coordinator.output.suffix(1000))")
         #expect(!TestSupport.logged(coordinator.output, "worker joined", ["worker": "stranger"]))
@@ -403,7 +447,10 @@ import ZeroMQ
         #expect(good.wait(20), "\(good.stacks().suffix(20000))")
         #expect(!TestSupport.logged(coordinator.output, "worker joined", ["worker": "stranger"]))
         #expect(try results("curve") == expected)
-        stranger.kill9()
+        #expect(stranger.wait(20) && stranger.process.terminationStatus != 0)
+        #expect(stranger.output.contains("the coordinator refused this worker's CURVE key"), "\(stranger.output)")
+        #expect(mistaken.wait(20) && mistaken.process.terminationStatus != 0)
+        #expect(mistaken.output.contains("the CURVE handshake failed"), "\(mistaken.output)")
     }
 
     @Test func aKeepServingCoordinatorStaysUpAndTellsLateWorkersDone() throws {
@@ -424,6 +471,10 @@ import ZeroMQ
         // A worker arriving after the end hears DONE and leaves at once.
         let late = try run(["worker", "--connect", endpoint, "--name", "late"], name: "late", timeout: 20)
         #expect(late.output.contains("done") || late.output.contains("DONE"), "\(late.output.suffix(500))")
+        // While it serves, status says so (and not "no coordinator running").
+        usleep(1_200_000)
+        let status = try run(["status", directory.appendingPathComponent("serving").path], name: "serving-status")
+        #expect(status.output.contains("coordinator serving late workers"), "\(status.output)")
         kill(coordinator.pid, SIGTERM)
         #expect(coordinator.wait(10), "SIGTERM did not stop the serving coordinator")
         #expect(coordinator.process.terminationStatus == 0)

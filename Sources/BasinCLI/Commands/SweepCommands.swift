@@ -42,55 +42,44 @@ struct SweepOptions: ParsableArguments {
         return sweep
     }
 
-    /// Runs a coordinator on `bind` until the sweep is done, then merges. Returns the server's endpoint via `started`.
+    /// Runs the sweep through a `LocalCluster` (the coordinator on `bind`, `workers` local
+    /// workers), prints what came of it, merges; with `keepServing`, then stays up for late workers.
     func coordinate(
-        _ sweep: Sweep, bind: String, curve: CurveServer? = nil, keepServing: Bool = false, logger: Logger,
-        started: (String) throws -> Void = { _ in }
+        _ sweep: Sweep, bind: String, curve: CurveServer? = nil, workers: Int = 0, keepServing: Bool = false,
+        logger: Logger
     ) throws {
-        var settings = CoordinatorCore.Settings()
-        settings.leaseSeconds = sweep.spec.sweep.leaseSeconds
-        settings.epoch = sweep.epoch
-        settings.verify = sweep.spec.sweep.verify ?? 0
-        var core = CoordinatorCore(
-            study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
-            completed: sweep.completed, outputs: sweep.outputs, artifacts: sweep.store.hashes(), settings: settings)
-        core.fileArtifacts = sweep.fileArtifacts
-        let server = try CoordinatorServer(
-            core: core, journal: sweep.journal, store: sweep.store, bind: bind, curve: curve, logger: logger)
-        let security = curve.map { " (CURVE, \($0.allowed.count) allowed worker key(s))" } ?? ""
-        logger.info("coordinator listening on \(server.endpoint)\(security)")
+        var settings = LocalCluster.Options(bind: bind, curve: curve)
+        settings.workers = workers
+        settings.threads = threads
+        let cluster = LocalCluster(sweep: sweep, options: settings, logger: logger)
         let display = ProgressDisplay(logger: logger)
-        let statusFile = sweep.run.statusFile
-        let endpoint = server.endpoint
-        server.onProgress = { done, total, rate, workers in
+        cluster.onProgress = { done, total, rate, workers in
             display.show(done: done, total: total, rate: rate, workers: workers)
-            let status = JSONValue.object([
-                "time": .number(Date().timeIntervalSince1970), "workers": .integer(workers), "done": .integer(done),
-                "total": .integer(total), "rate": .number(rate), "endpoint": .string(endpoint),
-                "pid": .integer(Int(getpid())),
-            ])
-            try? AtomicFile.write(status.serialized(), to: statusFile)
         }
-        try started(server.endpoint)
-        try server.run()
+        let end = try cluster.run(serveWhenDone: keepServing)
         display.finish()
-        let tally = server.core.verification
-        if settings.verify > 0 {
+        if case .stopped(let signal) = end {
+            let done = cluster.server?.core.pointsDone ?? 0
+            let total = cluster.server?.core.pointsTotal ?? 0
+            print(
+                "stopped by \(SignalFlag.name(signal)): \(done)/\(total) points are journaled in \(sweep.run.url.path); run the same command again to resume"
+            )
+            throw ExitCode(128 + signal)
+        }
+        let core = cluster.server?.core
+        if let core, sweep.spec.sweep.verify ?? 0 > 0 {
+            let tally = core.verification
             var line =
                 "verify: \(tally.selected) shard(s) selected, \(tally.matched) matched bit for bit, \(tally.mismatched) mismatch(es)"
-            if server.core.unverifiable > 0 { line += ", \(server.core.unverifiable) without a second worker to check them" }
+            if core.unverifiable > 0 { line += ", \(core.unverifiable) without a second worker to check them" }
             if !tally.liars.isEmpty {
                 line += "; quarantined \(tally.liars.joined(separator: ", ")) and computed \(tally.revoked) result(s) again"
             }
             logger.info("\(line)")
         }
-        try finish(sweep, quarantine: server.core.quarantine, blocked: server.core.blockedJobs, logger: logger)
-        if keepServing {
-            let stop = TerminationFlag()
-            logger.info("the sweep is finished; telling late workers DONE until SIGTERM or SIGINT")
-            try server.serve(until: { stop.raised })
-            logger.info("stopping on a signal")
-        }
+        let outcome = Result { try finish(sweep, quarantine: core?.quarantine ?? [], blocked: core?.blockedJobs ?? [], logger: logger) }
+        if keepServing { try cluster.serve() }
+        try outcome.get()
     }
 
     /// Merges, prints where the results are, and fails when shards were quarantined.
@@ -140,44 +129,26 @@ struct RunCommand: ParsableCommand {
         let sweep = try options.open(logger: logger)
         if workers == 0 {
             let display = ProgressDisplay(logger: logger)
+            let signals = SignalFlag()
             let scheduler = try sweep.runLocally(
                 events: { event in
                     let logged = CoordinatorEvent.schedule(event)
                     logger.log(level: logged.level, logged.message, metadata: logged.metadata)
                 },
-                progress: { done, total in display.show(done: done, total: total, rate: nil, workers: 0) })
+                progress: { done, total in display.show(done: done, total: total, rate: nil, workers: 0) },
+                until: { signals.raised != nil })
             display.finish()
+            if let signal = signals.raised, !scheduler.isFinished {
+                print(
+                    "stopped by \(SignalFlag.name(signal)): \(scheduler.pointsDone)/\(scheduler.pointsTotal) points are journaled in \(sweep.run.url.path); run the same command again to resume"
+                )
+                throw ExitCode(128 + signal)
+            }
             try options.finish(sweep, quarantine: scheduler.quarantine, blocked: scheduler.blockedJobs, logger: logger)
             return
         }
-        var children: [Process] = []
-        defer {
-            // Workers leave on DONE; any still running after a grace period are stopped by pid.
-            let deadline = Date().addingTimeInterval(5)
-            for child in children {
-                while child.isRunning && Date() < deadline { usleep(20_000) }
-                if child.isRunning { kill(child.processIdentifier, SIGKILL) }
-            }
-        }
-        try options.coordinate(sweep, bind: bind.replacingOccurrences(of: ":0", with: ":*"), logger: logger) {
-            endpoint in
-            let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            for index in 0..<workers {
-                let child = Process()
-                child.executableURL = executable
-                child.arguments = [
-                    "worker", "--connect", endpoint, "--name", "local-\(index)-\(getpid())", "--threads",
-                    String(options.threads),
-                    // Same machine: the run's own store is the cache, so artifacts never move.
-                    "--cache", sweep.run.artifacts.path,
-                ]
-                try child.run()
-                children.append(child)
-            }
-            logger.info(
-                "started \(workers) local worker(s): pids \(children.map { String($0.processIdentifier) }.joined(separator: ", "))"
-            )
-        }
+        try options.coordinate(
+            sweep, bind: bind.replacingOccurrences(of: ":0", with: ":*"), workers: workers, logger: logger)
     }
 }
 
@@ -236,28 +207,6 @@ struct CoordinatorCommand: ParsableCommand {
         }
         try options.coordinate(sweep, bind: bind, curve: curve, keepServing: keepServing, logger: logger)
     }
-}
-
-/// Becomes true on SIGTERM or SIGINT (which stop being fatal once this exists).
-final class TerminationFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    private var sources: [DispatchSourceSignal] = []
-
-    init() {
-        for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.lock.withLock { self.value = true }
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    var raised: Bool { lock.withLock { value } }
 }
 
 /// `basin worker`: computes shards for a coordinator.
@@ -368,7 +317,12 @@ struct StatusCommand: ParsableCommand {
         var line = "total \(status.done)/\(status.total) points"
         if status.pointsPerSecond > 0 { line += String(format: ", %.1f points/s", status.pointsPerSecond) }
         if let eta = status.eta { line += ", ETA \(ProgressDisplay.duration(eta))" }
-        line += status.workersAlive.map { ", \($0) worker(s) alive" } ?? ", no coordinator running"
+        if let live = status.live {
+            line += ", \(live.workers) worker(s) alive"
+            if live.phase == .serving { line += ", coordinator serving late workers (the sweep is finished)" }
+        } else {
+            line += ", no coordinator running"
+        }
         print(line)
         if !status.voided.isEmpty {
             let reasons = Set(status.voided).sorted().prefix(5).joined(separator: "; ")

@@ -80,7 +80,6 @@ public final class CoordinatorServer {
         return Int(clamping: limit.rlim_cur)
     }
 
-    /// Runs until every shard is done or quarantined; then tells workers DONE.
     /// Seconds since `start` on a monotonic clock.
     static func seconds(since start: ContinuousClock.Instant) -> Double {
         let d = ContinuousClock().now - start
@@ -110,12 +109,21 @@ public final class CoordinatorServer {
         }
     }
 
-    public func run() throws {
+    /// Runs until every shard is done or quarantined, then tells workers DONE and waits a
+    /// moment for their BYE; or until `stop()` is true (checked every pass, at least every
+    /// 50 ms), leaving with the journal synced and workers not told anything (they reconnect
+    /// to the next coordinator on this run directory). Returns whether the sweep finished.
+    @discardableResult
+    public func run(until stop: () -> Bool = { false }) throws -> Bool {
         let start = ContinuousClock().now
         let now = { Self.seconds(since: start) }
         var lastTick = 0.0, lastProgress = 0.0, lastSync = 0.0
         var progressPoints = core.pointsThisRun, progressTime = 0.0
         while !core.isFinished {
+            if stop() {
+                try syncJournal()
+                return false
+            }
             try pollOnce(now: now)
             let t = now()
             if journal.unsynced > 0 && (t - lastSync >= 0.002 || journal.unsynced >= 64) {
@@ -140,9 +148,10 @@ public final class CoordinatorServer {
         // passed), whoever speaks hears DONE: a worker that was reconnecting when the sweep
         // ended would otherwise wait for a coordinator that is gone.
         let end = now() + doneGrace
-        while core.awaitingGoodbyes && now() < end { try pollOnce(now: now) }
+        while core.awaitingGoodbyes && now() < end && !stop() { try pollOnce(now: now) }
         // Close only once the last DONEs are on the wire.
         try? socket.setLinger(1000)
+        return true
     }
 
     /// Seconds a finished coordinator waits for its workers' BYE.
@@ -154,13 +163,17 @@ public final class CoordinatorServer {
     public func serve(until stop: () -> Bool) throws {
         let start = ContinuousClock().now
         let now = { Self.seconds(since: start) }
-        var lastTick = 0.0
+        var lastTick = 0.0, lastProgress = -1.0
         while !stop() {
             try pollOnce(now: now)
             let t = now()
             if t - lastTick >= 0.1 {
                 lastTick = t
                 try perform(core.tick(now: t))
+            }
+            if t - lastProgress >= 1 {
+                lastProgress = t
+                onProgress?(core.pointsDone, core.pointsTotal, 0, core.workersAlive)
             }
         }
     }

@@ -34,7 +34,8 @@ public final class WorkerClient {
         context = try ZMQContext()
     }
 
-    private func makeSocket(generation: Int) throws -> ZMQSocket {
+    /// The DEALER socket of a connection and the PAIR socket its monitor events arrive on.
+    private func makeSocket(generation: Int) throws -> (ZMQSocket, ZMQSocket) {
         let socket = try ZMQSocket(context, .dealer)
         try socket.setLinger(0)
         try socket.setImmediate(true)
@@ -48,8 +49,19 @@ public final class WorkerClient {
                 serverKey: Array(curve.serverKey.utf8), publicKey: Array(curve.keys.publicKey.utf8),
                 secretKey: Array(curve.keys.secretKey.utf8))
         }
+        let monitorEndpoint = "inproc://monitor-\(UUID().uuidString)"
+        try socket.monitor(monitorEndpoint)
+        let monitor = try ZMQSocket(context, .pair)
+        try monitor.setLinger(0)
+        try monitor.connect(monitorEndpoint)
         try socket.connect(endpoint)
-        return socket
+        return (socket, monitor)
+    }
+
+    /// "no coordinator answered at ENDPOINT for N s: CAUSE".
+    private func unanswered(_ seconds: Double, _ link: LinkDiagnosis) -> String {
+        let whole = Int(exactly: seconds.rounded(.down)) ?? 0
+        return "no coordinator answered at \(endpoint) for \(whole) s: \(link.cause(curve: curve != nil))"
     }
 
     /// Runs until the coordinator says DONE (when `exitWhenDone`); returns the reason. Throws
@@ -69,7 +81,8 @@ public final class WorkerClient {
         compute.start()
         defer { compute.stop() }
         var generation = 0
-        var socket = try makeSocket(generation: generation)
+        var (socket, monitor) = try makeSocket(generation: generation)
+        var link = LinkDiagnosis()
         var reconnectAt: Double?
         var pending = core.connected(now: now())
         var lastTick = 0.0
@@ -93,8 +106,9 @@ public final class WorkerClient {
                     throw ClusterError("the coordinator at \(endpoint) quarantined this worker: \(reason)")
                 case .giveUp(let seconds):
                     socket.close()
-                    throw ClusterError(
-                        "no coordinator answered at \(endpoint) for \(Int(seconds)) s; giving up (--give-up-after)")
+                    throw ClusterError("\(unanswered(seconds, link)); giving up (--give-up-after)")
+                case .unanswered(let seconds):
+                    logger.warning("\(unanswered(seconds, link)); still saying HELLO")
                 case .log(let level, let text):
                     logger.log(level: level, "\(text)")
                 }
@@ -103,12 +117,19 @@ public final class WorkerClient {
             if let at = reconnectAt, now() >= at {
                 reconnectAt = nil
                 socket.close()
+                monitor.close()
                 generation += 1
-                socket = try makeSocket(generation: generation)
+                (socket, monitor) = try makeSocket(generation: generation)
+                link = LinkDiagnosis()
                 pending += core.connected(now: now())
                 continue
             }
-            let readable = try ZMQSocket.poll([socket, results], timeout: 50)
+            let readable = try ZMQSocket.poll([socket, results, monitor], timeout: 50)
+            if readable.contains(2) {
+                while let frames = try monitor.receive(dontWait: true) {
+                    if let event = ZMQMonitorEvent(frames: frames) { link.note(event) }
+                }
+            }
             if readable.contains(0) {
                 while let frames = try socket.receive(dontWait: true) {
                     pending += core.receive(frames: frames, now: now())

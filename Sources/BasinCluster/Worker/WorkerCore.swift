@@ -48,6 +48,9 @@ public struct WorkerCore {
         case quarantined(String)
         /// No coordinator has answered for `giveUpAfter` seconds: leave, unfinished.
         case giveUp(after: Double)
+        /// No coordinator has answered a HELLO for this many seconds (said once per connection):
+        /// the client says so, with what it knows of the link.
+        case unanswered(seconds: Double)
         case log(Logger.Level, String)
     }
 
@@ -422,12 +425,7 @@ public struct WorkerCore {
         }
         if !welcomed && !saidWaiting, let lastContact, now - lastContact > deadAfter {
             saidWaiting = true
-            return [
-                .log(
-                    .warning,
-                    "no coordinator has answered for \(Int(now - lastContact)) s; still saying HELLO"
-                )
-            ]
+            return [.unanswered(seconds: now - lastContact)]
         }
         if !welcomed && now - lastSent >= heartbeatInterval {
             // HELLO again until a coordinator answers (it may not have been up yet).

@@ -135,10 +135,12 @@ public final class Sweep {
     /// one set of rules: a shard that fails is tried again and quarantined after
     /// `maxFailures` failures, and the run goes on without it. Results are journaled in groups
     /// (one fsync per 64 shards or per second, and at the end). Returns the scheduler as it
-    /// ended (quarantined shards, blocked jobs).
+    /// ended (quarantined shards, blocked jobs). `stop` is asked between shards: when true,
+    /// the journal is synced and the run ends there (a rerun resumes).
     @discardableResult
     public func runLocally(
-        events: (ScheduleEvent) -> Void = { _ in }, progress: (Int, Int) -> Void = { _, _ in }
+        events: (ScheduleEvent) -> Void = { _ in }, progress: (Int, Int) -> Void = { _, _ in },
+        until stop: () -> Bool = { false }
     ) throws -> ShardScheduler {
         var settings = ShardScheduler.Settings()
         settings.leaseSeconds = spec.sweep.leaseSeconds
@@ -165,16 +167,23 @@ public final class Sweep {
             }
             switch effect {
             case .grant(let grant):
+                if stop() {
+                    try journal.sync()
+                    return scheduler
+                }
                 let job = study.jobs[grant.key.job], range = job.shards[grant.key.shard]
                 let started = clock.now
                 do {
                     let output = try executor.execute(job.definition, id: job.id, range: range)
                     let artifact = try output.artifact.map { try store.put($0) }
-                    pending += scheduler.deliver(
-                        lease: grant.lease, by: 0, metrics: output.values, artifact: artifact,
-                        seconds: seconds(since: started))
+                    // What a result means (its journal record, newly ready jobs) comes before the
+                    // next grant, so the journal is never behind the computation.
+                    pending.prepend(
+                        contentsOf: scheduler.deliver(
+                            lease: grant.lease, by: 0, metrics: output.values, artifact: artifact,
+                            seconds: seconds(since: started)))
                 } catch {
-                    pending += scheduler.fail(lease: grant.lease, by: 0, reason: "\(error)")
+                    pending.prepend(contentsOf: scheduler.fail(lease: grant.lease, by: 0, reason: "\(error)"))
                 }
                 progress(scheduler.pointsDone, scheduler.pointsTotal)
                 if journal.unsynced > 0 && seconds(since: lastSync) >= 1 {
@@ -280,14 +289,8 @@ public final class Sweep {
         let recent = times.filter { $0.0 >= latest - 30 }
         let span = (recent.map(\.0).max() ?? 0) - (recent.map(\.0).min() ?? 0)
         let rate = span > 0 ? Double(recent.dropFirst().reduce(0) { $0 + $1.1 }) / span : 0
-        var workers: Int?
-        if let live = try? Data(contentsOf: run.statusFile),
-            let value = try? JSONDecoder().decode(JSONValue.self, from: live),
-            let time = value["time"]?.doubleValue, Date().timeIntervalSince1970 - time < 5
-        {
-            workers = value["workers"]?.doubleValue.flatMap { Int(exactly: $0) }
-        }
-        return RunStatus(jobs: jobs, pointsPerSecond: rate, workersAlive: workers, voided: voided)
+        let live = LiveStatus.read(run.statusFile, now: Date().timeIntervalSince1970)
+        return RunStatus(jobs: jobs, pointsPerSecond: rate, live: live, voided: voided)
     }
 }
 
@@ -302,8 +305,10 @@ public struct RunStatus: Sendable {
 
     public var jobs: [Job]
     public var pointsPerSecond: Double
+    /// What the live coordinator says of itself; nil when none is running.
+    public var live: LiveStatus?
     /// Workers connected to a live coordinator; nil when none is running.
-    public var workersAlive: Int?
+    public var workersAlive: Int? { live?.workers }
     /// Why each voided result was voided (a worker failed verification), in journal order.
     public var voided: [String] = []
 
