@@ -23,6 +23,8 @@ public final class CoordinatorServer {
     public var onProgress: ((Int, Int, Double, Int) -> Void)?
     /// Messages handled per pass of the I/O loop before it syncs, acknowledges and ticks.
     static let batch = 512
+    /// Messages one peer may have queued unread at the coordinator.
+    static let receiveQueue: Int32 = 256
     /// Largest message accepted (a bigger one closes its connection).
     public static let maximumMessageSize: Int64 = 64 << 20
 
@@ -51,7 +53,11 @@ public final class CoordinatorServer {
         try socket.setLinger(0)
         try socket.setRouterMandatory(true)
         try socket.setMaximumMessageSize(Self.maximumMessageSize)
-        try socket.setHighWaterMarks(send: 0, receive: 0)
+        // Sends are never dropped (ROUTER_MANDATORY, no send limit); what one peer may have
+        // queued here unread is bounded, so a peer that floods is held back by TCP instead of
+        // growing the coordinator's memory (a genuine worker has a few messages in flight,
+        // bounded by its slots and upload credit).
+        try socket.setHighWaterMarks(send: 0, receive: Self.receiveQueue)
         do {
             try socket.bind(bind)
         } catch let error as ZMQError {

@@ -48,6 +48,9 @@ public final class Journal {
         case runStarted = 1
         case shardDone = 2
         case shardRevoked = 3
+        /// A shard-done record in fixed binary fields (`ShardDoneCoding`): what is written now;
+        /// kind 2 (a JSON header) is still read.
+        case shardDoneBinary = 4
     }
 
     /// A shard-done record found false (its worker failed verification): it no longer counts,
@@ -165,14 +168,37 @@ public final class Journal {
         try parse(url).records
     }
 
+    /// Reads every record back (as `readReporting`) and opens the journal for appending, in one
+    /// pass over the segments: what a coordinator does when it resumes a run directory.
+    public static func resume(directory: URL, files: FileLayer = .system) throws -> (
+        journal: Journal, records: [Record], damage: [Damage]
+    ) {
+        var records: [Record] = []
+        var damage: [Damage] = []
+        var lastValid: Int?
+        for url in segments(directory) {
+            let segment = try parse(url)
+            records += segment.records
+            damage += segment.damage
+            lastValid = segment.validLength
+        }
+        let journal = try Journal(directory: directory, files: files, lastValidLength: lastValid)
+        return (journal, effective(records), damage)
+    }
+
     /// Opens the journal for appending: verifies it, truncates a torn tail, starts a new segment.
-    public init(directory: URL, files: FileLayer = .system) throws {
+    public convenience init(directory: URL, files: FileLayer = .system) throws {
+        try self.init(directory: directory, files: files, lastValidLength: nil)
+    }
+
+    /// `lastValidLength`: the last segment's good length when the caller has just parsed it.
+    private init(directory: URL, files: FileLayer, lastValidLength: Int?) throws {
         self.directory = directory
         self.files = files
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let existing = Self.segments(directory)
         if let last = existing.last {
-            let validLength = try Self.parse(last).validLength
+            let validLength = try lastValidLength ?? Self.parse(last).validLength
             guard truncate(last.path, off_t(validLength)) == 0 else {
                 throw NNError("\(last.path): cannot truncate the torn tail (\(String(cString: strerror(errno))))")
             }
@@ -212,6 +238,10 @@ public final class Journal {
         case .shardRevoked(let revoked):
             body.append(Kind.shardRevoked.rawValue)
             body.append((try? JSONEncoder().encode(revoked)) ?? Data())
+        case .shardDone(let done) where ShardDoneCoding.encodable(done):
+            body.reserveCapacity(ShardDoneCoding.size(done))
+            body.append(Kind.shardDoneBinary.rawValue)
+            ShardDoneCoding.encode(done, into: &body)
         case .shardDone(let done):
             body.append(Kind.shardDone.rawValue)
             let header = (try? JSONEncoder().encode(done)) ?? Data()
@@ -231,7 +261,7 @@ public final class Journal {
     /// Records of one segment, the length up to the end of its last good record (what follows
     /// is a torn tail), and the damaged stretches between good records.
     static func parse(_ url: URL) throws -> (records: [Record], validLength: Int, damage: [Damage]) {
-        let bytes = [UInt8](try AtomicFile.read(url))
+        let bytes = try contents(url)
         var records: [Record] = []
         var damage: [Damage] = []
         var offset = 0, validLength = 0
@@ -246,7 +276,7 @@ public final class Journal {
             if bytes.count - o - 12 < length || length < 1 { return .failure(.init("a truncated record")) }
             let body = bytes[(o + 12)..<(o + 12 + length)]
             if CRC32.checksum(body) != UInt32(u32(o + 8)) { return .failure(.init("a record that fails its CRC-32")) }
-            guard let decoded = decode(Array(body)) else { return .failure(.init("a record it cannot decode")) }
+            guard let decoded = decode(body) else { return .failure(.init("a record it cannot decode")) }
             return .success((decoded, 12 + length))
         }
         while offset < bytes.count {
@@ -277,12 +307,46 @@ public final class Journal {
         return (records, validLength, damage)
     }
 
+    /// A segment's bytes, read straight into an array (no intermediate copy).
+    static func contents(_ url: URL) throws -> [UInt8] {
+        let descriptor = open(url.path, O_RDONLY)
+        guard descriptor >= 0 else {
+            throw JournalError("\(url.path): cannot read the journal segment (\(String(cString: strerror(errno))))")
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            throw JournalError("\(url.path): cannot read the journal segment (\(String(cString: strerror(errno))))")
+        }
+        let size = Int(info.st_size)
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = 0
+            guard let base = buffer.baseAddress else { return }
+            var done = 0
+            while done < size {
+                let n = SwiftGlibc.read(descriptor, base + done, size - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    failure = n < 0 ? errno : 0
+                    break
+                }
+                done += n
+            }
+            count = done
+        }
+        if failure != 0 {
+            throw JournalError("\(url.path): cannot read the journal segment (\(String(cString: strerror(failure))))")
+        }
+        return bytes
+    }
+
     struct JournalProblem: Error {
         let text: String
         init(_ text: String) { self.text = text }
     }
 
-    static func decode(_ body: [UInt8]) -> Record? {
+    static func decode(_ body: ArraySlice<UInt8>) -> Record? {
         guard let kind = body.first.flatMap(Kind.init(rawValue:)) else { return nil }
         switch kind {
         case .runStarted:
@@ -295,7 +359,10 @@ public final class Journal {
                 return nil
             }
             return .shardRevoked(revoked)
+        case .shardDoneBinary:
+            return ShardDoneCoding.decode(body.dropFirst()).map(Record.shardDone)
         case .shardDone:
+            let body = Array(body)
             guard body.count >= 5 else { return nil }
             let length = Int(body[1]) | Int(body[2]) << 8 | Int(body[3]) << 16 | Int(body[4]) << 24
             guard body.count >= 5 + length, (body.count - 5 - length) % 8 == 0,

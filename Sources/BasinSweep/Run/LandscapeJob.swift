@@ -122,25 +122,37 @@ public struct LandscapeJob: Sendable {
     /// The result file for per-point metrics (nil = not computed: NaN and `done` false).
     public func result(_ metrics: [PointMetrics?], prefix: String = "") -> ResultFile {
         precondition(metrics.count == points.count)
+        var columns = PointColumns(count: gridCount)
+        for i in 0..<gridCount {
+            if let m = metrics[i] {
+                columns.set(i, m.trainLoss, m.trainAccuracy, m.testLoss, m.testAccuracy)
+            }
+        }
+        var statistics: JSONValue?
+        if isPath, metrics.allSatisfy({ $0 != nil }) { statistics = pathStatistics(metrics.compactMap { $0 }) }
+        return result(columns, statistics: statistics, complete: metrics.allSatisfy { $0 != nil }, prefix: prefix)
+    }
+
+    /// The result file from filled columns (what a merge builds straight from the journal);
+    /// `statistics` for a path, `complete` when every point (a path's ends too) is there.
+    public func result(_ columns: PointColumns, statistics: JSONValue? = nil, complete: Bool, prefix: String = "")
+        -> ResultFile
+    {
+        precondition(columns.done.count == gridCount)
         var file = ResultFile()
-        for (name, value) in PointMetrics.fields {
-            let values = metrics[0..<gridCount].map { $0.map(value) ?? .nan }
-            file.set(prefix + name, TensorData(values.map { Float($0) }, shape: shape))
+        for (c, field) in PointMetrics.fields.enumerated() {
+            file.set(prefix + field.name, TensorData(columns.values[c], shape: shape))
         }
         for (name, values) in axes where prefix.isEmpty { file.set(name, TensorData(values, shape: [values.count])) }
         for (name, tensor) in extraArrays where prefix.isEmpty { file.set(name, tensor) }
-        file.set(
-            prefix + "done",
-            TensorData(metrics[0..<gridCount].map { $0 == nil ? 0 : 1 } as [UInt8], shape: shape).asBool)
+        file.set(prefix + "done", TensorData(columns.done, shape: shape).asBool)
         var meta = metadata
         meta["kind"] = .string(kind.rawValue)
         meta["shape"] = .array(shape.map { .integer($0) })
-        meta["complete"] = .bool(metrics.allSatisfy { $0 != nil })
-        meta["points_done"] = .integer(metrics[0..<gridCount].filter { $0 != nil }.count)
+        meta["complete"] = .bool(complete)
+        meta["points_done"] = .integer(columns.pointsDone)
         meta["points_total"] = .integer(gridCount)
-        if isPath, metrics.allSatisfy({ $0 != nil }) {
-            meta["statistics"] = pathStatistics(metrics.map { $0! })
-        }
+        if let statistics { meta["statistics"] = statistics }
         file.metadata = .object(meta)
         return file
     }

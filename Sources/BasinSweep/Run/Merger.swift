@@ -16,19 +16,26 @@ public struct Merger {
     }
 
     /// Per-point metrics of every grid job from shard-done records (later duplicates ignored).
-    public static func collect(_ records: [Journal.Record], study: Study) -> [String: [PointMetrics?]] {
-        var out: [String: [PointMetrics?]] = [:]
-        for job in study.jobs where job.isGrid {
-            out[job.id] = [PointMetrics?](repeating: nil, count: job.pointCount)
-        }
+    public static func collect(_ records: [Journal.Record], study: Study, only: Set<String>? = nil) -> [String: [PointMetrics?]] {
+        // One array per grid job, filled in place (the first record of a point wins).
+        let wanted = { (job: Study.Job) in job.isGrid && (only?.contains(job.id) ?? true) }
+        var grids = study.jobs.map { wanted($0) ? [PointMetrics?](repeating: nil, count: $0.pointCount) : [] }
         for case .shardDone(let done) in records {
-            guard let job = study.job(id: done.job), job.isGrid, done.end <= job.pointCount,
-                done.metrics.count == 4 * (done.end - done.start)
+            guard let j = study.indices[done.job], wanted(study.jobs[j]), done.start >= 0, done.start <= done.end,
+                done.end <= study.jobs[j].pointCount, done.metrics.count == 4 * (done.end - done.start)
             else { continue }
-            for (k, point) in (done.start..<done.end).enumerated() where out[done.job]![point] == nil {
-                out[done.job]![point] = PointMetrics(values: Array(done.metrics[(4 * k)..<(4 * k + 4)]))
+            done.metrics.withUnsafeBufferPointer { m in
+                grids[j].withUnsafeMutableBufferPointer { points in
+                    for (k, point) in (done.start..<done.end).enumerated() where points[point] == nil {
+                        points[point] = PointMetrics(
+                            trainLoss: m[4 * k], trainAccuracy: m[4 * k + 1], testLoss: m[4 * k + 2],
+                            testAccuracy: m[4 * k + 3])
+                    }
+                }
             }
         }
+        var out: [String: [PointMetrics?]] = [:]
+        for (j, job) in study.jobs.enumerated() where wanted(job) { out[job.id] = grids[j] }
         return out
     }
 
@@ -51,7 +58,15 @@ public struct Merger {
     public func merge(records: [Journal.Record], extraMetadata: [String: JSONValue] = [:]) throws -> (
         done: Int, total: Int
     ) {
-        let metrics = Self.collect(records, study: study)
+        // Paths need every value in full precision (their statistics); grids go straight to
+        // their result columns.
+        let paths = Set(study.jobs.filter { $0.definition.kind == .interpolate || $0.definition.kind == .curve }.map(\.id))
+        let metrics = Self.collect(records, study: study, only: paths)
+        var columns: [String: PointColumns] = [:]
+        for job in study.jobs where job.isGrid && !paths.contains(job.id) {
+            columns[job.id] = PointColumns(count: job.pointCount)
+        }
+        for case .shardDone(let done) in records where columns[done.job] != nil { columns[done.job]?.fill(done) }
         let store = ArtifactStore(directory: run.artifacts)
         let produced = Self.outputs(records, study: study, store: store)
         var artifacts: [String: String] = [:]
@@ -73,8 +88,16 @@ public struct Merger {
                 guard job.dependencies.allSatisfy({ artifacts[study.jobs[$0].name] != nil || study.jobs[$0].isGrid })
                 else { continue }
                 let landscape = try executor.prepare(job.definition, id: job.id)
-                result = landscape.result(metrics[job.id]!)
-                pointsDone = metrics[job.id]!.filter { $0 != nil }.count
+                if let grid = columns[job.id], !landscape.isPath, grid.done.count == landscape.gridCount,
+                    landscape.points.count == landscape.gridCount
+                {
+                    result = landscape.result(grid, complete: grid.pointsDone == job.pointCount)
+                    pointsDone = grid.pointsDone
+                } else {
+                    let values = metrics[job.id] ?? Self.collect(records, study: study, only: [job.id])[job.id] ?? []
+                    result = landscape.result(values)
+                    pointsDone = values.filter { $0 != nil }.count
+                }
                 guard case .object(var meta) = result.metadata else { continue }
                 meta["bn"] = .string(
                     (job.definition.bn ?? (job.definition.kind == .curve ? .recompute : .eval)).rawValue)
@@ -153,11 +176,15 @@ public struct Merger {
 extension PointMetrics {
     /// From the 4 journaled values (train loss, train acc, test loss, test acc).
     public init(values: [Double]) {
+        self.init(trainLoss: values[0], trainAccuracy: values[1], testLoss: values[2], testAccuracy: values[3])
+    }
+
+    public init(trainLoss: Double, trainAccuracy: Double, testLoss: Double, testAccuracy: Double) {
         self.init(train: LossTally(), test: nil)
-        trainLoss = values[0]
-        trainAccuracy = values[1]
-        testLoss = values[2]
-        testAccuracy = values[3]
+        self.trainLoss = trainLoss
+        self.trainAccuracy = trainAccuracy
+        self.testLoss = testLoss
+        self.testAccuracy = testAccuracy
     }
 
     public var values: [Double] { [trainLoss, trainAccuracy, testLoss, testAccuracy] }

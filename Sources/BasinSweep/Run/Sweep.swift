@@ -33,7 +33,7 @@ public final class Sweep {
         executor = Executor(spec: spec, base: base)
         study = try Study(spec: spec, executor: executor)
         let previous = Self.readStudy(run.studyFile)
-        let (records, damage) = try Journal.readReporting(run.journal)
+        let (journal, records, damage) = try Journal.resume(directory: run.journal)
         var changes: [String] = damage.map(\.description)
         if !previous.isEmpty {
             let ids = Set(study.jobs.map(\.id))
@@ -96,7 +96,7 @@ public final class Sweep {
         executor.readOutputs(outputs, in: store)
         try AtomicFile.write(Data(specText.utf8), to: run.specFile)
         try Self.writeStudy(study, base: base, to: run.studyFile)
-        journal = try Journal(directory: run.journal)
+        self.journal = journal
         try journal.append(.runStarted(epoch: self.epoch, time: Date().timeIntervalSince1970))
         try journal.sync()
     }
@@ -214,7 +214,25 @@ public final class Sweep {
         var id: String
         var kind: String
         var points: Int
-        var shards: [[Int]]
+        /// Points per shard: shards are `0..<n, n..<2n, …` up to `points`.
+        var shardPoints: Int?
+        /// Each shard's [start, end] (what runs before `shard_points` was written).
+        var shards: [[Int]]?
+
+        enum CodingKeys: String, CodingKey {
+            case name, id, kind, points, shards
+            case shardPoints = "shard_points"
+        }
+
+        /// The shard ranges, from whichever form the file holds; nil when neither is sound.
+        var ranges: [Range<Int>]? {
+            if let shardPoints, shardPoints > 0, points >= 0 {
+                return stride(from: 0, to: points, by: shardPoints).map { $0..<min(points, $0 + shardPoints) }
+            }
+            return shards?.map { pair in
+                pair.count == 2 && pair[0] <= pair[1] ? pair[0]..<pair[1] : 0..<0
+            }
+        }
     }
 
     /// `study.json`: the expanded jobs and the directory the spec's relative paths start from.
@@ -224,10 +242,14 @@ public final class Sweep {
     }
 
     static func writeStudy(_ study: Study, base: URL, to url: URL) throws {
-        let entries = study.jobs.map {
-            StudyEntry(
-                name: $0.name, id: $0.id, kind: $0.definition.kind.rawValue, points: $0.pointCount,
-                shards: $0.shards.map { [$0.lowerBound, $0.upperBound] })
+        let entries = study.jobs.map { job in
+            // Shards are cut evenly (the last may be short): their size says it all, in a
+            // file that stays small at millions of shards.
+            let size = job.shards.first?.count ?? 1
+            let even = job.shards.enumerated().allSatisfy { $1 == ($0 * size)..<min(job.pointCount, ($0 + 1) * size) }
+            return StudyEntry(
+                name: job.name, id: job.id, kind: job.definition.kind.rawValue, points: job.pointCount,
+                shardPoints: even ? size : nil, shards: even ? nil : job.shards.map { [$0.lowerBound, $0.upperBound] })
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -279,9 +301,8 @@ public final class Sweep {
         }
         let jobs = entries.map { entry in
             let shards = donePoints[entry.id] ?? []
-            let points = shards.filter { $0 < entry.shards.count }.reduce(0) {
-                $0 + entry.shards[$1][1] - entry.shards[$1][0]
-            }
+            let ranges = entry.ranges ?? []
+            let points = shards.filter { $0 >= 0 && $0 < ranges.count }.reduce(0) { $0 + ranges[$1].count }
             return RunStatus.Job(name: entry.name, kind: entry.kind, done: points, total: entry.points)
         }
         // Rate over the last 30 s of journaled shards.

@@ -25,7 +25,10 @@ public struct Study: Sendable {
     /// spec writes: each read once here, so the run can store them without reading them again.
     public let fileHashes: [String: String]
 
-    public func job(id: String) -> Job? { jobs.first { $0.id == id } }
+    /// Index in `jobs` by job id.
+    public let indices: [String: Int]
+
+    public func job(id: String) -> Job? { indices[id].map { jobs[$0] } }
 
     /// Expands `spec` (paths relative to `executor.base`). Jobs that read only files are
     /// prepared once to learn their size; jobs that read other jobs' outputs are sized from
@@ -117,6 +120,7 @@ public struct Study: Sendable {
         }
         self.jobs = jobs
         self.fileHashes = fileHashes
+        indices = Dictionary(jobs.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// The 32 bytes a SHA-256 hex string spells (what the job id hashes, as it always has).
