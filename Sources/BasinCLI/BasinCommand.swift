@@ -1,4 +1,5 @@
 import ArgumentParser
+import BasinSweep
 import Foundation
 import Logging
 
@@ -32,6 +33,3 @@ public struct BasinCommand: AsyncParsableCommand {
     }
 }
 
-public enum BasinVersion {
-    public static let string = "0.1.0"
-}

@@ -78,6 +78,10 @@ import Testing
         let once = try Data(contentsOf: surface)
         try sweep.merge()
         #expect(try Data(contentsOf: surface) == once)
+        // Every result says which Basin merged it and from which spec.
+        let merged = try ResultFile(contentsOf: surface)
+        #expect(merged.metadata["basin_version"]?.stringValue == BasinVersion.string)
+        #expect(merged.metadata["spec_sha256"]?.stringValue.map(ArtifactStore.isHash) == true)
         let (_, spec) = try spec()
         try Sweep.merge(directory: run, spec: spec)
         #expect(try Data(contentsOf: surface) == once)

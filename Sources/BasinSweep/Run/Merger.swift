@@ -79,6 +79,7 @@ public struct Merger {
         ]
         var done = 0, total = 0
         var results: [String: ResultFile] = [:]
+        let provenance = Provenance.metadata(spec: executor.spec)
         for job in study.jobs {
             total += job.pointCount
             var result: ResultFile
@@ -112,6 +113,7 @@ public struct Merger {
             guard case .object(var meta) = result.metadata else { continue }
             meta["job_id"] = .string(job.id)
             meta["job_name"] = .string(job.name)
+            for (key, value) in provenance { meta[key] = value }
             for (key, value) in extraMetadata { meta[key] = value }
             result.metadata = .object(meta)
             try result.write(to: run.result(job.name))
