@@ -37,7 +37,8 @@ struct LinkDiagnosis {
             return "something there accepts connections but does not speak the Basin protocol (is it a basin coordinator, and is this its port?)"
         }
         if refusals > 0 {
-            return "nothing is listening there, the connection was refused (is the coordinator running, and are the host and port right?)"
+            // A refused port and a network that is down look the same from here.
+            return "the connection is refused or the network unreachable (is the coordinator running, are the host and port right, and is the network up?)"
         }
         return "no connection could be made yet (the host may be unreachable, or a firewall drops the packets)"
     }
