@@ -1,7 +1,8 @@
 import Foundation
 
 /// Records the first SIGINT or SIGTERM (which stop being fatal once one exists), for loops
-/// that poll it. The coordinator's I/O loop is synchronous and wakes at least every 50 ms, so
+/// that poll it; a second one ends the process at once (a computation that takes minutes is
+/// not waited for; the journal keeps what was synced). The coordinator's I/O loop is synchronous and wakes at least every 50 ms, so
 /// a flag it reads is all it needs (swift-service-lifecycle's `UnixSignals` is an async
 /// sequence, for code that awaits).
 public final class SignalFlag: @unchecked Sendable {
@@ -16,7 +17,18 @@ public final class SignalFlag: @unchecked Sendable {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [weak self] in
                 guard let self else { return }
-                self.lock.withLock { if self.caught == nil { self.caught = number } }
+                let again = self.lock.withLock { () -> Bool in
+                    if self.caught == nil {
+                        self.caught = number
+                        return false
+                    }
+                    return true
+                }
+                if again {
+                    let line = "\n\(Self.name(number)) again: stopping now (the journal keeps every result synced so far)\n"
+                    FileHandle.standardError.write(Data(line.utf8))
+                    _exit(128 + number)
+                }
             }
             source.resume()
             sources.append(source)
