@@ -351,6 +351,8 @@ struct MergeCommand: ParsableCommand {
 }
 
 /// Progress on a terminal (one rewritten line) or as log lines every 10 s elsewhere.
+/// `@unchecked Sendable`: its two variables are touched by one thread only, the loop that
+/// reports progress (the coordinator's I/O loop, or the in-process run's).
 final class ProgressDisplay: @unchecked Sendable {
     let logger: Logger
     let isTerminal = isatty(STDERR_FILENO) == 1

@@ -8,7 +8,7 @@ import Foundation
 /// Writes go to a temporary file, are fsynced and renamed, so a blob under its name is always
 /// whole. Large blobs move in chunks (`Upload`, `read(_:offset:length:)`), hashed as they
 /// stream, so memory stays bounded by a chunk.
-public final class ArtifactStore: @unchecked Sendable {
+public final class ArtifactStore: Sendable {
     public let directory: URL
 
     public init(directory: URL) {
