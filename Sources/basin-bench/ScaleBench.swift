@@ -64,11 +64,8 @@ struct ScaleBench: ParsableCommand {
             try socket.connect(connect)
             sockets.append(socket)
         }
-        let clock = ContinuousClock(), start = clock.now
-        func now() -> Double {
-            let d = clock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-        }
+        let start = ContinuousClock.now
+        func now() -> Double { start.secondsSince }
         var lastSent = [Double](repeating: 0, count: workers)
         func send(_ i: Int, _ message: WireMessage) {
             _ = try? sockets[i].send(message.frames(), dontWait: true)

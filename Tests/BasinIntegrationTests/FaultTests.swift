@@ -22,9 +22,11 @@ extension ClusterTests {
         return total
     }
 
-    func mount(_ arguments: [String]) -> Bool {
+    /// Runs `executable` with `arguments`, its output discarded; true when it exits 0.
+    @discardableResult
+    func quietly(_ executable: String, _ arguments: [String]) -> Bool {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/mount")
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -32,6 +34,8 @@ extension ClusterTests {
         process.waitUntilExit()
         return process.terminationStatus == 0
     }
+
+    func mount(_ arguments: [String]) -> Bool { quietly("/bin/mount", arguments) }
 
     /// One set of rules: a job whose every shard fails (the `BASIN_FAULT_FAIL_JOB` seam makes
     /// interpolation throw) is quarantined shard by shard on the third failure, in process
@@ -82,13 +86,7 @@ extension ClusterTests {
             print("skipped: cannot mount a tmpfs here (needs root); the full-disk test did not run")
             return
         }
-        defer {
-            let unmount = Process()
-            unmount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            unmount.arguments = ["-l", disk.path]
-            try? unmount.run()
-            unmount.waitUntilExit()
-        }
+        defer { quietly("/bin/umount", ["-l", disk.path]) }
         let run = disk.appendingPathComponent("run").path
         let full = try Child(
             ["run", spec, "--out", run, "--workers", "2"], log: directory.appendingPathComponent("full.log"))

@@ -6,18 +6,9 @@ import Testing
 /// Across hosts: the coordinator and each worker in a network namespace of its own, joined by
 /// veth pairs to a bridge in the coordinator's namespace, each with its own address; CURVE on.
 extension ClusterTests {
-    /// Runs `command` (no shell); true when it exits 0.
+    /// `ip COMMAND…`; true when it exits 0.
     @discardableResult
-    func sh(_ command: [String]) -> Bool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = command
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }
+    func sh(_ command: [String]) -> Bool { quietly("/usr/sbin/ip", command) }
 
     /// Three namespaces: `c` (coordinator, 10.77.0.1 on a bridge) and `w1`, `w2` (10.77.0.2 and
     /// .3, each on a veth pair whose other end is on the bridge). Nil, saying why, where the

@@ -59,12 +59,8 @@ struct SweepOptions: ParsableArguments {
         let end = try cluster.run(serveWhenDone: keepServing)
         display.finish()
         if case .stopped(let signal) = end {
-            let done = cluster.server?.core.pointsDone ?? 0
-            let total = cluster.server?.core.pointsTotal ?? 0
-            print(
-                "stopped by \(SignalFlag.name(signal)): \(done)/\(total) points are journaled in \(sweep.run.url.path); run the same command again to resume"
-            )
-            throw ExitCode(128 + signal)
+            try stopped(
+                sweep, by: signal, done: cluster.server?.core.pointsDone ?? 0, total: cluster.server?.core.pointsTotal ?? 0)
         }
         let core = cluster.server?.core
         if let core, sweep.spec.sweep.verify ?? 0 > 0 {
@@ -80,6 +76,14 @@ struct SweepOptions: ParsableArguments {
         let outcome = Result { try finish(sweep, quarantine: core?.quarantine ?? [], blocked: core?.blockedJobs ?? [], logger: logger) }
         if keepServing { try cluster.serve() }
         try outcome.get()
+    }
+
+    /// A run a signal stopped: says what the journal kept, and exits 128 + the signal.
+    func stopped(_ sweep: Sweep, by signal: Int32, done: Int, total: Int) throws -> Never {
+        print(
+            "stopped by \(SignalFlag.name(signal)): \(done)/\(total) points are journaled in \(sweep.run.url.path); run the same command again to resume"
+        )
+        throw ExitCode(128 + signal)
     }
 
     /// Merges, prints where the results are, and fails when shards were quarantined.
@@ -131,18 +135,12 @@ struct RunCommand: ParsableCommand {
             let display = ProgressDisplay(logger: logger)
             let signals = SignalFlag()
             let scheduler = try sweep.runLocally(
-                events: { event in
-                    let logged = CoordinatorEvent.schedule(event)
-                    logger.log(level: logged.level, logged.message, metadata: logged.metadata)
-                },
+                events: { logger.log(.schedule($0)) },
                 progress: { done, total in display.show(done: done, total: total, rate: nil, workers: 0) },
                 until: { signals.raised != nil })
             display.finish()
             if let signal = signals.raised, !scheduler.isFinished {
-                print(
-                    "stopped by \(SignalFlag.name(signal)): \(scheduler.pointsDone)/\(scheduler.pointsTotal) points are journaled in \(sweep.run.url.path); run the same command again to resume"
-                )
-                throw ExitCode(128 + signal)
+                try options.stopped(sweep, by: signal, done: scheduler.pointsDone, total: scheduler.pointsTotal)
             }
             try options.finish(sweep, quarantine: scheduler.quarantine, blocked: scheduler.blockedJobs, logger: logger)
             return

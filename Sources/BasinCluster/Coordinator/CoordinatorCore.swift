@@ -73,7 +73,11 @@ public struct CoordinatorCore {
     var registry = WorkerRegistry()
     var transfer: ArtifactTransfer
     public var settings: Settings {
-        didSet { scheduler.settings = settings.schedule }
+        didSet {
+            scheduler.settings = settings.schedule
+            transfer.maxArtifactBytes = settings.maxArtifactBytes
+            transfer.budgetBytes = settings.uploadBudgetBytes
+        }
     }
     let spec: JSONValue
     let base: String

@@ -135,3 +135,10 @@ extension CoordinatorEvent {
         }
     }
 }
+
+extension Logger {
+    /// Logs an event at its level: its fixed message, its values as metadata.
+    public func log(_ event: CoordinatorEvent) {
+        log(level: event.level, event.message, metadata: event.metadata)
+    }
+}

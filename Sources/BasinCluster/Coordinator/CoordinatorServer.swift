@@ -86,12 +86,6 @@ public final class CoordinatorServer {
         return Int(clamping: limit.rlim_cur)
     }
 
-    /// Seconds since `start` on a monotonic clock.
-    static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let d = ContinuousClock().now - start
-        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
-
     /// Waits up to 50 ms, answers ZAP requests, and hands every message to the state machine.
     func pollOnce(now: () -> Double) throws {
         let readable = try ZMQSocket.poll([socket] + (zap.map { [$0] } ?? []), timeout: 50)
@@ -122,7 +116,7 @@ public final class CoordinatorServer {
     @discardableResult
     public func run(until stop: () -> Bool = { false }) throws -> Bool {
         let start = ContinuousClock().now
-        let now = { Self.seconds(since: start) }
+        let now = { start.secondsSince }
         var lastTick = 0.0, lastProgress = 0.0, lastSync = 0.0
         var progressPoints = core.pointsThisRun, progressTime = 0.0
         while !core.isFinished {
@@ -168,7 +162,7 @@ public final class CoordinatorServer {
     /// coordinator that exits (a Kubernetes StatefulSet): a finished sweep then stays up, idle.
     public func serve(until stop: () -> Bool) throws {
         let start = ContinuousClock().now
-        let now = { Self.seconds(since: start) }
+        let now = { start.secondsSince }
         var lastTick = 0.0, lastProgress = -1.0
         while !stop() {
             try pollOnce(now: now)
@@ -220,7 +214,7 @@ public final class CoordinatorServer {
                     throw ClusterError("stopping: \(error); nothing after the last durable record was acknowledged")
                 }
             case .event(let event):
-                logger.log(level: event.level, event.message, metadata: event.metadata)
+                logger.log(event)
             case .write, .read, .discard:
                 // Performed by `disk.settle` above.
                 break

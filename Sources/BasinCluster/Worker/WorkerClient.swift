@@ -67,12 +67,8 @@ public final class WorkerClient {
     /// Runs until the coordinator says DONE (when `exitWhenDone`); returns the reason. Throws
     /// when no coordinator answers for `giveUpAfter` seconds.
     public func run() throws -> String {
-        let clock = ContinuousClock()
-        let start = clock.now
-        func now() -> Double {
-            let d = clock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-        }
+        let start = ContinuousClock.now
+        func now() -> Double { start.secondsSince }
         let results = try ZMQSocket(context, .pull)
         try results.setLinger(0)
         let inbox = "inproc://results-\(UUID().uuidString)"

@@ -149,19 +149,15 @@ public final class Sweep {
         // as they are made durable).
         _ = scheduler.join(0, name: "local", identity: "local", label: "local", slots: 64)
         let clock = ContinuousClock(), start = clock.now
-        func seconds(since instant: ContinuousClock.Instant) -> Double {
-            let d = clock.now - instant
-            return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-        }
         var lastSync = clock.now
         let names = Dictionary(study.jobs.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
-        var pending = Deque(scheduler.dispatch(now: seconds(since: start)))
+        var pending = Deque(scheduler.dispatch(now: start.secondsSince))
         while true {
             guard let effect = pending.popFirst() else {
                 try journal.sync()
                 lastSync = clock.now
                 pending += scheduler.durable()
-                pending += scheduler.dispatch(now: seconds(since: start))
+                pending += scheduler.dispatch(now: start.secondsSince)
                 if pending.isEmpty { break }
                 continue
             }
@@ -181,12 +177,12 @@ public final class Sweep {
                     pending.prepend(
                         contentsOf: scheduler.deliver(
                             lease: grant.lease, by: 0, metrics: output.values, artifact: artifact,
-                            seconds: seconds(since: started)))
+                            seconds: started.secondsSince))
                 } catch {
                     pending.prepend(contentsOf: scheduler.fail(lease: grant.lease, by: 0, reason: "\(error)"))
                 }
                 progress(scheduler.pointsDone, scheduler.pointsTotal)
-                if journal.unsynced > 0 && seconds(since: lastSync) >= 1 {
+                if journal.unsynced > 0 && lastSync.secondsSince >= 1 {
                     try journal.sync()
                     lastSync = clock.now
                     pending += scheduler.durable()
