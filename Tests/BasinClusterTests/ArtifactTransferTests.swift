@@ -210,6 +210,54 @@ import Testing
         #expect(answer.first?.message.string("reason")?.contains("holds no job making one") == true)
         #expect(!ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts")).contains(ArtifactStore.hash(bytes)))
     }
+
+    /// A TASK of job 0, whose spec names `a.safetensors`, with the coordinator's files under `base`.
+    func task(files base: URL, hash: String) -> WireMessage {
+        WireMessage(
+            .task,
+            [
+                "lease": .integer(1001), "job": .string(fixture.study.jobs[0].id), "job_index": .integer(0),
+                "shard": .integer(0), "start": .integer(0), "end": .integer(1), "deadline_ms": .integer(60000),
+                "definition": try! JSONValue(encoding: fixture.study.jobs[0].definition),
+                "spec": try! JSONValue(encoding: fixture.spec), "base": .string(base.path),
+                "files": .object(["a.safetensors": .string(hash)]),
+            ])
+    }
+
+    @Test func aSpecFileReadableHereIsTakenFromDiskOnlyWhenItsBytesMatch() throws {
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        let store = ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts"))
+        let file = fixture.directory.appendingPathComponent("a.safetensors")
+        let bytes = try Data(contentsOf: file)
+        let hash = try store.put(bytes)
+        var (_, worker, _) = try joined()
+        let asks = worker.receive(frames: task(files: fixture.directory, hash: hash).frames(), now: 1)
+        #expect(asks == [.adopt(artifact: hash, path: file.path)])
+        #expect(worker.cache.adopt(file, as: hash))
+        let after = worker.adopted(hash, found: true)
+        #expect(worker.cache.contains(hash) && worker.cache.verify(hash))
+        #expect(!after.contains { if case .send(let m) = $0 { return m.command == .fetch } else { return false } })
+        #expect(worker.isComputing)
+
+        // Another machine's file of that name, with other bytes.
+        let elsewhere = fixture.directory.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        var changed = bytes
+        changed[changed.count / 2] ^= 1
+        let stale = elsewhere.appendingPathComponent("a.safetensors")
+        try changed.write(to: stale)
+        var (coordinator, other, _) = try joined()
+        let second = other.receive(frames: task(files: elsewhere, hash: hash).frames(), now: 1)
+        #expect(second == [.adopt(artifact: hash, path: stale.path)])
+        #expect(!other.cache.adopt(stale, as: hash))
+        #expect(!other.cache.contains(hash))
+        let fetch = other.adopted(hash, found: false)
+        #expect(fetch.contains { if case .send(let m) = $0 { return m.command == .fetch } else { return false } })
+        let (_, sent) = Self.exchange(&coordinator, &other, disk: ArtifactDisk(store: store), start: fetch)
+        #expect(sent.contains { $0.command == .fetch })
+        #expect(other.cache.contains(hash) && other.cache.verify(hash))
+        #expect(other.isComputing)
+    }
 }
 
 /// How verification compares two answers: bit for bit between Basin workers, within the stated

@@ -64,6 +64,21 @@ import Testing
         #expect(journaled(honest.receive(peer: a, frames: result(task), now: 0.1)))
     }
 
+    /// A worker repeats HELLO each second until a WELCOME reaches it; when the first HELLO was
+    /// answered after all, the repeat gets another WELCOME and the tasks already sent stand, so
+    /// their results are taken (a slow coordinator must not void its own leases).
+    @Test func aRepeatedHelloIsWelcomedAgainAndTheLeasesStand() throws {
+        var core = try fixture.core()
+        let a = Data("a".utf8)
+        let first = try #require(tasks(core.receive(peer: a, frames: hello("a", slots: 2), now: 0), to: "a").first)
+        let again = core.receive(peer: a, frames: hello("a", slots: 2), now: 0.5)
+        #expect(sent(again).map(\.message.command) == [.welcome])
+        #expect(!again.contains { if case .event = $0 { true } else { false } }, "\(again)")
+        let answered = core.receive(peer: a, frames: result(first), now: 1)
+        #expect(journaled(answered))
+        #expect(!sent(answered).contains { $0.message.command == .disconnect })
+    }
+
     @Test func uploadsAndWorkersStayWithinTheirLimits() throws {
         var settings = CoordinatorCore.Settings()
         settings.maxWorkers = 2

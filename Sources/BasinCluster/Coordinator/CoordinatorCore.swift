@@ -253,8 +253,14 @@ public struct CoordinatorCore {
                 .send(peer: peer, DisconnectHeader(reason: "this worker is quarantined: \(why)", quarantined: true).message())
             ]
         }
+        let welcome = WelcomeHeader(
+            epoch: settings.epoch, heartbeatMilliseconds: Int((settings.heartbeatInterval * 1000).rounded())
+        ).message()
         if registry[peer] != nil {
-            actions += retire(peer, reason: .helloAgain)
+            // A worker says HELLO each second until a WELCOME reaches it, and a new connection
+            // has a new routing id: a second HELLO here is that repeat. Answered again, with
+            // the worker's leases kept (retiring it would void the tasks already on their way).
+            return [.send(peer: peer, welcome)]
         } else if registry.count >= settings.maxWorkers {
             refusedAtLimit += 1
             if refusedAtLimit == 1 {
@@ -278,12 +284,7 @@ public struct CoordinatorCore {
         let kinds = hello.kinds.map { $0.sorted().map { LogText.escaped($0, limit: 32) } }
         actions += membership(
             .workerJoined(worker: label, host: host, pid: hello.pid ?? 0, slots: hello.slots, kinds: kinds), now: now)
-        actions.append(
-            .send(
-                peer: peer,
-                WelcomeHeader(
-                    epoch: settings.epoch, heartbeatMilliseconds: Int((settings.heartbeatInterval * 1000).rounded())
-                ).message()))
+        actions.append(.send(peer: peer, welcome))
         return actions + dispatch(now: now)
     }
 

@@ -22,7 +22,6 @@ public enum CoordinatorEvent: Sendable, Equatable {
     public enum LeaveReason: Sendable, Equatable {
         case bye
         case silent(seconds: Int)
-        case helloAgain
     }
 }
 
@@ -31,7 +30,6 @@ extension CoordinatorEvent.LeaveReason: CustomStringConvertible {
         switch self {
         case .bye: "said BYE"
         case .silent(let seconds): "silent for \(seconds) s"
-        case .helloAgain: "said HELLO again"
         }
     }
 }

@@ -79,14 +79,19 @@ public final class WorkerClient {
         var generation = 0
         var (socket, monitor) = try makeSocket(generation: generation)
         var link = LinkDiagnosis()
+        var unsentHello: WireMessage?
         var reconnectAt: Double?
         var pending = core.connected(now: now())
         var lastTick = 0.0
         while true {
-            for action in pending {
-                switch action {
+            while !pending.isEmpty {
+                // An action may answer with more (an adopted file lets a task start).
+                switch pending.removeFirst() {
                 case .send(let message):
-                    _ = try? socket.send(message.frames(), dontWait: true)
+                    let sent = (try? socket.send(message.frames(), dontWait: true)) ?? false
+                    // In immediate mode a HELLO before the link is up goes nowhere: it goes
+                    // when the handshake succeeds (waiting for the next HELLO costs a second).
+                    if message.command == .hello { unsentHello = sent ? nil : message }
                 case .compute(let task):
                     guard let spec = core.specs[task.specKey] else { continue }
                     compute.submit(task, spec: spec.spec, base: spec.base, files: spec.files)
@@ -105,6 +110,10 @@ public final class WorkerClient {
                     throw ClusterError("\(unanswered(seconds, link)); giving up (--give-up-after)")
                 case .unanswered(let seconds):
                     logger.warning("\(unanswered(seconds, link)); still saying HELLO")
+                case .adopt(let artifact, let path):
+                    let found = core.cache.adopt(URL(fileURLWithPath: path), as: artifact)
+                    if found { logger.info("took \(path) from the local file system (artifact \(artifact.prefix(12)))") }
+                    pending += core.adopted(artifact, found: found)
                 case .log(let level, let text):
                     logger.log(level: level, "\(text)")
                 }
@@ -117,13 +126,20 @@ public final class WorkerClient {
                 generation += 1
                 (socket, monitor) = try makeSocket(generation: generation)
                 link = LinkDiagnosis()
+                unsentHello = nil
                 pending += core.connected(now: now())
                 continue
             }
             let readable = try ZMQSocket.poll([socket, results, monitor], timeout: 50)
             if readable.contains(2) {
                 while let frames = try monitor.receive(dontWait: true) {
-                    if let event = ZMQMonitorEvent(frames: frames) { link.note(event) }
+                    guard let event = ZMQMonitorEvent(frames: frames) else { continue }
+                    link.note(event)
+                    // A HELLO sent before the link was up was dropped (immediate mode).
+                    if event.kind == .handshakeSucceeded, let hello = unsentHello {
+                        unsentHello = nil
+                        _ = try? socket.send(hello.frames(), dontWait: true)
+                    }
                 }
             }
             if readable.contains(0) {

@@ -51,6 +51,10 @@ public struct WorkerCore {
         /// No coordinator has answered a HELLO for this many seconds (said once per connection):
         /// the client says so, with what it knows of the link.
         case unanswered(seconds: Double)
+        /// A file the spec names may be readable here under the coordinator's path (a shared
+        /// file system, or the same machine): copy it into the cache if its bytes hash to
+        /// `artifact`, and say `adopted(_:found:)`. Otherwise it is fetched.
+        case adopt(artifact: String, path: String)
         case log(Logger.Level, String)
     }
 
@@ -84,6 +88,10 @@ public struct WorkerCore {
     /// Spec JSON, base directory and the files it names (path → artifact) by spec key.
     public private(set) var specs: [String: (spec: JSONValue, base: String, files: [String: String])] = [:]
     var fetches: [String: Fetch] = [:]
+    /// Spec files being looked for under the coordinator's path, and those not found there
+    /// (fetched instead, and not looked for again).
+    var adopting: Set<String> = []
+    var notLocal: Set<String> = []
     var sends: [String: Send] = [:]
     /// Counts connections, so a result computed for an earlier one is not sent on this one.
     var connection = 0
@@ -110,6 +118,7 @@ public struct WorkerCore {
         queue = []
         for fetch in fetches.values { fetch.upload?.abandon() }
         fetches = [:]
+        adopting = []
         sends = [:]
         return [
             .send(
@@ -234,12 +243,37 @@ public struct WorkerCore {
         Set(task.inputs.values).union(specs[task.specKey]?.files.values ?? [:].values)
     }
 
+    /// Where the coordinator keeps each file a task's spec names (artifact → path).
+    func coordinatorPaths(_ task: Task) -> [String: String] {
+        guard let spec = specs[task.specKey] else { return [:] }
+        var paths: [String: String] = [:]
+        for (file, hash) in spec.files {
+            paths[hash] = file.hasPrefix("/") ? file : (spec.base as NSString).appendingPathComponent(file)
+        }
+        return paths
+    }
+
+    /// The result of an `.adopt`: the file is in the cache now, or it is fetched.
+    public mutating func adopted(_ artifact: String, found: Bool) -> [Action] {
+        guard adopting.remove(artifact) != nil else { return [] }
+        if !found { notLocal.insert(artifact) }
+        return startNext()
+    }
+
     /// Starts the first queued task whose inputs are all in the cache, and fetches the inputs
-    /// of queued tasks that are not.
+    /// of queued tasks that are not (a spec file is first looked for under the coordinator's
+    /// path).
     private mutating func startNext() -> [Action] {
         var actions: [Action] = []
         for task in queue {
-            for hash in needs(task).sorted() where !cache.contains(hash) && fetches[hash] == nil {
+            let paths = coordinatorPaths(task)
+            for hash in needs(task).sorted()
+            where !cache.contains(hash) && fetches[hash] == nil && !adopting.contains(hash) {
+                if let path = paths[hash], !notLocal.contains(hash) {
+                    adopting.insert(hash)
+                    actions.append(.adopt(artifact: hash, path: path))
+                    continue
+                }
                 fetches[hash] = Fetch(requested: 0, inFlight: 1, started: lastHeard)
                 actions.append(.send(FetchHeader(artifact: hash, offset: 0).message()))
             }

@@ -168,6 +168,28 @@ public final class ArtifactStore: Sendable {
         deinit { if handle != nil { abandon() } }
     }
 
+    /// Copies the file at `file` into the store when its bytes hash to `hash` (read once, in
+    /// chunks); returns whether the store now holds `hash`. A worker that sees the
+    /// coordinator's files (a shared file system, or the same machine) takes them this way
+    /// instead of fetching them over the network; a file that differs is left alone.
+    public func adopt(_ file: URL, as hash: String) -> Bool {
+        if contains(hash) { return true }
+        guard Self.isHash(hash), let handle = try? FileHandle(forReadingFrom: file) else { return false }
+        defer { try? handle.close() }
+        guard let end = try? handle.seekToEnd(), let size = Int(exactly: end), (try? handle.seek(toOffset: 0)) != nil,
+            let upload = try? self.upload(hash, size: size)
+        else { return false }
+        while upload.received < size {
+            guard let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty,
+                (try? upload.append(chunk, at: upload.received)) != nil
+            else {
+                upload.abandon()
+                return false
+            }
+        }
+        return (try? upload.finish()) != nil
+    }
+
     public func upload(_ hash: String, size: Int) throws -> Upload {
         guard Self.isHash(hash) else { throw NNError("'\(hash)' is not a SHA-256 artifact name") }
         guard size >= 0 else { throw NNError("artifact \(hash.prefix(12)): negative size") }
