@@ -54,6 +54,16 @@ import Testing
              "unknown key 'swep' in the top level; did you mean 'sweep'?"),
             ("sweep: {shard_point: 5}\njobs:\n  - surface: {checkpoint: m.safetensors}",
              "unknown key 'shard_point' in sweep; did you mean 'shard_points'?"),
+            // Each kind reads its own fields: another kind's field is not silently ignored.
+            ("jobs:\n  - surface: {checkpoint: m.safetensors, t: \"0:1:5\"}", "unknown key 't' in jobs[0].surface"),
+            ("jobs:\n  - interpolate: {from: m.safetensors, to: m.safetensors, x: \"0:1:5\"}",
+             "unknown key 'x' in jobs[0].interpolate"),
+            ("jobs:\n  - plane: {models: [m.safetensors, m.safetensors]}", "a plane needs three checkpoints, not 2"),
+            ("jobs:\n  - plane: {models: [m.safetensors, m.safetensors, m.safetensors], basis: skew}",
+             "is raw or orthonormal, not 'skew'"),
+            ("jobs:\n  - surface: {x: \"0:1:5\"}", "missing field 'jobs[0].surface.checkpoint'"),
+            ("jobs:\n  - surface: {x: \"0:1:5\", chekpoint: m.safetensors}",
+             "unknown key 'chekpoint' in jobs[0].surface; did you mean 'checkpoint'?"),
         ]
         for (body, expected) in cases {
             let spec = try study(body)

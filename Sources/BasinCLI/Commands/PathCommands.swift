@@ -21,7 +21,7 @@ struct InterpolateCommand: ParsableCommand {
     var to: String
 
     @Option(parsing: .unconditional, help: "t as MIN:MAX:STEPS.", transform: Axis.argument)
-    var t: Axis = Axis(min: 0, max: 1, steps: 21)
+    var t: Axis = .unit
 
     func run() throws {
         let (spec, data) = try options.load()
@@ -71,13 +71,9 @@ struct PlaneCommand: ParsableCommand {
         let (_, coordinates) = LandscapeJob.plane(
             through: loaded, orthonormal: basis == .orthonormal, x: Axis(min: 0, max: 1, steps: 1),
             y: Axis(min: 0, max: 1, steps: 1))
-        func axis(_ j: Int) -> Axis {
-            let values = coordinates.map { $0[j] }
-            let low = values.min()!, high = values.max()!, margin = 0.25 * (high - low)
-            return Axis(min: low - margin, max: high + margin, steps: 21)
-        }
         let (job, _) = LandscapeJob.plane(
-            through: loaded, orthonormal: basis == .orthonormal, x: x ?? axis(0), y: y ?? axis(1))
+            through: loaded, orthonormal: basis == .orthonormal, x: x ?? LandscapeJob.framing(coordinates.map { $0[0] }),
+            y: y ?? LandscapeJob.framing(coordinates.map { $0[1] }))
         try options.run(
             job, data: data, loss: spec.train.loss,
             inputs: ["models": .array(models.map { .string(($0 as NSString).lastPathComponent) })])

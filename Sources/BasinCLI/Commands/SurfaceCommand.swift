@@ -67,7 +67,7 @@ struct SurfaceCommand: ParsableCommand {
         var chosen: [[Float]]
         var projection: [[Double]]? = nil
         var xAxis = x ?? Axis(min: -1, max: 1, steps: line ? 51 : 21)
-        var yAxis = y ?? Axis(min: -1, max: 1, steps: 21)
+        var yAxis = y ?? .around
         if let trajectory {
             let snapshots = try TrajectoryPCA.snapshots(in: URL(fileURLWithPath: trajectory), network: model.network)
             let pca = try TrajectoryPCA(snapshots: snapshots, final: model.parameters, components: count)

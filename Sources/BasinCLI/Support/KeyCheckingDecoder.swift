@@ -39,12 +39,8 @@ final class KeyLog {
     }
 
     /// The first key nothing asked for, as (place, key, nearest known key), in file order.
-    /// `at`: only that place (where a required key was found missing).
-    func unknown(tolerating tolerated: Set<String>, at only: [CodingKey]? = nil) -> (
-        place: String, key: String, suggestion: String?
-    )? {
-        let wanted = only.map(Self.name)
-        for (name, place) in places.sorted(by: { $0.key < $1.key }) where !place.open && (wanted ?? name) == name {
+    func unknown(tolerating tolerated: Set<String>) -> (place: String, key: String, suggestion: String?)? {
+        for (name, place) in places.sorted(by: { $0.key < $1.key }) where !place.open {
             for key in place.present where !place.asked.contains(key) {
                 if name.isEmpty && tolerated.contains(key) { continue }
                 // Closest by edit distance; ties go to the same letters rearranged, then the
@@ -62,6 +58,19 @@ final class KeyLog {
             }
         }
         return nil
+    }
+
+    /// A key at `path` that nothing asked for and that is close to `missing` (a required key
+    /// found missing): the misspelling of it, if there is one.
+    func misspelling(of missing: String, at path: [CodingKey]) -> (place: String, key: String)? {
+        let name = Self.name(path)
+        guard let place = places[name], !place.open else { return nil }
+        let near = place.present.filter {
+            !place.asked.contains($0) && Self.distance($0, missing) <= max(2, missing.count / 3)
+        }
+        return near.min { Self.distance($0, missing) < Self.distance($1, missing) }.map {
+            (name.isEmpty ? "the top level" : name, $0)
+        }
     }
 
     /// Levenshtein distance (with transpositions counting 1).

@@ -21,8 +21,8 @@ enum SpecFile {
         _ type: T.Type, from text: String, source: String, tolerating: Set<String> = []
     ) throws -> T {
         let log = KeyLog()
-        func unknownKey(at place: [CodingKey]? = nil) -> NNError? {
-            guard let unknown = log.unknown(tolerating: tolerating, at: place) else { return nil }
+        func unknownKey() -> NNError? {
+            guard let unknown = log.unknown(tolerating: tolerating) else { return nil }
             let hint = unknown.suggestion.map { "; did you mean '\($0)'?" } ?? ""
             return NNError("\(source): unknown key '\(unknown.key)' in \(unknown.place)\(hint)")
         }
@@ -32,8 +32,11 @@ enum SpecFile {
             return value
         } catch let error as DecodingError {
             // A misspelt required key shows as a missing one: name the misspelling instead.
-            if case .keyNotFound(_, let context) = error, let unknown = unknownKey(at: context.codingPath) {
-                throw unknown
+            if case .keyNotFound(let missing, let context) = error,
+                let typo = log.misspelling(of: missing.stringValue, at: context.codingPath)
+            {
+                throw NNError(
+                    "\(source): unknown key '\(typo.key)' in \(typo.place); did you mean '\(missing.stringValue)'?")
             }
             if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let yaml = context.underlyingError
             {

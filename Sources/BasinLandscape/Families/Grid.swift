@@ -12,6 +12,13 @@ public struct Axis: Codable, Sendable, Equatable, CustomStringConvertible {
         self.steps = steps
     }
 
+    /// Steps of an axis the spec leaves out.
+    public static let defaultSteps = 21
+    /// −1…1: a surface's axes where the spec gives none.
+    public static let around = Axis(min: -1, max: 1, steps: defaultSteps)
+    /// 0…1: a path's `t` where the spec gives none.
+    public static let unit = Axis(min: 0, max: 1, steps: defaultSteps)
+
     /// Most steps one axis may have, and most points one job's grid may have: checked when a
     /// spec is read, before anything is allocated.
     public static let maximumSteps = 1_000_000

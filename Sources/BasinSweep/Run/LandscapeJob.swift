@@ -108,6 +108,13 @@ public struct LandscapeJob: Sendable {
         return (job, coordinates)
     }
 
+    /// An axis framing `values` (the models' coordinates along it) with a quarter of their
+    /// range beyond them on each side: a plane's axis where the spec gives none.
+    public static func framing(_ values: [Double]) -> Axis {
+        let low = values.min() ?? 0, high = values.max() ?? 1, margin = 0.25 * (high - low)
+        return Axis(min: low - margin, max: high + margin, steps: Axis.defaultSteps)
+    }
+
     /// Evaluates points `range` (a shard) with the fast or the plain evaluator.
     public func evaluate(
         _ range: Range<Int>, data: DataSplit, loss: LossFunction, batchNorm: BatchNormMode, fast: Bool = true

@@ -100,8 +100,7 @@ public struct Merger {
                     pointsDone = values.filter { $0 != nil }.count
                 }
                 guard case .object(var meta) = result.metadata else { continue }
-                meta["bn"] = .string(
-                    (job.definition.bn ?? (job.definition.kind == .curve ? .recompute : .eval)).rawValue)
+                meta["bn"] = .string((job.definition.grid?.batchNorm ?? .eval).rawValue)
                 meta["loss"] = .string(executor.spec.train.loss.rawValue)
                 meta["model"] = try JSONValue(encoding: landscape.family.network.description)
                 result.metadata = .object(meta)

@@ -61,55 +61,57 @@ public final class Executor {
         return try Checkpoint.load(tensors, into: try Network(description), source: url.path)
     }
 
+    /// The network a grid job evaluates, from the files it reads (each loaded and checked), or
+    /// nil when it reads other jobs' outputs (the spec's model then). Draws no direction and
+    /// makes no point: that is `prepare`'s, where the job is computed.
+    public func network(of definition: JobDefinition) throws -> Network? {
+        guard definition.grid != nil, definition.inputJobs.isEmpty else { return nil }
+        if case .curve(let evaluation) = definition {
+            return try CurveFile.load(contentsOf: resolve(evaluation.file), fallback: spec.model).1.first?.network
+        }
+        return try definition.inputFiles.map(model).first?.network
+    }
+
     /// The landscape job a definition describes (cached by `id`). Deterministic: every machine
     /// prepares the same points and family from the same files.
     public func prepare(_ definition: JobDefinition, id: String) throws -> LandscapeJob {
         if let job = prepared[id] { return job }
-        if definition.kind.isGrid, let problem = Study.gridProblem(definition) {
-            throw NNError("job \(definition.defaultName): \(problem)")
+        guard let grid = definition.grid else {
+            throw NNError("job \(definition.defaultName): a \(definition.kind.rawValue) job has no grid of points")
         }
+        if let problem = grid.sizeProblem { throw NNError("job \(definition.defaultName): \(problem)") }
         var job: LandscapeJob
-        switch definition.kind {
-        case .surface:
-            let center = try model(definition.checkpoint!)
-            let count = definition.line == true ? 1 : 2
+        switch definition {
+        case .surface(let surface):
+            let center = try model(surface.checkpoint)
+            let count = surface.isLine ? 1 : 2
             let directions: [[Float]]
             var projection: [[Double]]?
-            if let trajectory = definition.trajectory {
+            if let trajectory = surface.trajectory {
                 let snapshots = try TrajectoryPCA.snapshots(in: path(trajectory), network: center.network)
                 let pca = try TrajectoryPCA(snapshots: snapshots, final: center.parameters, components: count)
                 directions = pca.directions
                 projection = pca.projections
             } else {
-                let directionSpec = DirectionSpec(
-                    norm: definition.norm ?? .filter, ignore: definition.ignore ?? .biasbn,
-                    orthogonalize: definition.orthogonalize ?? false, seed: definition.seed ?? 0)
-                directions = Directions.random(around: center, count: count, spec: directionSpec)
+                directions = Directions.random(around: center, count: count, spec: surface.directions)
             }
-            let x = definition.x ?? Axis(min: -1, max: 1, steps: 21)
-            let y = count == 1 ? nil : (definition.y ?? Axis(min: -1, max: 1, steps: 21))
-            job = LandscapeJob.surface(around: center, directions: directions, x: x, y: y, trajectory: projection)
-        case .interpolate:
-            let ends = [try model(definition.from!), try model(definition.to!)]
-            job = LandscapeJob.path(
-                .interpolate, through: ends, curve: .line, t: (definition.t ?? Axis(min: 0, max: 1, steps: 21)).values)
-        case .plane:
-            let models = try definition.models!.map(model)
-            let orthonormal = definition.basis == "orthonormal"
+            job = LandscapeJob.surface(
+                around: center, directions: directions, x: surface.xAxis, y: surface.yAxis, trajectory: projection)
+        case .interpolate(let line):
+            let ends = [try model(line.from), try model(line.to)]
+            job = LandscapeJob.path(.interpolate, through: ends, curve: .line, t: line.tAxis.values)
+        case .plane(let plane):
+            let models = try plane.models.map(model)
+            let point = Axis(min: 0, max: 1, steps: 1)
             let (_, coordinates) = LandscapeJob.plane(
-                through: models, orthonormal: orthonormal, x: Axis(min: 0, max: 1, steps: 1),
-                y: Axis(min: 0, max: 1, steps: 1))
-            func axis(_ j: Int) -> Axis {
-                let values = coordinates.map { $0[j] }
-                let low = values.min()!, high = values.max()!, margin = 0.25 * (high - low)
-                return Axis(min: low - margin, max: high + margin, steps: 21)
-            }
+                through: models, orthonormal: plane.isOrthonormal, x: plane.x ?? point, y: plane.y ?? point)
             (job, _) = LandscapeJob.plane(
-                through: models, orthonormal: orthonormal, x: definition.x ?? axis(0), y: definition.y ?? axis(1))
-        case .curve:
-            let (curve, points) = try CurveFile.load(contentsOf: resolve(definition.file!), fallback: spec.model)
-            job = LandscapeJob.path(
-                .curve, through: points, curve: curve, t: (definition.t ?? Axis(min: 0, max: 1, steps: 21)).values)
+                through: models, orthonormal: plane.isOrthonormal,
+                x: plane.x ?? LandscapeJob.framing(coordinates.map { $0[0] }),
+                y: plane.y ?? LandscapeJob.framing(coordinates.map { $0[1] }))
+        case .curve(let evaluation):
+            let (curve, points) = try CurveFile.load(contentsOf: resolve(evaluation.file), fallback: spec.model)
+            job = LandscapeJob.path(.curve, through: points, curve: curve, t: evaluation.tAxis.values)
             job.metadata["curve"] = .object(["kind": .string(curve.kind.rawValue), "bends": .integer(curve.bends)])
         case .train, .align, .fit, .hessian:
             throw NNError("job \(definition.defaultName): a \(definition.kind.rawValue) job has no grid of points")
@@ -125,9 +127,9 @@ public final class Executor {
         guard range.lowerBound >= 0, range.upperBound <= job.points.count else {
             throw NNError("job \(definition.defaultName): points \(range) outside 0..<\(job.points.count)")
         }
-        let batchNorm = definition.bn ?? (definition.kind == .curve ? .recompute : .eval)
         return try job.evaluate(
-            range, data: try data(), loss: spec.train.loss, batchNorm: batchNorm, fast: !spec.sweep.plain)
+            range, data: try data(), loss: spec.train.loss, batchNorm: definition.grid?.batchNorm ?? .eval,
+            fast: !spec.sweep.plain)
     }
 
     /// What one task produces: its values (4 metrics per point for grid jobs; see
@@ -147,29 +149,28 @@ public final class Executor {
         if let failing = Self.failing, failing == definition.kind.rawValue {
             throw NNError("\(failing) jobs fail here: \(Self.failSwitch) is set")
         }
-        if definition.kind.isGrid {
+        switch definition {
+        case .surface, .interpolate, .plane, .curve:
             return Output(values: try run(definition, id: id, range: range).flatMap(\.values), artifact: nil)
-        }
-        let data = try data()
-        let loss = spec.train.loss
-        switch definition.kind {
-        case .train:
-            let config = definition.config!
+        case .train(let job):
+            let data = try data()
+            let loss = spec.train.loss
             let network = try Network(spec.model)
-            var model = network.initialize(seed: config.seed)
+            var model = network.initialize(seed: job.config.seed)
             var history: [Double] = []
-            try Trainer(config: config).train(&model, on: data.train) { report, _ in
+            try Trainer(config: job.config).train(&model, on: data.train) { report, _ in
                 if report.epoch > 0 { history.append(report.meanLoss) }
             }
             let metrics = PointMetrics(
                 train: try model.evaluate(on: data.train, loss: loss),
                 test: data.test.count > 0 ? try model.evaluate(on: data.test, loss: loss) : nil)
             let file = Checkpoint.tensors(
-                of: model, metadata: ["basin.seed": String(config.seed), "basin.epochs": String(config.epochs)])
+                of: model, metadata: ["basin.seed": String(job.config.seed), "basin.epochs": String(job.config.epochs)])
             return Output(values: metrics.values + history, artifact: file.serialized())
-        case .align:
-            let a = try model(definition.from!), b = try model(definition.to!)
-            let result = try WeightMatching.align(b, to: a, seed: definition.seed ?? 0)
+        case .align(let job):
+            let data = try data()
+            let a = try model(job.from), b = try model(job.to)
+            let result = try WeightMatching.align(b, to: a, seed: job.seed ?? 0)
             let difference = try Self.largestOutputDifference(b, result.model, on: data.train)
             guard difference <= 1e-4 else {
                 throw NNError("alignment changed the model's outputs by \(difference); refusing the permutation")
@@ -180,34 +181,32 @@ public final class Executor {
                 result.similarityAfter,
             ]
             return Output(values: values, artifact: Checkpoint.tensors(of: result.model).serialized())
-        case .fit:
-            let a = try model(definition.from!), b = try model(definition.to!)
+        case .fit(let job):
+            let data = try data()
+            let a = try model(job.from), b = try model(job.to)
             var history: [Double] = []
-            let points = try CurveFitter(curve: definition.curve!, config: definition.config!).fit(
-                from: a, to: b, on: data.train
-            ) { history.append($0.meanLoss) }
-            return Output(
-                values: history, artifact: CurveFile.tensors(definition.curve!, controlPoints: points).serialized())
-        case .hessian:
-            let model = try model(definition.checkpoint!)
+            let points = try CurveFitter(curve: job.curve, config: job.config).fit(from: a, to: b, on: data.train) {
+                history.append($0.meanLoss)
+            }
+            return Output(values: history, artifact: CurveFile.tensors(job.curve, controlPoints: points).serialized())
+        case .hessian(let job):
+            let data = try data()
+            let model = try model(job.checkpoint)
             let sharpness = Sharpness(
-                iterations: definition.iterations ?? 100, tolerance: definition.tolerance ?? 1e-3,
-                probes: definition.probes ?? 30, seed: definition.seed ?? 0)
-            let r = try sharpness.measure(model, on: data.train, loss: loss)
+                iterations: job.iterations, tolerance: job.tolerance, probes: job.probes, seed: job.seed)
+            let r = try sharpness.measure(model, on: data.train, loss: spec.train.loss)
             return Output(
                 values: [
                     r.topEigenvalue, Double(r.iterationsUsed), r.lastChange, r.converged ? 1 : 0, r.trace,
                     r.traceStandardError, Double(r.products),
                 ], artifact: nil)
-        default:
-            throw NNError("unreachable")
         }
     }
 
     /// What each value of a non-grid job's output means, in order (the rest, if any, is a history).
     public static func valueNames(_ kind: JobDefinition.Kind) -> [String] {
         switch kind {
-        case .train: ["train_loss", "train_acc", "test_loss", "test_acc"]
+        case .train, .surface, .interpolate, .plane, .curve: ["train_loss", "train_acc", "test_loss", "test_acc"]
         case .align:
             [
                 "max_output_difference", "passes", "distance_before", "distance_after", "similarity_before",
@@ -219,7 +218,6 @@ public final class Executor {
                 "top_eigenvalue", "power_iterations", "last_relative_change", "converged", "trace", "trace_std_error",
                 "hessian_vector_products",
             ]
-        default: ["train_loss", "train_acc", "test_loss", "test_acc"]
         }
     }
 

@@ -2,7 +2,8 @@ import BasinLandscape
 import BasinNN
 import Foundation
 
-/// One landscape job of a study spec, as the user wrote it (paths relative to the spec).
+/// One job of a study, as the user wrote it (paths relative to the spec): one case per kind,
+/// each with a struct of its own fields.
 ///
 /// Written in YAML as a one-key mapping: `- surface: {checkpoint: a.safetensors, x: "-1:1:41"}`,
 /// `- interpolate: {from: a.safetensors, to: b.safetensors, t: "-0.5:1.5:81"}`,
@@ -14,7 +15,19 @@ import Foundation
 /// and training settings), `align` (weight matching of `to` onto `from`), `fit` (a curve
 /// between `from` and `to`) and `hessian` (sharpness at `checkpoint`). Their inputs may name
 /// another job's output as `@<job name>`: the coordinator runs a job once those exist.
-public struct JobDefinition: Codable, Sendable, Equatable {
+///
+/// Encoded flat, `{"kind": "surface", "checkpoint": …}` (study.json, the wire, and the job
+/// id's hash): the fields the user left out stay out.
+public enum JobDefinition: Codable, Sendable, Equatable {
+    case surface(SurfaceJob)
+    case interpolate(InterpolateJob)
+    case plane(PlaneJob)
+    case curve(CurveJob)
+    case train(TrainJob)
+    case align(AlignJob)
+    case fit(FitJob)
+    case hessian(HessianJob)
+
     public enum Kind: String, Codable, Sendable, CaseIterable {
         case surface, interpolate, plane, curve, train, align, fit, hessian
 
@@ -26,121 +39,56 @@ public struct JobDefinition: Codable, Sendable, Equatable {
         public static let listed: [Kind] = [.surface, .interpolate, .plane, .curve]
     }
 
-    public var kind: Kind
-    public var name: String?
-    public var checkpoint: String?
-    public var x: Axis?
-    public var y: Axis?
-    public var line: Bool?
-    public var norm: DirectionSpec.Normalization?
-    public var ignore: DirectionSpec.OneDimensional?
-    public var orthogonalize: Bool?
-    public var seed: UInt64?
-    public var trajectory: String?
-    public var from: String?
-    public var to: String?
-    public var t: Axis?
-    public var models: [String]?
-    public var basis: String?
-    public var bn: BatchNormMode?
-    /// A fitted curve (`curve` jobs): a file, or `@fit/...`.
-    public var file: String?
-    /// Training (`train`) or curve-fitting (`fit`) settings, complete.
-    public var config: TrainingConfig?
-    /// `fit`: the curve's family and number of bends.
-    public var curve: Curve?
-    /// `hessian`: power-iteration steps at most, its relative tolerance, Hutchinson probes.
-    public var iterations: Int?
-    public var tolerance: Double?
-    public var probes: Int?
-
-    public init(kind: Kind) {
-        self.kind = kind
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case kind, name, checkpoint, x, y, line, norm, ignore, orthogonalize, seed, trajectory, from, to, t, models,
-            basis, bn, file, config, curve, iterations, tolerance, probes
-    }
-
-    private struct KindKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    /// Decodes the one-key YAML form, or the flat form with `kind` (as written to study.json).
-    public init(from decoder: Decoder) throws {
-        let flat = try decoder.container(keyedBy: CodingKeys.self)
-        if flat.contains(.kind) {
-            try self.init(kind: flat.decode(Kind.self, forKey: .kind), fields: flat)
-            return
+    public var kind: Kind {
+        switch self {
+        case .surface: .surface
+        case .interpolate: .interpolate
+        case .plane: .plane
+        case .curve: .curve
+        case .train: .train
+        case .align: .align
+        case .fit: .fit
+        case .hessian: .hessian
         }
-        let outer = try decoder.container(keyedBy: KindKey.self)
-        let kinds = outer.allKeys.filter { Kind(rawValue: $0.stringValue).map(Kind.listed.contains) ?? false }
-        guard kinds.count == 1, let key = kinds.first else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "a job is one of surface, interpolate, plane, curve: write `- surface: {...}`"))
-        }
-        try self.init(
-            kind: Kind(rawValue: key.stringValue)!, fields: outer.nestedContainer(keyedBy: CodingKeys.self, forKey: key)
-        )
     }
 
-    private init(kind: Kind, fields c: KeyedDecodingContainer<CodingKeys>) throws {
-        self.kind = kind
-        name = try c.decodeIfPresent(String.self, forKey: .name)
-        checkpoint = try c.decodeIfPresent(String.self, forKey: .checkpoint)
-        x = try c.decodeIfPresent(Axis.self, forKey: .x)
-        y = try c.decodeIfPresent(Axis.self, forKey: .y)
-        line = try c.decodeIfPresent(Bool.self, forKey: .line)
-        norm = try c.decodeIfPresent(DirectionSpec.Normalization.self, forKey: .norm)
-        ignore = try c.decodeIfPresent(DirectionSpec.OneDimensional.self, forKey: .ignore)
-        orthogonalize = try c.decodeIfPresent(Bool.self, forKey: .orthogonalize)
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed)
-        trajectory = try c.decodeIfPresent(String.self, forKey: .trajectory)
-        from = try c.decodeIfPresent(String.self, forKey: .from)
-        to = try c.decodeIfPresent(String.self, forKey: .to)
-        t = try c.decodeIfPresent(Axis.self, forKey: .t)
-        models = try c.decodeIfPresent([String].self, forKey: .models)
-        basis = try c.decodeIfPresent(String.self, forKey: .basis)
-        bn = try c.decodeIfPresent(BatchNormMode.self, forKey: .bn)
-        file = try c.decodeIfPresent(String.self, forKey: .file)
-        config = try c.decodeIfPresent(TrainingConfig.self, forKey: .config)
-        curve = try c.decodeIfPresent(Curve.self, forKey: .curve)
-        iterations = try c.decodeIfPresent(Int.self, forKey: .iterations)
-        tolerance = try c.decodeIfPresent(Double.self, forKey: .tolerance)
-        probes = try c.decodeIfPresent(Int.self, forKey: .probes)
-        let required: [(CodingKeys, Bool)] =
-            switch kind {
-            case .surface, .hessian: [(.checkpoint, checkpoint != nil)]
-            case .interpolate, .align: [(.from, from != nil), (.to, to != nil)]
-            case .plane: [(.models, models?.count == 3)]
-            case .curve: [(.file, file != nil)]
-            case .train: [(.config, config != nil)]
-            case .fit: [(.from, from != nil), (.to, to != nil), (.config, config != nil), (.curve, curve != nil)]
-            }
-        for (key, present) in required where !present {
-            throw DecodingError.keyNotFound(
-                key,
-                .init(
-                    codingPath: c.codingPath,
-                    debugDescription: kind == .plane
-                        ? "a plane needs 'models' with three checkpoints"
-                        : "\(kind.rawValue) needs '\(key.stringValue)'"))
+    /// The name the spec gave, if any.
+    public var name: String? {
+        switch self {
+        case .surface(let job): job.name
+        case .interpolate(let job): job.name
+        case .plane(let job): job.name
+        case .curve(let job): job.name
+        case .train(let job): job.name
+        case .align(let job): job.name
+        case .fit(let job): job.name
+        case .hessian(let job): job.name
         }
-        if let basis, basis != "raw" && basis != "orthonormal" {
-            throw DecodingError.dataCorruptedError(
-                forKey: .basis, in: c, debugDescription: "'basis' is raw or orthonormal, not '\(basis)'")
+    }
+
+    /// The grid job, for the four kinds that have many points.
+    public var grid: (any GridJob)? {
+        switch self {
+        case .surface(let job): job
+        case .interpolate(let job): job
+        case .plane(let job): job
+        case .curve(let job): job
+        case .train, .align, .fit, .hessian: nil
         }
     }
 
     /// Everything this job reads, in a fixed order: files and `@job` references.
     public var inputs: [String] {
-        [checkpoint, from, to, file].compactMap { $0 } + (models ?? [])
+        switch self {
+        case .surface(let job): [job.checkpoint]
+        case .interpolate(let job): [job.from, job.to]
+        case .plane(let job): job.models
+        case .curve(let job): [job.file]
+        case .train: []
+        case .align(let job): [job.from, job.to]
+        case .fit(let job): [job.from, job.to]
+        case .hessian(let job): [job.checkpoint]
+        }
     }
 
     /// Files this job reads (their contents go into the job id).
@@ -154,5 +102,58 @@ public struct JobDefinition: Codable, Sendable, Equatable {
         if let name { return name }
         let stems = inputs.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
         return "\(kind.rawValue)/" + stems.joined(separator: "-")
+    }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+        static let kind = Key(stringValue: "kind")
+    }
+
+    /// Decodes the one-key YAML form, or the flat form with `kind` (as written to study.json).
+    public init(from decoder: Decoder) throws {
+        let outer = try decoder.container(keyedBy: Key.self)
+        if let kind = try outer.decodeIfPresent(Kind.self, forKey: .kind) {
+            try self.init(kind, from: decoder)
+            return
+        }
+        let kinds = outer.allKeys.filter { Kind(rawValue: $0.stringValue).map(Kind.listed.contains) ?? false }
+        guard kinds.count == 1, let key = kinds.first, let kind = Kind(rawValue: key.stringValue) else {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "a job is one of surface, interpolate, plane, curve: write `- surface: {...}`"))
+        }
+        try self.init(kind, from: outer.superDecoder(forKey: key))
+    }
+
+    private init(_ kind: Kind, from decoder: Decoder) throws {
+        switch kind {
+        case .surface: self = .surface(try SurfaceJob(from: decoder))
+        case .interpolate: self = .interpolate(try InterpolateJob(from: decoder))
+        case .plane: self = .plane(try PlaneJob(from: decoder))
+        case .curve: self = .curve(try CurveJob(from: decoder))
+        case .train: self = .train(try TrainJob(from: decoder))
+        case .align: self = .align(try AlignJob(from: decoder))
+        case .fit: self = .fit(try FitJob(from: decoder))
+        case .hessian: self = .hessian(try HessianJob(from: decoder))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        switch self {
+        case .surface(let job): try job.encode(to: encoder)
+        case .interpolate(let job): try job.encode(to: encoder)
+        case .plane(let job): try job.encode(to: encoder)
+        case .curve(let job): try job.encode(to: encoder)
+        case .train(let job): try job.encode(to: encoder)
+        case .align(let job): try job.encode(to: encoder)
+        case .fit(let job): try job.encode(to: encoder)
+        case .hessian(let job): try job.encode(to: encoder)
+        }
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(kind, forKey: .kind)
     }
 }

@@ -7,8 +7,7 @@ import Foundation
 public enum OutputCheck {
     /// Why `values` cannot be what `job` produces for `points` points, or nil when they can.
     public static func problem(_ values: [Double], job: Study.Job, points: Int) -> String? {
-        let definition = job.definition
-        switch definition.kind {
+        switch job.definition {
         case .surface, .interpolate, .plane, .curve:
             guard values.count == 4 * points else {
                 return "has \(values.count) values where \(points) point(s) need \(4 * points)"
@@ -16,8 +15,8 @@ public enum OutputCheck {
             for point in 0..<points {
                 if let problem = metrics(values, at: 4 * point) { return "point \(point): \(problem)" }
             }
-        case .train:
-            let epochs = definition.config?.epochs ?? 0
+        case .train(let training):
+            let epochs = training.config.epochs
             guard values.count == 4 + epochs else {
                 return "has \(values.count) values where a training of \(epochs) epoch(s) gives \(4 + epochs)"
             }
@@ -25,8 +24,8 @@ public enum OutputCheck {
             if let bad = values[4...].firstIndex(where: { !isLoss($0) }) {
                 return "epoch \(bad - 3)'s loss is \(values[bad])"
             }
-        case .fit:
-            let epochs = definition.config?.epochs ?? 0
+        case .fit(let fit):
+            let epochs = fit.config.epochs
             guard values.count == epochs else {
                 return "has \(values.count) values where a fit of \(epochs) epoch(s) gives \(epochs)"
             }

@@ -50,7 +50,7 @@ public struct Stages: Codable, Sendable, Equatable {
     public struct Plane: Codable, Sendable, Equatable {
         public var x: Axis?
         public var y: Axis?
-        public var basis: String?
+        public var basis: PlaneJob.Basis?
         public var bn: BatchNormMode?
     }
 
@@ -133,37 +133,29 @@ public struct Stages: Codable, Sendable, Equatable {
         func model(_ cell: Cell, _ seed: UInt64) -> String { "@train/" + Self.tag(cell, seed: seed) }
         for cell in cells {
             for seed in train.seeds {
-                var job = JobDefinition(kind: .train)
-                job.name = "train/" + Self.tag(cell, seed: seed)
                 var config = cell.config
                 config.seed = seed
-                job.config = config
-                jobs.append(job)
+                jobs.append(.train(TrainJob(name: "train/" + Self.tag(cell, seed: seed), config: config)))
             }
         }
         for cell in cells {
             for seed in train.seeds {
                 let tag = Self.tag(cell, seed: seed)
                 if let surface {
-                    var job = JobDefinition(kind: .surface)
+                    var job = SurfaceJob(checkpoint: model(cell, seed))
                     job.name = "surface/\(tag)"
-                    job.checkpoint = model(cell, seed)
                     (job.x, job.y, job.line) = (surface.x, surface.y, surface.line)
                     (job.norm, job.ignore, job.seed, job.bn) = (surface.norm, surface.ignore, surface.seed, surface.bn)
-                    jobs.append(job)
+                    jobs.append(.surface(job))
                 }
                 if let hessian {
-                    var job = JobDefinition(kind: .hessian)
-                    job.name = "hessian/\(tag)"
-                    job.checkpoint = model(cell, seed)
-                    job.iterations = hessian.iterations ?? 100
-                    job.tolerance = hessian.tolerance ?? 1e-3
-                    job.probes = hessian.probes ?? 30
-                    job.seed = hessian.seed ?? 0
-                    guard job.iterations! >= 1, job.probes! >= 1, job.tolerance! > 0 else {
-                        throw NNError("stages.hessian: 'iterations' and 'probes' must be at least 1, 'tolerance' > 0")
-                    }
-                    jobs.append(job)
+                    let job = HessianJob(
+                        name: "hessian/\(tag)", checkpoint: model(cell, seed),
+                        iterations: hessian.iterations ?? HessianJob.defaultIterations,
+                        tolerance: hessian.tolerance ?? HessianJob.defaultTolerance,
+                        probes: hessian.probes ?? HessianJob.defaultProbes, seed: hessian.seed ?? 0)
+                    if let problem = job.problem { throw NNError("stages.hessian: \(problem)") }
+                    jobs.append(.hessian(job))
                 }
             }
             if let connect {
@@ -171,26 +163,24 @@ public struct Stages: Codable, Sendable, Equatable {
             }
             if let plane {
                 guard train.seeds.count >= 3 else { throw NNError("stages.plane: needs at least three seeds") }
-                var job = JobDefinition(kind: .plane)
                 let seeds = Array(train.seeds.prefix(3))
+                var job = PlaneJob(models: seeds.map { model(cell, $0) })
                 job.name =
                     "plane/" + (cell.name.isEmpty ? "" : cell.name + ",")
                     + seeds.map { "seed=\($0)" }.joined(separator: "-")
-                job.models = seeds.map { model(cell, $0) }
-                job.x = plane.x ?? Axis(min: -0.5, max: 1.5, steps: 21)
-                job.y = plane.y ?? Axis(min: -0.5, max: 1.5, steps: 21)
-                (job.basis, job.bn) = (plane.basis, plane.bn)
-                jobs.append(job)
+                // The raw basis puts the models at (0,0), (1,0), (0,1): this frames all three.
+                let frame = Axis(min: -0.5, max: 1.5, steps: Axis.defaultSteps)
+                (job.x, job.y, job.basis, job.bn) = (plane.x ?? frame, plane.y ?? frame, plane.basis, plane.bn)
+                jobs.append(.plane(job))
             }
         }
         if let interpolate {
             for seed in train.seeds {
                 for (a, b) in zip(cells, cells.dropFirst()) {
-                    var job = JobDefinition(kind: .interpolate)
+                    var job = InterpolateJob(from: model(a, seed), to: model(b, seed))
                     job.name = "interpolate/seed=\(seed),\(a.name)-\(b.name)"
-                    (job.from, job.to) = (model(a, seed), model(b, seed))
-                    (job.t, job.bn) = (interpolate.t ?? Axis(min: 0, max: 1, steps: 21), interpolate.bn)
-                    jobs.append(job)
+                    (job.t, job.bn) = (interpolate.t ?? .unit, interpolate.bn)
+                    jobs.append(.interpolate(job))
                 }
             }
         }
@@ -206,7 +196,7 @@ public struct Stages: Codable, Sendable, Equatable {
         _ connect: Connect, cell: Cell, model: (UInt64) -> String, base: TrainingConfig
     ) throws -> [JobDefinition] {
         var jobs: [JobDefinition] = []
-        let t = connect.t ?? Axis(min: 0, max: 1, steps: 21)
+        let t = connect.t ?? .unit
         var fitConfig: TrainingConfig?
         var curve: Curve?
         if let settings = connect.curve {
@@ -235,29 +225,22 @@ public struct Stages: Codable, Sendable, Equatable {
         for (i, a) in seeds.enumerated() {
             for b in seeds[(i + 1)...] {
                 let pair = Self.pairTag(cell, a, b)
-                var line = JobDefinition(kind: .interpolate)
-                line.name = "line/\(pair)"
-                (line.from, line.to, line.t, line.bn) = (model(a), model(b), t, connect.bn)
-                jobs.append(line)
+                var line = InterpolateJob(from: model(a), to: model(b))
+                (line.name, line.t, line.bn) = ("line/\(pair)", t, connect.bn)
+                jobs.append(.interpolate(line))
                 if connect.align ?? false {
-                    var align = JobDefinition(kind: .align)
-                    align.name = "align/\(pair)"
-                    (align.from, align.to) = (model(a), model(b))
-                    jobs.append(align)
+                    jobs.append(.align(AlignJob(name: "align/\(pair)", from: model(a), to: model(b))))
                     var aligned = line
                     aligned.name = "aligned/\(pair)"
                     aligned.to = "@align/\(pair)"
-                    jobs.append(aligned)
+                    jobs.append(.interpolate(aligned))
                 }
                 if let curve, let fitConfig {
-                    var fit = JobDefinition(kind: .fit)
-                    fit.name = "fit/\(pair)"
-                    (fit.from, fit.to, fit.curve, fit.config) = (model(a), model(b), curve, fitConfig)
-                    jobs.append(fit)
-                    var evaluate = JobDefinition(kind: .curve)
-                    evaluate.name = "curve/\(pair)"
-                    (evaluate.file, evaluate.t, evaluate.bn) = (("@fit/\(pair)"), t, connect.bn)
-                    jobs.append(evaluate)
+                    jobs.append(
+                        .fit(FitJob(name: "fit/\(pair)", from: model(a), to: model(b), config: fitConfig, curve: curve)))
+                    var evaluate = CurveJob(file: "@fit/\(pair)")
+                    (evaluate.name, evaluate.t, evaluate.bn) = ("curve/\(pair)", t, connect.bn)
+                    jobs.append(.curve(evaluate))
                 }
             }
         }

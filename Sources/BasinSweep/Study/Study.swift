@@ -30,9 +30,10 @@ public struct Study: Sendable {
 
     public func job(id: String) -> Job? { indices[id].map { jobs[$0] } }
 
-    /// Expands `spec` (paths relative to `executor.base`). Jobs that read only files are
-    /// prepared once to learn their size; jobs that read other jobs' outputs are sized from
-    /// their definition.
+    /// Expands `spec` (paths relative to `executor.base`). Every job is counted from its
+    /// definition alone; the files a job reads are checked here (a bad checkpoint is an error
+    /// now, not a failing shard later), and nothing is prepared: a job's points and directions
+    /// are made where it is computed.
     public init(spec: StudySpec, executor: Executor) throws {
         let data = try executor.data()
         var jobs: [Job] = []
@@ -54,7 +55,7 @@ public struct Study: Sendable {
         for (index, definition) in definitions.enumerated() {
             let name = definition.defaultName
             let label =
-                definition.kind.isGrid && index >= definitions.count - spec.jobs.count
+                definition.grid != nil && index >= definitions.count - spec.jobs.count
                 ? "jobs[\(index - (definitions.count - spec.jobs.count))] (\(name))" : name
             guard names[name] == nil else {
                 throw NNError("\(label): a second job named '\(name)'; give one a 'name'")
@@ -82,23 +83,20 @@ public struct Study: Sendable {
             let id = hasher.finalize().map { String(format: "%02x", $0) }.joined()
             var count = 1
             var perPointNetwork = network
-            if definition.kind.isGrid {
-                if let problem = Self.gridProblem(definition) { throw NNError("\(label): \(problem)") }
-                if dependencies.isEmpty {
-                    let prepared: LandscapeJob
-                    do {
-                        prepared = try executor.prepare(definition, id: id)
-                    } catch let error as NNError {
-                        throw NNError("\(label): \(error.description)")
-                    }
-                    count = prepared.points.count
-                    perPointNetwork = prepared.family.network
-                } else {
-                    count = try Self.pointCount(definition, label: label)
+            if let grid = definition.grid {
+                if let problem = grid.sizeProblem { throw NNError("\(label): \(problem)") }
+                if case .surface(let surface) = definition, surface.trajectory != nil, !dependencies.isEmpty {
+                    throw NNError("\(label): a trajectory surface needs a checkpoint file, not another job's output")
+                }
+                count = grid.pointCount
+                do {
+                    perPointNetwork = try executor.network(of: definition) ?? network
+                } catch let error as NNError {
+                    throw NNError("\(label): \(error.description)")
                 }
             }
             var shards = [0..<1]
-            if definition.kind.isGrid {
+            if definition.grid != nil {
                 // With the fast evaluator only the layers after a Linear/Conv2d first layer run per point.
                 let perPointParameters =
                     !spec.sweep.plain && LandscapeEvaluator.reusesFirstLayer(perPointNetwork)
@@ -127,44 +125,6 @@ public struct Study: Sendable {
     static func digest(_ hex: String) -> Data {
         let digits = Array(hex.utf8).map { $0 <= 57 ? $0 - 48 : $0 - 87 }
         return Data(stride(from: 0, to: digits.count, by: 2).map { digits[$0] << 4 | digits[$0 + 1] })
-    }
-
-    /// Why a grid job's points could not fit in memory (checked before anything is allocated),
-    /// or nil.
-    public static func gridProblem(_ definition: JobDefinition) -> String? {
-        let axes = [("x", definition.x), ("y", definition.line == true ? nil : definition.y), ("t", definition.t)]
-        var points = 1
-        for (name, axis) in axes {
-            guard let axis else { continue }
-            let (product, overflow) = points.multipliedReportingOverflow(by: max(axis.steps, 1))
-            guard !overflow, product <= Axis.maximumPoints else {
-                return "'\(name)' makes the grid larger than \(Axis.maximumPoints) points, the most one job may have"
-            }
-            points = product
-        }
-        return nil
-    }
-
-    /// Points of a grid job whose inputs do not exist yet, from its definition alone (the same
-    /// count `Executor.prepare` gives once they do).
-    static func pointCount(_ definition: JobDefinition, label: String) throws -> Int {
-        switch definition.kind {
-        case .surface:
-            if definition.trajectory != nil {
-                throw NNError("\(label): a trajectory surface needs a checkpoint file, not another job's output")
-            }
-            let x = definition.x?.steps ?? 21
-            return definition.line == true ? x : x * (definition.y?.steps ?? 21)
-        case .interpolate, .curve:
-            return (definition.t?.steps ?? 21) + 2
-        case .plane:
-            guard let x = definition.x, let y = definition.y else {
-                throw NNError("\(label): a plane through other jobs' models needs 'x' and 'y' axes")
-            }
-            return x.steps * y.steps
-        default:
-            return 1
-        }
     }
 
     /// A deterministic estimate (never a timing, so shard boundaries never change): a point
