@@ -101,6 +101,29 @@ import Testing
         #expect(try Data(contentsOf: grown.run.summaryFile) == Data(contentsOf: scratch.run.summaryFile))
     }
 
+    /// A job is counted from its definition, before what it reads exists: a plane through three
+    /// models still to be trained, with no axes, has the default 21 × 21 points, and its axes
+    /// frame the models once they are there.
+    @Test func aPlaneThroughModelsNotYetTrainedIsCountedAndFramesThem() throws {
+        let text = """
+            {"model": {"input": [2], "layers": [{"type": "linear", "out_features": 8}, "relu", {"type": "linear", "out_features": 2}]},
+             "data": {"source": "spirals", "samples": 100},
+             "train": {"epochs": 2, "batch_size": 32},
+             "stages": {"train": {"seeds": [0, 1, 2]}},
+             "jobs": [{"plane": {"models": ["@train/seed=0", "@train/seed=1", "@train/seed=2"], "basis": "orthonormal", "name": "p"}}],
+             "sweep": {"shard_points": 200}}
+            """
+        let sweep = try open((text, try JSONDecoder().decode(StudySpec.self, from: Data(text.utf8))), run: "plane")
+        let plane = try #require(sweep.study.jobs.last)
+        #expect(plane.pointCount == 21 * 21 && plane.shards.count == 3 && plane.dependencies == [0, 1, 2])
+        try sweep.runLocally()
+        try sweep.merge()
+        let result = try ResultFile(data: Data(contentsOf: sweep.run.result("p")), source: "p")
+        let x = try #require(result["x"]?.floats()), modelX = try #require(result["model_x"]?.floats())
+        #expect(x.count == 21 && result["train_loss"]?.floats()?.contains(where: \.isNaN) == false)
+        #expect(modelX.allSatisfy { $0 > x[0] && $0 < x[20] }, "\(modelX) outside \(x[0])…\(x[20])")
+    }
+
     @Test func aJobWhoseArtifactIsLostRunsAgain() throws {
         do {
             let sweep = try open(spec(seeds: [0, 1]))
