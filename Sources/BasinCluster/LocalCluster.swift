@@ -63,7 +63,7 @@ public final class LocalCluster {
         settings.epoch = sweep.epoch
         settings.verify = sweep.spec.sweep.verify ?? 0
         var core = CoordinatorCore(
-            study: sweep.study, spec: try JSONValue(encoding: sweep.spec), base: sweep.executor.base.path,
+            study: sweep.study, spec: sweep.spec, base: sweep.executor.base.path,
             completed: sweep.completed, outputs: sweep.outputs, artifacts: sweep.store.hashes(), settings: settings)
         core.fileArtifacts = sweep.fileArtifacts
         let server = try CoordinatorServer(

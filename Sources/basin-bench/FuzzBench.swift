@@ -30,7 +30,7 @@ struct FuzzBench: ParsableCommand {
         let spec = try JSONDecoder().decode(StudySpec.self, from: Data(json.utf8))
         let study = try Study(spec: spec, executor: Executor(spec: spec, base: directory))
         var core = CoordinatorCore(
-            study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: [:],
+            study: study, spec: spec, base: directory.path, completed: [:],
             artifacts: [])
         let disk = ArtifactDisk(store: ArtifactStore(directory: directory.appendingPathComponent("artifacts")))
         let job = study.jobs[0]

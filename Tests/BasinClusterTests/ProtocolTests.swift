@@ -44,7 +44,7 @@ struct StudyFixture {
         -> CoordinatorCore
     {
         CoordinatorCore(
-            study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: completed,
+            study: study, spec: spec, base: directory.path, completed: completed,
             artifacts: store.hashes(), settings: settings)
     }
 
@@ -527,7 +527,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         var settings = CoordinatorCore.Settings()
         settings.leaseSeconds = 2
         var core = CoordinatorCore(
-            study: study, spec: try JSONValue(encoding: spec), base: directory.path, completed: [:],
+            study: study, spec: spec, base: directory.path, completed: [:],
             artifacts: [], settings: settings)
         let peer = Data("w".utf8)
         let tasks = sent(core.receive(peer: peer, frames: hello("w", slots: 1), now: 0)).filter {

@@ -79,7 +79,7 @@ public struct CoordinatorCore {
             transfer.budgetBytes = settings.uploadBudgetBytes
         }
     }
-    let spec: JSONValue
+    let spec: StudySpec
     let base: String
     /// The files the spec names (data, checkpoints, curves) as artifacts, by the path the spec
     /// writes; sent with the spec.
@@ -102,7 +102,7 @@ public struct CoordinatorCore {
     ///   - outputs: the artifact of every finished job that made one, by job name.
     ///   - artifacts: the artifacts the run already stores.
     public init(
-        study: Study, spec: JSONValue, base: String, completed: [String: Set<Int>], outputs: [String: String] = [:],
+        study: Study, spec: StudySpec, base: String, completed: [String: Set<Int>], outputs: [String: String] = [:],
         artifacts: Set<String>, settings: Settings = Settings()
     ) {
         self.spec = spec

@@ -252,13 +252,13 @@ public struct TaskHeader: WireHeader {
     /// With the first task of a job on a connection: the job, the study spec, the directory
     /// its paths start from, and the files it names (path as the spec writes it → artifact).
     public var definition: JobDefinition?
-    public var spec: JSONValue?
+    public var spec: StudySpec?
     public var base: String?
     public var files: [String: String]?
 
     public init(
         lease: Int, job: String, jobIndex: Int, shard: Int, start: Int, end: Int, deadlineMilliseconds: Int,
-        inputs: [String: String]? = nil, definition: JobDefinition? = nil, spec: JSONValue? = nil,
+        inputs: [String: String]? = nil, definition: JobDefinition? = nil, spec: StudySpec? = nil,
         base: String? = nil, files: [String: String]? = nil
     ) {
         self.lease = lease
@@ -291,7 +291,13 @@ public struct TaskHeader: WireHeader {
         deadlineMilliseconds = try c.intIfPresent(.deadlineMilliseconds, in: 1...Int(Int32.max)) ?? 120_000
         inputs = try c.hashMapIfPresent(.inputs)
         definition = try c.decodeIfPresent(JobDefinition.self, forKey: .definition)
-        spec = try c.decodeIfPresent(JSONValue.self, forKey: .spec)
+        do {
+            spec = try c.decodeIfPresent(StudySpec.self, forKey: .spec)
+        } catch let error as DecodingError {
+            throw DecodingError.dataCorruptedError(
+                forKey: .spec, in: c,
+                debugDescription: "the task's spec does not parse: \(LogText.escaped(error.readable, limit: 300))")
+        }
         base = try c.textIfPresent(.base, bytes: 0...WireLimits.path)
         let files = try c.hashMapIfPresent(.files)
         for path in (files ?? [:]).keys {
@@ -301,7 +307,7 @@ public struct TaskHeader: WireHeader {
                     forKey: .files, in: c,
                     debugDescription: "names '\(LogText.escaped(path))', which is not a path a spec may name")
             }
-            guard let spec, spec.containsString(path) else {
+            guard let spec, spec.namedFiles.contains(path) else {
                 throw DecodingError.dataCorruptedError(
                     forKey: .files, in: c,
                     debugDescription: "names '\(LogText.escaped(path))', which the task's spec does not name")
@@ -497,14 +503,3 @@ extension KeyedDecodingContainer {
     }
 }
 
-extension JSONValue {
-    /// Whether this value, or any value inside it, is the string `text`.
-    func containsString(_ text: String) -> Bool {
-        switch self {
-        case .string(let s): s == text
-        case .array(let items): items.contains { $0.containsString(text) }
-        case .object(let fields): fields.values.contains { $0.containsString(text) }
-        default: false
-        }
-    }
-}

@@ -14,7 +14,7 @@ enum ComputeChannel {
         var definition: JobDefinition
         var inputs: [String: String]
         var specKey: String
-        var spec: JSONValue
+        var spec: StudySpec
         var base: String
         var files: [String: String]
     }

@@ -44,8 +44,7 @@ public enum ComputeChild {
             var payload = Data()
             do {
                 if executors[request.specKey] == nil {
-                    let spec = try JSONDecoder().decode(StudySpec.self, from: request.spec.serialized())
-                    let executor = Executor(spec: spec, base: URL(fileURLWithPath: request.base))
+                    let executor = Executor(spec: request.spec, base: URL(fileURLWithPath: request.base))
                     executor.localFiles = request.files.mapValues { cache.url($0) }
                     executors[request.specKey] = executor
                 }

@@ -184,7 +184,7 @@ final class ComputeSupervisor: @unchecked Sendable {
     private let command: [String]
     private let logger: Logger
     private let condition = NSCondition()
-    private var tasks: [(WorkerCore.Task, JSONValue, String, [String: String])] = []
+    private var tasks: [(WorkerCore.Task, StudySpec, String, [String: String])] = []
     private var outcomes: [Int: Outcome] = [:]
     private var stopped = false
     private var nextTicket = 0
@@ -220,7 +220,7 @@ final class ComputeSupervisor: @unchecked Sendable {
         }
     }
 
-    func submit(_ task: WorkerCore.Task, spec: JSONValue, base: String, files: [String: String]) {
+    func submit(_ task: WorkerCore.Task, spec: StudySpec, base: String, files: [String: String]) {
         condition.lock()
         tasks.append((task, spec, base, files))
         condition.signal()
@@ -267,7 +267,7 @@ final class ComputeSupervisor: @unchecked Sendable {
         return "the computation exited with status \(status) before answering"
     }
 
-    private func compute(_ task: WorkerCore.Task, spec: JSONValue, base: String, files: [String: String]) -> Outcome {
+    private func compute(_ task: WorkerCore.Task, spec: StudySpec, base: String, files: [String: String]) -> Outcome {
         let request = ComputeChannel.Request(
             lease: task.lease, job: task.job, name: task.definition.name ?? task.definition.defaultName,
             start: task.range.lowerBound, end: task.range.upperBound, definition: task.definition,

@@ -86,7 +86,7 @@ public struct WorkerCore {
     /// Job definitions and specs seen on this connection (the coordinator sends each once).
     var definitions: [String: (JobDefinition, String)] = [:]
     /// Spec JSON, base directory and the files it names (path → artifact) by spec key.
-    public private(set) var specs: [String: (spec: JSONValue, base: String, files: [String: String])] = [:]
+    public private(set) var specs: [String: (spec: StudySpec, base: String, files: [String: String])] = [:]
     var fetches: [String: Fetch] = [:]
     /// Spec files being looked for under the coordinator's path, and those not found there
     /// (fetched instead, and not looked for again).
@@ -216,14 +216,12 @@ public struct WorkerCore {
             guard definitions.count < 4096, specs.count < 64 else {
                 return fail("more job definitions or specs than one connection may carry")
             }
-            do {
-                _ = try JSONDecoder().decode(StudySpec.self, from: spec.serialized())
-            } catch {
-                return fail("the task's spec does not parse: \(LogText.escaped(String(describing: error), limit: 300))")
+            // The spec arrived decoded (TaskHeader); its canonical JSON and the files name it.
+            guard let canonical = try? JSONValue(encoding: spec).serialized() else {
+                return fail("the task's spec has a value JSON cannot hold")
             }
             let files = header.files ?? [:]
-            let key = ArtifactStore.hash(
-                spec.serialized() + JSONValue.object(files.mapValues { .string($0) }).serialized())
+            let key = ArtifactStore.hash(canonical + JSONValue.object(files.mapValues { .string($0) }).serialized())
             specs[key] = (spec, base, files)
             definitions[header.job] = (definition, key)
         }

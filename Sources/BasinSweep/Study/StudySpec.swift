@@ -2,7 +2,7 @@ import BasinNN
 
 /// A sweep spec: the model, data and loss, the landscape jobs, the study's stages, and how to
 /// cut them.
-public struct StudySpec: Codable, Sendable {
+public struct StudySpec: Codable, Sendable, Equatable {
     public var model: ModelDescription
     public var data: DataSpec
     public var train: TrainingConfig
@@ -23,6 +23,10 @@ public struct StudySpec: Codable, Sendable {
     }
 
     public var trainingSpec: TrainingSpec { TrainingSpec(model: model, data: data, train: train) }
+
+    /// The files the spec names, by the path it writes: data files and the listed jobs' inputs
+    /// (stage jobs read only other jobs' outputs).
+    public var namedFiles: Set<String> { Set(data.files + jobs.flatMap(\.inputFiles)) }
 
     /// Every job: the stages' (training first), then the listed `jobs`.
     public func allJobs() throws -> [JobDefinition] {
