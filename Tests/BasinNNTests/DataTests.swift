@@ -108,15 +108,15 @@ import Testing
     }
 
     @Test func badDataSpecsNameTheField() {
-        #expect(throws: NNError("data: unknown source 'mnist' (known: blobs, spirals, teacher, files)")) {
+        #expect(throws: SpecError("data", "unknown source 'mnist' (known: blobs, spirals, teacher, files)")) {
             try DataSpec(source: "mnist").load(relativeTo: directory)
         }
-        #expect(throws: NNError("data: source 'files' needs a 'train' section")) {
+        #expect(throws: SpecError("data", "source 'files' needs a 'train' section")) {
             try DataSpec(source: "files").load(relativeTo: directory)
         }
         var spec = DataSpec(source: "blobs")
         spec.shape = [3, 3]
-        #expect(throws: NNError("data.shape: shape [3, 3] does not hold samples of 2 values")) {
+        #expect(throws: SpecError("data.shape", "shape [3, 3] does not hold samples of 2 values")) {
             try spec.load(relativeTo: directory)
         }
     }

@@ -54,18 +54,18 @@ import Testing
         let (_, good) = spec()
         var badKey = good
         badKey.stages!.train.grid = ["learning_rate": [.number(0.1)]]
-        #expect(throws: NNError.self) { _ = try badKey.allJobs() }
+        #expect(throws: SpecError.self) { _ = try badKey.allJobs() }
         do {
             _ = try badKey.allJobs()
-        } catch let error as NNError {
+        } catch let error as SpecError {
             #expect(error.description.hasPrefix("stages.train.grid: 'learning_rate' is not a training setting"))
         }
         var noSeeds = good
         noSeeds.stages!.train.seeds = []
-        #expect(throws: NNError.self) { _ = try noSeeds.allJobs() }
+        #expect(throws: SpecError.self) { _ = try noSeeds.allJobs() }
         var badLR = good
         badLR.stages!.train.grid = ["lr": [.number(-1)]]
-        #expect(throws: NNError.self) { _ = try badLR.allJobs() }
+        #expect(throws: SpecError.self) { _ = try badLR.allJobs() }
     }
 
     @Test func aStudyRunsAndGrowsReusingWhatIsFinished() throws {

@@ -59,9 +59,12 @@ import Testing
 
     @Test func oneCoordinatorPerRunDirectory() throws {
         let first = try open()
-        #expect(throws: NNError("\(run.path): another coordinator (pid \(getpid())) is running on this run directory"))
-        {
+        #expect(throws: RunDirectoryError.locked(run, owner: "\(getpid())")) { _ = try open() }
+        do {
             _ = try open()
+        } catch let error as RunDirectoryError {
+            #expect(error.isLocked)
+            #expect(error.description == "\(run.path): another coordinator (pid \(getpid())) is running on this run directory")
         }
         _ = first
     }
@@ -175,11 +178,14 @@ import Testing
              "jobs": [{"surface": {"checkpoint": "missing.safetensors"}}]}
             """
         let spec = try JSONDecoder().decode(StudySpec.self, from: Data(text.utf8))
-        #expect(throws: NNError.self) { try Study(spec: spec, executor: Executor(spec: spec, base: directory)) }
+        #expect(throws: SpecError.self) { try Study(spec: spec, executor: Executor(spec: spec, base: directory)) }
         do {
             _ = try Study(spec: spec, executor: Executor(spec: spec, base: directory))
-        } catch {
-            #expect(String(describing: error).hasPrefix("jobs[0] (surface/missing): cannot read 'missing.safetensors'"))
+        } catch let error as SpecError {
+            // The field is the job's place and name; the reader of the file adds the file.
+            #expect(error.field == "jobs[0] (surface/missing)")
+            #expect(error.message.hasPrefix("cannot read 'missing.safetensors'"))
+            #expect(error.inFile("s.yaml").description.hasPrefix("s.yaml: jobs[0] (surface/missing): cannot read"))
         }
         let wrong =
             "{\"model\": {\"input\": [2], \"layers\": [\"relu\"]}, \"data\": {\"source\": \"spirals\"}, \"jobs\": [{\"plane\": {\"models\": [\"a\"]}}]}"

@@ -64,7 +64,7 @@ enum SpecFile {
     /// serves as one: its `jobs`, `stages` and `sweep` are left to `basin run`).
     static func trainingSpec(_ path: String) throws -> (spec: TrainingSpec, base: URL) {
         let (spec, url) = try load(TrainingSpec.self, path: path, tolerating: ["jobs", "stages", "sweep"])
-        if let problem = spec.train.validationError() { throw NNError("\(path): train: \(problem)") }
+        if let problem = spec.train.validationError() { throw SpecError("train", problem, file: path) }
         return (spec, url.deletingLastPathComponent())
     }
 
@@ -72,8 +72,8 @@ enum SpecFile {
     static func loadData(_ spec: TrainingSpec, base: URL, path: String) throws -> DataSplit {
         do {
             return try spec.data.load(relativeTo: base)
-        } catch let error as NNError where error.description.hasPrefix("data") {
-            throw NNError("\(path): \(error.description)")
+        } catch let error as SpecError {
+            throw error.inFile(path)
         }
     }
 }

@@ -12,7 +12,7 @@ enum DataFiles {
             return try readCSV(url(csv), labelColumn: files.labelColumn ?? -1)
         }
         guard let featuresPath = files.features, let labelsPath = files.labels else {
-            throw NNError("\(field): give 'features' and 'labels' files, or a 'csv' file")
+            throw SpecError(field, "give 'features' and 'labels' files, or a 'csv' file")
         }
         let features = try readArray(url(featuresPath))
         let labels = try readArray(url(labelsPath))
@@ -118,7 +118,7 @@ enum DataFiles {
 
     static func reshape(_ data: inout Dataset, to shape: [Int], field: String) throws {
         guard shape.allSatisfy({ $0 > 0 }), shape.reduce(1, *) == data.sampleSize else {
-            throw NNError("\(field): shape \(shape) does not hold samples of \(data.sampleSize) values")
+            throw SpecError(field, "shape \(shape) does not hold samples of \(data.sampleSize) values")
         }
         data.sampleShape = shape
     }

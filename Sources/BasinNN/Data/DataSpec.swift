@@ -76,7 +76,7 @@ extension DataSpec {
     public func load(relativeTo base: URL, locate: (String) -> URL? = { _ in nil }) throws -> DataSplit {
         func field(_ name: String, _ value: Int?, _ fallback: Int, minimum: Int) throws -> Int {
             let v = value ?? fallback
-            guard v >= minimum else { throw NNError("data: '\(name)' must be at least \(minimum), got \(v)") }
+            guard v >= minimum else { throw SpecError("data", "'\(name)' must be at least \(minimum), got \(v)") }
             return v
         }
         let seed = self.seed ?? 0
@@ -101,11 +101,11 @@ extension DataSpec {
                 classes: try field("classes", classes, 4, minimum: 2),
                 hidden: try field("hidden", hidden, 32, minimum: 1), seed: seed)
         case "files":
-            guard let train else { throw NNError("data: source 'files' needs a 'train' section") }
+            guard let train else { throw SpecError("data", "source 'files' needs a 'train' section") }
             full = try DataFiles.load(train, relativeTo: base, field: "data.train", locate: locate)
             if let test { givenTest = try DataFiles.load(test, relativeTo: base, field: "data.test", locate: locate) }
         default:
-            throw NNError("data: unknown source '\(source)' (known: blobs, spirals, teacher, files)")
+            throw SpecError("data", "unknown source '\(source)' (known: blobs, spirals, teacher, files)")
         }
         if let shape {
             try DataFiles.reshape(&full, to: shape, field: "data.shape")
@@ -114,14 +114,14 @@ extension DataSpec {
         var split: DataSplit
         if let givenTest {
             guard givenTest.sampleShape == full.sampleShape else {
-                throw NNError(
-                    "data: test samples have shape \(givenTest.sampleShape) but train samples \(full.sampleShape)")
+                throw SpecError(
+                    "data", "test samples have shape \(givenTest.sampleShape) but train samples \(full.sampleShape)")
             }
             split = DataSplit(train: full, test: givenTest)
         } else {
             let fraction = testFraction ?? 0.2
             guard fraction >= 0, fraction < 1 else {
-                throw NNError("data: 'test_fraction' must be in [0, 1), got \(fraction)")
+                throw SpecError("data", "'test_fraction' must be in [0, 1), got \(fraction)")
             }
             let (train, test) = full.split(testFraction: fraction, seed: seed)
             split = DataSplit(train: train, test: test)

@@ -200,14 +200,14 @@ public final class Journal {
         if let last = existing.last {
             let validLength = try lastValidLength ?? Self.parse(last).validLength
             guard truncate(last.path, off_t(validLength)) == 0 else {
-                throw NNError("\(last.path): cannot truncate the torn tail (\(String(cString: strerror(errno))))")
+                throw JournalError("\(last.path): cannot truncate the torn tail (\(String(cString: strerror(errno))))")
             }
         }
         let next = directory.appendingPathComponent(String(format: "%06d.log", existing.count + 1))
         segment = next
         descriptor = open(next.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         guard descriptor >= 0 else {
-            throw NNError("\(next.path): cannot create the journal segment (\(String(cString: strerror(errno))))")
+            throw JournalError("\(next.path): cannot create the journal segment (\(String(cString: strerror(errno))))")
         }
         let dir = open(directory.path, O_RDONLY)
         if dir >= 0 {

@@ -36,15 +36,13 @@ public final class RunLock {
     init(_ url: URL) throws {
         descriptor = open(url.path, O_RDWR | O_CREAT, 0o644)
         guard descriptor >= 0 else {
-            throw NNError("\(url.path): cannot open the lock file (\(String(cString: strerror(errno))))")
+            throw RunDirectoryError.cannotLock(url.deletingLastPathComponent(), reason: String(cString: strerror(errno)))
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let owner =
                 (try? String(contentsOf: url, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
             close(descriptor)
-            throw NNError(
-                "\(url.deletingLastPathComponent().path): another coordinator (pid \(owner.isEmpty ? "?" : owner)) is running on this run directory"
-            )
+            throw RunDirectoryError.locked(url.deletingLastPathComponent(), owner: owner)
         }
         ftruncate(descriptor, 0)
         let pid = "\(getpid())\n"

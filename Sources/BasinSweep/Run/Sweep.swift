@@ -265,7 +265,7 @@ public final class Sweep {
     /// The directory a run's spec paths start from, as recorded in its `study.json`.
     public static func base(of directory: URL) throws -> URL {
         guard let file = readStudyFile(RunDirectory(directory).studyFile) else {
-            throw NNError("\(directory.path): not a Basin run directory (no readable study.json)")
+            throw RunDirectoryError.notARun(directory)
         }
         return URL(fileURLWithPath: file.base)
     }
@@ -284,7 +284,7 @@ public final class Sweep {
     public static func status(_ directory: URL) throws -> RunStatus {
         let run = RunDirectory(directory)
         guard let entries = readStudyFile(run.studyFile)?.jobs else {
-            throw NNError("\(directory.path): not a Basin run directory (no readable study.json)")
+            throw RunDirectoryError.notARun(directory)
         }
         let records = try Journal.read(run.journal)
         var donePoints: [String: Set<Int>] = [:]

@@ -81,11 +81,11 @@ public struct Stages: Codable, Sendable, Equatable {
         guard case .object(let defaults) = try JSONValue(encoding: base) else { return [] }
         for (key, values) in grid {
             guard defaults[key] != nil, key != "seed" else {
-                throw NNError(
-                    "stages.train.grid: '\(key)' is not a training setting (one of \(defaults.keys.filter { $0 != "seed" }.sorted().joined(separator: ", ")))"
+                throw SpecError(
+                    "stages.train.grid", "'\(key)' is not a training setting (one of \(defaults.keys.filter { $0 != "seed" }.sorted().joined(separator: ", ")))"
                 )
             }
-            guard !values.isEmpty else { throw NNError("stages.train.grid.\(key): give at least one value") }
+            guard !values.isEmpty else { throw SpecError("stages.train.grid.\(key)", "give at least one value") }
         }
         var combinations: [[(key: String, value: JSONValue)]] = [[]]
         for (key, values) in grid {
@@ -98,9 +98,9 @@ public struct Stages: Codable, Sendable, Equatable {
             do {
                 config = try JSONDecoder().decode(TrainingConfig.self, from: JSONValue.object(object).serialized())
             } catch {
-                throw NNError("stages.train.grid: \(values.map { "\($0.key)=\(Self.text($0.value))" }) is not valid")
+                throw SpecError("stages.train.grid", "\(values.map { "\($0.key)=\(Self.text($0.value))" }) is not valid")
             }
-            if let problem = config.validationError() { throw NNError("stages.train.grid: \(problem)") }
+            if let problem = config.validationError() { throw SpecError("stages.train.grid", "\(problem)") }
             return Cell(
                 name: values.map { "\($0.key)=\(Self.text($0.value))" }.joined(separator: ","), values: values,
                 config: config)
@@ -124,9 +124,9 @@ public struct Stages: Codable, Sendable, Equatable {
 
     /// The jobs the stages expand to, training first, then what reads the models.
     public func jobs(base: TrainingConfig) throws -> [JobDefinition] {
-        guard !train.seeds.isEmpty else { throw NNError("stages.train.seeds: give at least one seed") }
+        guard !train.seeds.isEmpty else { throw SpecError("stages.train.seeds", "give at least one seed") }
         guard Set(train.seeds).count == train.seeds.count else {
-            throw NNError("stages.train.seeds: a seed is listed twice")
+            throw SpecError("stages.train.seeds", "a seed is listed twice")
         }
         let cells = try cells(base: base)
         var jobs: [JobDefinition] = []
@@ -154,7 +154,7 @@ public struct Stages: Codable, Sendable, Equatable {
                         iterations: hessian.iterations ?? HessianJob.defaultIterations,
                         tolerance: hessian.tolerance ?? HessianJob.defaultTolerance,
                         probes: hessian.probes ?? HessianJob.defaultProbes, seed: hessian.seed ?? 0)
-                    if let problem = job.problem { throw NNError("stages.hessian: \(problem)") }
+                    if let problem = job.problem { throw SpecError("stages.hessian", "\(problem)") }
                     jobs.append(.hessian(job))
                 }
             }
@@ -162,7 +162,7 @@ public struct Stages: Codable, Sendable, Equatable {
                 jobs += try connectJobs(connect, cell: cell, model: { model(cell, $0) }, base: base)
             }
             if let plane {
-                guard train.seeds.count >= 3 else { throw NNError("stages.plane: needs at least three seeds") }
+                guard train.seeds.count >= 3 else { throw SpecError("stages.plane", "needs at least three seeds") }
                 let seeds = Array(train.seeds.prefix(3))
                 var job = PlaneJob(models: seeds.map { model(cell, $0) })
                 job.name =
@@ -204,21 +204,21 @@ public struct Stages: Codable, Sendable, Equatable {
             if case .object(let defaults) = try JSONValue(encoding: base) { object = defaults }
             let kind = settings["kind"]?.stringValue ?? "bezier"
             guard let curveKind = Curve.Kind(rawValue: kind) else {
-                throw NNError("stages.connect.curve.kind: '\(kind)' is not bezier or polychain")
+                throw SpecError("stages.connect.curve.kind", "'\(kind)' is not bezier or polychain")
             }
             let bends = settings["bends"].map { $0.doubleValue.flatMap { Int(exactly: $0) } ?? 0 } ?? 1
             guard (1...64).contains(bends) else {
-                throw NNError("stages.connect.curve.bends: must be a whole number from 1 to 64")
+                throw SpecError("stages.connect.curve.bends", "must be a whole number from 1 to 64")
             }
             curve = Curve(kind: curveKind, bends: bends)
             for (key, value) in settings where key != "kind" && key != "bends" {
                 guard object[key] != nil else {
-                    throw NNError("stages.connect.curve: '\(key)' is neither kind, bends nor a training setting")
+                    throw SpecError("stages.connect.curve", "'\(key)' is neither kind, bends nor a training setting")
                 }
                 object[key] = value
             }
             let config = try JSONDecoder().decode(TrainingConfig.self, from: JSONValue.object(object).serialized())
-            if let problem = config.validationError() { throw NNError("stages.connect.curve: \(problem)") }
+            if let problem = config.validationError() { throw SpecError("stages.connect.curve", "\(problem)") }
             fitConfig = config
         }
         let seeds = train.seeds

@@ -45,7 +45,7 @@ public struct Study: Sendable {
             if let known = fileHashes[file] { return known }
             let url = executor.path(file)
             guard let bytes = try? Data(contentsOf: url, options: .mappedIfSafe) else {
-                throw NNError("\(label): cannot read '\(file)' (\(url.path))")
+                throw SpecError(label, "cannot read '\(file)' (\(url.path))")
             }
             fileHashes[file] = ArtifactStore.hash(bytes)
             return fileHashes[file]!
@@ -58,12 +58,12 @@ public struct Study: Sendable {
                 definition.grid != nil && index >= definitions.count - spec.jobs.count
                 ? "jobs[\(index - (definitions.count - spec.jobs.count))] (\(name))" : name
             guard names[name] == nil else {
-                throw NNError("\(label): a second job named '\(name)'; give one a 'name'")
+                throw SpecError(label, "a second job named '\(name)'; give one a 'name'")
             }
             var dependencies: [Int] = []
             for input in definition.inputJobs {
                 guard let upstream = names[input] else {
-                    throw NNError("\(label): reads '@\(input)', which is not a job before it")
+                    throw SpecError(label, "reads '@\(input)', which is not a job before it")
                 }
                 dependencies.append(upstream)
             }
@@ -84,15 +84,15 @@ public struct Study: Sendable {
             var count = 1
             var perPointNetwork = network
             if let grid = definition.grid {
-                if let problem = grid.sizeProblem { throw NNError("\(label): \(problem)") }
+                if let problem = grid.sizeProblem { throw SpecError(label, problem) }
                 if case .surface(let surface) = definition, surface.trajectory != nil, !dependencies.isEmpty {
-                    throw NNError("\(label): a trajectory surface needs a checkpoint file, not another job's output")
+                    throw SpecError(label, "a trajectory surface needs a checkpoint file, not another job's output")
                 }
                 count = grid.pointCount
                 do {
                     perPointNetwork = try executor.network(of: definition) ?? network
                 } catch let error as NNError {
-                    throw NNError("\(label): \(error.description)")
+                    throw SpecError(label, error.description)
                 }
             }
             var shards = [0..<1]
