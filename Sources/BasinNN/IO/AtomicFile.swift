@@ -15,6 +15,12 @@ public enum AtomicFile {
     /// Writes `data` to a temporary file in the same directory, fsyncs it, renames it over
     /// `url`, then fsyncs the directory.
     public static func write(_ data: Data, to url: URL) throws {
+        try write([data], to: url)
+    }
+
+    /// The same for a file given as pieces, written one after the other: large arrays go to
+    /// the file from where they are, never copied into one buffer first.
+    public static func write(_ pieces: [Data], to url: URL) throws {
         let directory = url.deletingLastPathComponent()
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -25,16 +31,19 @@ public enum AtomicFile {
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw NNError("\(temporary.path): cannot create (\(String(cString: strerror(errno))))") }
         var ok = true
-        data.withUnsafeBytes { raw in
-            var written = 0
-            while written < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    ok = false
-                    return
+        for piece in pieces where ok {
+            piece.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress else { return }
+                var written = 0
+                while written < raw.count {
+                    let n = Foundation.write(fd, base + written, raw.count - written)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        ok = false
+                        return
+                    }
+                    written += n
                 }
-                written += n
             }
         }
         let error = String(cString: strerror(errno))

@@ -96,6 +96,12 @@ public struct NpyArray: Sendable, Equatable {
 
     /// The `.npy` bytes, version 1.0, data aligned to 64 bytes from the start of the file.
     public func serialized() -> Data {
+        header + tensor.bytes
+    }
+
+    /// The magic, version and header dictionary, padded so the data starts on a 64-byte
+    /// boundary; the array's bytes (`tensor.bytes`) follow it.
+    public var header: Data {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(Self.descriptor(dtype))', 'fortran_order': False, 'shape': \(shapeText), }"
         let unpadded = 10 + header.utf8.count + 1
@@ -104,7 +110,6 @@ public struct NpyArray: Sendable, Equatable {
         let length = UInt16(header.utf8.count)
         out.append(contentsOf: [UInt8(length & 0xff), UInt8(length >> 8)])
         out.append(Data(header.utf8))
-        out.append(tensor.bytes)
         return out
     }
 

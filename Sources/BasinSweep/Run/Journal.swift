@@ -265,6 +265,7 @@ public final class Journal {
         var records: [Record] = []
         var damage: [Damage] = []
         var offset = 0, validLength = 0
+        var ids = ShardDoneCoding.RecentID()
         func u32(_ o: Int) -> Int {
             Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24
         }
@@ -276,7 +277,7 @@ public final class Journal {
             if bytes.count - o - 12 < length || length < 1 { return .failure(.init("a truncated record")) }
             let body = bytes[(o + 12)..<(o + 12 + length)]
             if CRC32.checksum(body) != UInt32(u32(o + 8)) { return .failure(.init("a record that fails its CRC-32")) }
-            guard let decoded = decode(body) else { return .failure(.init("a record it cannot decode")) }
+            guard let decoded = decode(body, ids: &ids) else { return .failure(.init("a record it cannot decode")) }
             return .success((decoded, 12 + length))
         }
         while offset < bytes.count {
@@ -347,6 +348,12 @@ public final class Journal {
     }
 
     static func decode(_ body: ArraySlice<UInt8>) -> Record? {
+        var ids = ShardDoneCoding.RecentID()
+        return decode(body, ids: &ids)
+    }
+
+    /// `ids`: the last job id read, so a run of one job's records shares one string.
+    static func decode(_ body: ArraySlice<UInt8>, ids: inout ShardDoneCoding.RecentID) -> Record? {
         guard let kind = body.first.flatMap(Kind.init(rawValue:)) else { return nil }
         switch kind {
         case .runStarted:
@@ -360,7 +367,7 @@ public final class Journal {
             }
             return .shardRevoked(revoked)
         case .shardDoneBinary:
-            return ShardDoneCoding.decode(body.dropFirst()).map(Record.shardDone)
+            return ShardDoneCoding.decode(body.dropFirst(), ids: &ids).map(Record.shardDone)
         case .shardDone:
             let body = Array(body)
             guard body.count >= 5 else { return nil }

@@ -148,11 +148,11 @@ public struct LandscapeJob: Sendable {
         precondition(columns.done.count == gridCount)
         var file = ResultFile()
         for (c, field) in PointMetrics.fields.enumerated() {
-            file.set(prefix + field.name, TensorData(columns.values[c], shape: shape))
+            file.set(prefix + field.name, TensorData(dtype: .f32, shape: shape, bytes: columns.columns[c]))
         }
         for (name, values) in axes where prefix.isEmpty { file.set(name, TensorData(values, shape: [values.count])) }
         for (name, tensor) in extraArrays where prefix.isEmpty { file.set(name, tensor) }
-        file.set(prefix + "done", TensorData(columns.done, shape: shape).asBool)
+        file.set(prefix + "done", TensorData(dtype: .bool, shape: shape, bytes: columns.done))
         var meta = metadata
         meta["kind"] = .string(kind.rawValue)
         meta["shape"] = .array(shape.map { .integer($0) })

@@ -21,35 +21,28 @@ public struct Merger {
         let wanted = { (job: Study.Job) in job.isGrid && (only?.contains(job.id) ?? true) }
         var grids = study.jobs.map { wanted($0) ? [PointMetrics?](repeating: nil, count: $0.pointCount) : [] }
         for case .shardDone(let done) in records {
-            guard let j = study.indices[done.job], wanted(study.jobs[j]), done.start >= 0, done.start <= done.end,
-                done.end <= study.jobs[j].pointCount, done.metrics.count == 4 * (done.end - done.start)
-            else { continue }
-            done.metrics.withUnsafeBufferPointer { m in
-                grids[j].withUnsafeMutableBufferPointer { points in
-                    for (k, point) in (done.start..<done.end).enumerated() where points[point] == nil {
-                        points[point] = PointMetrics(
-                            trainLoss: m[4 * k], trainAccuracy: m[4 * k + 1], testLoss: m[4 * k + 2],
-                            testAccuracy: m[4 * k + 3])
-                    }
-                }
-            }
+            guard let j = study.indices[done.job], wanted(study.jobs[j]) else { continue }
+            fill(&grids[j], done)
         }
         var out: [String: [PointMetrics?]] = [:]
         for (j, job) in study.jobs.enumerated() where wanted(job) { out[job.id] = grids[j] }
         return out
     }
 
-    /// The first journaled output of every finished non-grid job, by job id.
-    public static func outputs(_ records: [Journal.Record], study: Study, store: ArtifactStore) -> [String: Journal
-        .ShardDone]
-    {
-        var out: [String: Journal.ShardDone] = [:]
-        for case .shardDone(let done) in records where out[done.job] == nil {
-            guard let job = study.job(id: done.job), !job.isGrid else { continue }
-            if let artifact = done.artifact, !store.contains(artifact) { continue }
-            out[done.job] = done
+    /// Sets the points of `done` that `grid` does not hold yet (the first record of a point wins).
+    static func fill(_ grid: inout [PointMetrics?], _ done: Journal.ShardDone) {
+        guard done.start >= 0, done.start <= done.end, done.end <= grid.count,
+            done.metrics.count == 4 * (done.end - done.start)
+        else { return }
+        done.metrics.withUnsafeBufferPointer { m in
+            grid.withUnsafeMutableBufferPointer { points in
+                for (k, point) in (done.start..<done.end).enumerated() where points[point] == nil {
+                    points[point] = PointMetrics(
+                        trainLoss: m[4 * k], trainAccuracy: m[4 * k + 1], testLoss: m[4 * k + 2],
+                        testAccuracy: m[4 * k + 3])
+                }
+            }
         }
-        return out
     }
 
     /// Writes `results/<name>.npz` for every job, `jobs.csv`, and `summary.csv` (the study
@@ -58,29 +51,43 @@ public struct Merger {
     public func merge(records: [Journal.Record], extraMetadata: [String: JSONValue] = [:]) throws -> (
         done: Int, total: Int
     ) {
-        // Paths need every value in full precision (their statistics); grids go straight to
-        // their result columns.
-        let paths = Set(study.jobs.filter { $0.definition.kind == .interpolate || $0.definition.kind == .curve }.map(\.id))
-        let metrics = Self.collect(records, study: study, only: paths)
-        var columns: [String: PointColumns] = [:]
-        for job in study.jobs where job.isGrid && !paths.contains(job.id) {
-            columns[job.id] = PointColumns(count: job.pointCount)
-        }
-        for case .shardDone(let done) in records where columns[done.job] != nil { columns[done.job]?.fill(done) }
+        // One pass over the records, by job index. Paths need every value in full precision
+        // (their statistics); other grids go straight to their result columns; a non-grid
+        // job's first output whose artifact is stored counts.
+        let jobs = study.jobs
+        let isPath = jobs.map { $0.definition.kind == .interpolate || $0.definition.kind == .curve }
+        var metrics = jobs.indices.map { isPath[$0] ? [PointMetrics?](repeating: nil, count: jobs[$0].pointCount) : [] }
+        var columns = jobs.indices.map { jobs[$0].isGrid && !isPath[$0] ? PointColumns(count: jobs[$0].pointCount) : nil }
+        var produced = [Journal.ShardDone?](repeating: nil, count: jobs.count)
+        var voided = [Int](repeating: 0, count: jobs.count)
         let store = ArtifactStore(directory: run.artifacts)
-        let produced = Self.outputs(records, study: study, store: store)
+        for record in records {
+            switch record {
+            case .shardDone(let done):
+                guard let j = study.indices[done.job] else { continue }
+                if isPath[j] {
+                    Self.fill(&metrics[j], done)
+                } else if jobs[j].isGrid {
+                    columns[j]?.fill(done)
+                } else if produced[j] == nil, done.artifact.map(store.contains) != false {
+                    produced[j] = done
+                }
+            case .shardRevoked(let revoked):
+                if let j = study.indices[revoked.job] { voided[j] += 1 }
+            default:
+                break
+            }
+        }
         var artifacts: [String: String] = [:]
-        for job in study.jobs { if let hash = produced[job.id]?.artifact { artifacts[job.name] = hash } }
+        for (j, job) in jobs.enumerated() { if let hash = produced[j]?.artifact { artifacts[job.name] = hash } }
         executor.readOutputs(artifacts, in: store)
-        var voided: [String: Int] = [:]
-        for case .shardRevoked(let revoked) in records { voided[revoked.job, default: 0] += 1 }
         var rows = [
             "job,kind,id,points_done,points_total,train_loss_min,train_loss_max,train_loss_barrier,train_error_barrier,voided_shards"
         ]
         var done = 0, total = 0
         var results: [String: ResultFile] = [:]
         let provenance = Provenance.metadata(spec: executor.spec)
-        for job in study.jobs {
+        for (j, job) in jobs.enumerated() {
             total += job.pointCount
             var result: ResultFile
             var pointsDone = 0
@@ -89,13 +96,13 @@ public struct Merger {
                 guard job.dependencies.allSatisfy({ artifacts[study.jobs[$0].name] != nil || study.jobs[$0].isGrid })
                 else { continue }
                 let landscape = try executor.prepare(job.definition, id: job.id)
-                if let grid = columns[job.id], !landscape.isPath, grid.done.count == landscape.gridCount,
+                if let grid = columns[j], !landscape.isPath, grid.done.count == landscape.gridCount,
                     landscape.points.count == landscape.gridCount
                 {
                     result = landscape.result(grid, complete: grid.pointsDone == job.pointCount)
                     pointsDone = grid.pointsDone
                 } else {
-                    let values = metrics[job.id] ?? Self.collect(records, study: study, only: [job.id])[job.id] ?? []
+                    let values = isPath[j] ? metrics[j] : Self.collect(records, study: study, only: [job.id])[job.id] ?? []
                     result = landscape.result(values)
                     pointsDone = values.filter { $0 != nil }.count
                 }
@@ -105,7 +112,7 @@ public struct Merger {
                 meta["model"] = try JSONValue(encoding: landscape.family.network.description)
                 result.metadata = .object(meta)
             } else {
-                guard let output = produced[job.id] else { continue }
+                guard let output = produced[j] else { continue }
                 pointsDone = 1
                 result = nonGridResult(job, output)
             }
@@ -118,15 +125,15 @@ public struct Merger {
             try result.write(to: run.result(job.name))
             results[job.name] = result
             done += pointsDone
-            let loss = job.isGrid ? result["train_loss"]?.floats()?.filter { !$0.isNaN } ?? [] : []
+            let loss = job.isGrid ? Self.range(of: result["train_loss"]) : nil
             let stats = result.metadata["statistics"]
             func text(_ v: Double?) -> String { v.map { String(format: "%.6g", $0) } ?? "" }
             rows.append(
                 [
                     job.name, job.definition.kind.rawValue, job.id, String(pointsDone), String(job.pointCount),
-                    text(loss.min().map(Double.init)), text(loss.max().map(Double.init)),
+                    text(loss.map { Double($0.min) }), text(loss.map { Double($0.max) }),
                     text(stats?["train_loss_barrier"]?.doubleValue), text(stats?["train_error_barrier"]?.doubleValue),
-                    String(voided[job.id] ?? 0),
+                    String(voided[j]),
                 ]
                 .joined(separator: ","))
         }
@@ -139,6 +146,19 @@ public struct Merger {
             try AtomicFile.write(table, to: run.summaryFile)
         }
         return (done, total)
+    }
+
+    /// The smallest and largest value of a Float32 array other than NaN, read where it is.
+    static func range(of tensor: TensorData?) -> (min: Float, max: Float)? {
+        guard let tensor, tensor.dtype == .f32 else { return nil }
+        return tensor.bytes.withUnsafeBytes { raw -> (min: Float, max: Float)? in
+            var low = Float.infinity, high = -Float.infinity
+            for value in raw.bindMemory(to: Float.self) where !value.isNaN {
+                low = min(low, value)
+                high = max(high, value)
+            }
+            return low <= high ? (low, high) : nil
+        }
     }
 
     /// A train, align, fit or hessian job's result: its values by name, its history, its artifact.

@@ -9,25 +9,36 @@ public enum Npz {
 
     /// The archive's bytes for `members` (name, bytes) in order.
     public static func archive(_ members: [(name: String, bytes: Data)]) throws -> Data {
+        try pieces(members.map { ($0.name, [$0.bytes]) }).reduce(into: Data()) { $0.append($1) }
+    }
+
+    /// The archive as pieces to write in order: each member's headers, then its own pieces
+    /// (a member given as an `.npy` header and the array's bytes is never joined into one
+    /// buffer), then the central directory.
+    public static func pieces(_ members: [(name: String, parts: [Data])]) throws -> [Data] {
+        var pieces: [Data] = []
         var out = Data()
+        var written = 0
         var central = Data()
         func u16(_ v: Int, _ d: inout Data) { d.append(contentsOf: [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)]) }
         func u32(_ v: UInt32, _ d: inout Data) {
             d.append(contentsOf: [UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)])
         }
         let dosDate = (0 << 9) | (1 << 5) | 1  // 1980-01-01
-        for (name, bytes) in members {
+        for (name, parts) in members {
             let nameBytes = Data(name.utf8)
-            let offset = out.count
-            guard offset + 30 + nameBytes.count + 68 + bytes.count < Int(UInt32.max) else {
+            let offset = written
+            let size = parts.reduce(0) { $0 + $1.count }
+            guard offset + 30 + nameBytes.count + 68 + size < Int(UInt32.max) else {
                 throw NNError("result file: member '\(name)' would pass 4 GiB; zip64 is not supported")
             }
             var padding = (alignment - (offset + 30 + nameBytes.count) % alignment) % alignment
             if padding > 0 && padding < 4 { padding += alignment }
-            let crc = CRC32.checksum(bytes)
+            let crc = parts.reduce(UInt32(0)) { CRC32.checksum($1, continuing: $0) }
+            out = Data()
             u32(0x0403_4b50, &out)
             u16(20, &out); u16(0, &out); u16(0, &out); u16(0, &out); u16(dosDate, &out)
-            u32(crc, &out); u32(UInt32(bytes.count), &out); u32(UInt32(bytes.count), &out)
+            u32(crc, &out); u32(UInt32(size), &out); u32(UInt32(size), &out)
             u16(nameBytes.count, &out); u16(padding, &out)
             out.append(nameBytes)
             if padding > 0 {
@@ -35,21 +46,24 @@ public enum Npz {
                 u16(0xD935, &out); u16(padding - 4, &out)
                 out.append(Data(repeating: 0, count: padding - 4))
             }
-            out.append(bytes)
+            pieces.append(out)
+            pieces += parts
+            written += out.count + size
             u32(0x0201_4b50, &central)
             u16(0x0314, &central); u16(20, &central); u16(0, &central); u16(0, &central); u16(0, &central)
             u16(dosDate, &central)
-            u32(crc, &central); u32(UInt32(bytes.count), &central); u32(UInt32(bytes.count), &central)
+            u32(crc, &central); u32(UInt32(size), &central); u32(UInt32(size), &central)
             u16(nameBytes.count, &central); u16(0, &central); u16(0, &central); u16(0, &central); u16(0, &central)
             u32(0o100644 << 16, &central); u32(UInt32(offset), &central)
             central.append(nameBytes)
         }
-        let centralOffset = out.count
-        out.append(central)
+        let centralOffset = written
+        out = central
         u32(0x0605_4b50, &out)
         u16(0, &out); u16(0, &out); u16(members.count, &out); u16(members.count, &out)
         u32(UInt32(central.count), &out); u32(UInt32(centralOffset), &out); u16(0, &out)
-        return out
+        pieces.append(out)
+        return pieces
     }
 
     /// The members of an uncompressed zip (stored entries only), in central-directory order.

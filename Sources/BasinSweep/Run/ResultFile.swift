@@ -27,14 +27,20 @@ public struct ResultFile: Sendable {
     }
 
     public func serialized() throws -> Data {
-        var members = arrays.map { (name: "\($0.name).npy", bytes: NpyArray($0.tensor).serialized()) }
-        members.append((Self.metadataMember, metadata.serialized(pretty: true)))
-        return try Npz.archive(members)
+        try pieces().reduce(into: Data()) { $0.append($1) }
     }
 
-    /// Writes to a temporary file, fsyncs, renames over `url`.
+    /// The file's bytes as pieces in order; the arrays' bytes are pieces of their own.
+    func pieces() throws -> [Data] {
+        var members = arrays.map { (name: "\($0.name).npy", parts: [NpyArray($0.tensor).header, $0.tensor.bytes]) }
+        members.append((Self.metadataMember, [metadata.serialized(pretty: true)]))
+        return try Npz.pieces(members)
+    }
+
+    /// Writes to a temporary file, fsyncs, renames over `url` (the arrays written from where
+    /// they are, not copied into one buffer first).
     public func write(to url: URL) throws {
-        try AtomicFile.write(try serialized(), to: url)
+        try AtomicFile.write(try pieces(), to: url)
     }
 
     public init(contentsOf url: URL) throws {

@@ -51,8 +51,29 @@ enum ShardDoneCoding {
         done.metrics.withUnsafeBytes { body.append(contentsOf: $0) }
     }
 
-    /// The record in `body` (after the kind byte), or nil when it is not a whole one.
-    static func decode(_ body: ArraySlice<UInt8>) -> Journal.ShardDone? {
+    /// The last job id decoded, as its 32 bytes and its hex string: a journal holds long runs
+    /// of one job's records, which then share one string instead of spelling it each time.
+    struct RecentID {
+        var bytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var id: String?
+
+        mutating func id(of hash: UnsafeRawBufferPointer) -> String {
+            let words = (
+                hash.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                hash.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                hash.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
+                hash.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+            )
+            if let id, words == bytes { return id }
+            let spelled = ShardDoneCoding.hex(hash)
+            (bytes, id) = (words, spelled)
+            return spelled
+        }
+    }
+
+    /// The record in `body` (after the kind byte), or nil when it is not a whole one; the job
+    /// id is `ids`' string when the job is the last one's.
+    static func decode(_ body: ArraySlice<UInt8>, ids: inout RecentID) -> Journal.ShardDone? {
         body.withUnsafeBytes { raw -> Journal.ShardDone? in
             var offset = 0
             func take(_ count: Int) -> UnsafeRawBufferPointer? {
@@ -62,7 +83,7 @@ enum ShardDoneCoding {
             }
             func u64() -> UInt64? { take(8).map { $0.loadUnaligned(as: UInt64.self).littleEndian } }
             func int() -> Int? { u64().flatMap { Int(exactly: $0) } }
-            guard let job = take(32).map(hex), let shard = int(), let start = int(), let end = int(),
+            guard let job = take(32).map({ ids.id(of: $0) }), let shard = int(), let start = int(), let end = int(),
                 let seconds = u64().map(Double.init(bitPattern:)), let time = u64().map(Double.init(bitPattern:)),
                 let length = take(2).map({ Int($0.loadUnaligned(as: UInt16.self).littleEndian) }),
                 let worker = take(length).map({ String(decoding: $0, as: UTF8.self) }), let flag = take(1)?.first,
