@@ -272,7 +272,9 @@ public final class Journal {
         /// The record at `o` and its length, or why there is none.
         func record(at o: Int) -> Result<(Record, Int), JournalProblem> {
             if bytes.count - o < 12 { return .failure(.init("a truncated record header")) }
-            if Array(bytes[o..<(o + 4)]) != magic { return .failure(.init("no record magic")) }
+            if bytes[o] != magic[0] || bytes[o + 1] != magic[1] || bytes[o + 2] != magic[2] || bytes[o + 3] != magic[3] {
+                return .failure(.init("no record magic"))
+            }
             let length = u32(o + 4)
             if bytes.count - o - 12 < length || length < 1 { return .failure(.init("a truncated record")) }
             let body = bytes[(o + 12)..<(o + 12 + length)]

@@ -15,7 +15,7 @@ public struct LandscapeJob: Sendable {
 
     public var kind: Kind
     public var family: AffineFamily
-    public var points: [[Double]]
+    public var points: PointRows
     public var shape: [Int]
     /// Coordinate arrays stored with the result (`x`, `y`, or `t`).
     public var axes: [(name: String, values: [Double])]
@@ -35,14 +35,8 @@ public struct LandscapeJob: Sendable {
     ) -> LandscapeJob {
         let xs = x.values, ys = y?.values
         let family = AffineFamily.around(model, directions: Array(directions.prefix(ys == nil ? 1 : 2)))
-        var points: [[Double]] = []
-        if let ys {
-            for yv in ys { for xv in xs { points.append([1, xv, yv]) } }
-        } else {
-            points = xs.map { [1, $0] }
-        }
         var job = LandscapeJob(
-            kind: .surface, family: family, points: points, shape: ys.map { [$0.count, xs.count] } ?? [xs.count],
+            kind: .surface, family: family, points: PointRows(.around(xs: xs, ys: ys)), shape: ys.map { [$0.count, xs.count] } ?? [xs.count],
             axes: [("x", xs)] + (ys.map { [("y", $0)] } ?? []), isPath: false, metadata: [:])
         if let trajectory {
             job.extraArrays.append(("trajectory_x", TensorData(trajectory.map { $0[0] }, shape: [trajectory.count])))
@@ -59,7 +53,8 @@ public struct LandscapeJob: Sendable {
         let family = AffineFamily.through(controlPoints)
         return LandscapeJob(
             kind: kind, family: family,
-            points: t.map(curve.coefficients(at:)) + [curve.coefficients(at: 0), curve.coefficients(at: 1)],
+            points: PointRows(
+                .listed(t.map(curve.coefficients(at:)) + [curve.coefficients(at: 0), curve.coefficients(at: 1)])),
             shape: [t.count], axes: [("t", t)], isPath: true, metadata: [:])
     }
 
@@ -69,7 +64,7 @@ public struct LandscapeJob: Sendable {
     public static func plane(through models: [Model], orthonormal: Bool, x: Axis, y: Axis) -> (LandscapeJob, [[Double]])
     {
         let xs = x.values, ys = y.values
-        var points: [[Double]] = []
+        let points: PointRows
         let family: AffineFamily
         let coordinates: [[Double]]
         if orthonormal {
@@ -89,11 +84,11 @@ public struct LandscapeJob: Sendable {
             family = AffineFamily(
                 network: models[0].network, bases: [models[0].parameters, u, v],
                 states: [models[0].state, uState, vState])
-            for yv in ys { for xv in xs { points.append([1, xv, yv]) } }
+            points = PointRows(.orthonormal(xs: xs, ys: ys))
             coordinates = [[0, 0], [uNorm, 0], [projection * uNorm, vNorm]]
         } else {
             family = AffineFamily.through(models)
-            for yv in ys { for xv in xs { points.append([1 - xv - yv, xv, yv]) } }
+            points = PointRows(.raw(xs: xs, ys: ys))
             coordinates = [[0, 0], [1, 0], [0, 1]]
         }
         var job = LandscapeJob(
