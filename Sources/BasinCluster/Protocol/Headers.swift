@@ -20,6 +20,12 @@ extension WireHeader {
     }
 }
 
+/// A header with a quick reading of its flat form beside the full one (`FlatJSON`): nil from
+/// it sends the header to `JSONDecoder`.
+protocol QuickHeader {
+    init?(quick: FlatJSON)
+}
+
 /// Ranges the headers check (PROTOCOL.md states them).
 public enum WireLimits {
     public static let slots = 1...64
@@ -103,6 +109,24 @@ public struct HeartbeatHeader: WireHeader {
         computing = try c.intIfPresent(.computing, in: WireLimits.index)
         queued = try c.intIfPresent(.queued, in: WireLimits.index)
     }
+
+    /// JSON for this header written without JSONEncoder (keys sorted): one per worker a second.
+    public func message(binary: [Data] = []) -> WireMessage {
+        let fields = [("computing", computing), ("epoch", epoch), ("queued", queued)].compactMap { key, value in
+            value.map { (key, String($0)) }
+        }
+        return WireMessage(Self.command, headerFrame: FlatJSONWriter.object(fields), binary: binary)
+    }
+}
+
+extension HeartbeatHeader: QuickHeader {
+    init?(quick f: FlatJSON) {
+        guard f.only(["epoch", "computing", "queued"]), let epoch = f.intIfPresent("epoch", in: WireLimits.index),
+            let computing = f.intIfPresent("computing", in: WireLimits.index),
+            let queued = f.intIfPresent("queued", in: WireLimits.index)
+        else { return nil }
+        self.init(epoch: epoch, computing: computing, queued: queued)
+    }
 }
 
 public struct ResultHeader: WireHeader {
@@ -135,6 +159,41 @@ public struct ResultHeader: WireHeader {
         shard = try c.int(.shard, in: WireLimits.index)
         seconds = try c.numberIfPresent(.seconds, in: WireLimits.seconds) ?? 0
         artifact = try c.hashIfPresent(.artifact)
+    }
+
+    /// JSON for this header written without JSONEncoder (keys sorted): one per shard.
+    public func message(binary: [Data] = []) -> WireMessage {
+        var fields: [(String, String)] = []
+        if let artifact { fields.append(("artifact", "\"\(artifact)\"")) }
+        fields += [
+            ("job", "\"\(job)\""), ("job_index", String(jobIndex)), ("lease", String(lease)),
+            ("seconds", FlatJSONWriter.number(seconds)), ("shard", String(shard)),
+        ]
+        // A job id is hex; anything else (only a test sends it) goes through the encoder.
+        guard ArtifactStore.isHash(job), artifact.map(ArtifactStore.isHash) != false else {
+            return WireMessage(Self.command, header: self, binary: binary)
+        }
+        return WireMessage(Self.command, headerFrame: FlatJSONWriter.object(fields), binary: binary)
+    }
+}
+
+extension ResultHeader: QuickHeader {
+    init?(quick f: FlatJSON) {
+        guard f.only(["lease", "job", "job_index", "shard", "seconds", "artifact"]),
+            let lease = f.int("lease", in: WireLimits.index), let job = f.hash("job"),
+            let jobIndex = f.int("job_index", in: WireLimits.index), let shard = f.int("shard", in: WireLimits.index)
+        else { return nil }
+        var seconds = 0.0
+        if let value = f.value("seconds") {
+            guard case .number(let number) = value, WireLimits.seconds.contains(number) else { return nil }
+            seconds = number
+        }
+        var artifact: String?
+        if f.value("artifact") != nil {
+            guard let hash = f.hash("artifact") else { return nil }
+            artifact = hash
+        }
+        self.init(lease: lease, job: job, jobIndex: jobIndex, shard: shard, seconds: seconds, artifact: artifact)
     }
 }
 
@@ -314,6 +373,35 @@ public struct TaskHeader: WireHeader {
             }
         }
         self.files = files
+    }
+
+    /// JSON for this header written without JSONEncoder (keys sorted) when it is a plain task
+    /// (no first-task fields, no inputs): one per shard.
+    public func message(binary: [Data] = []) -> WireMessage {
+        guard definition == nil, spec == nil, base == nil, files == nil, inputs == nil, ArtifactStore.isHash(job) else {
+            return WireMessage(Self.command, header: self, binary: binary)
+        }
+        let fields = [
+            ("deadline_ms", String(deadlineMilliseconds)), ("end", String(end)), ("job", "\"\(job)\""),
+            ("job_index", String(jobIndex)), ("lease", String(lease)), ("shard", String(shard)), ("start", String(start)),
+        ]
+        return WireMessage(Self.command, headerFrame: FlatJSONWriter.object(fields), binary: binary)
+    }
+}
+
+extension TaskHeader: QuickHeader {
+    /// A plain task only; one with first-task fields or inputs is read in full.
+    init?(quick f: FlatJSON) {
+        guard f.only(["lease", "job", "job_index", "shard", "start", "end", "deadline_ms"]),
+            let lease = f.int("lease", in: WireLimits.index), let job = f.hash("job"),
+            let jobIndex = f.int("job_index", in: WireLimits.index), let shard = f.int("shard", in: WireLimits.index),
+            let start = f.int("start", in: WireLimits.index),
+            let end = f.int("end", in: (start + 1)...(start + 100_000_000)),
+            let deadline = f.intIfPresent("deadline_ms", in: 1...Int(Int32.max))
+        else { return nil }
+        self.init(
+            lease: lease, job: job, jobIndex: jobIndex, shard: shard, start: start, end: end,
+            deadlineMilliseconds: deadline ?? 120_000)
     }
 }
 

@@ -101,6 +101,11 @@ public struct WireMessage: Sendable, Equatable {
     /// The header as its command's typed header; a field that is missing, mistyped or out of
     /// range throws a `ProtocolError` naming it.
     public func decode<Header: Decodable>(_ type: Header.Type) throws(ProtocolError) -> Header {
+        if let quick = Header.self as? any QuickHeader.Type, let flat = FlatJSON(headerFrame),
+            let header = quick.init(quick: flat) as? Header
+        {
+            return header
+        }
         do {
             return try JSONDecoder().decode(Header.self, from: headerFrame)
         } catch {
