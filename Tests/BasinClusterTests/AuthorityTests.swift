@@ -174,12 +174,17 @@ import Testing
             ("'inputs'", { $0["inputs"] = .object(["train": .string("not-a-hash")]) }),
             ("spec does not parse", { $0["spec"] = .object(["model": .string("x")]) }),
         ]
+        var said: [String] = []
         for (words, edit) in cases {
             let actions = worker.receive(frames: task(edit), now: 1)
             let fails = actions.compactMap { if case .send(let m) = $0, m.command == .fail { m } else { nil } }
             #expect(fails.count == 1 && fails[0].string("error")?.contains(words) == true, "\(words): \(actions)")
+            for case .event(.messageRefused(let error)) in actions { said.append(error) }
             #expect(!actions.contains { if case .compute = $0 { true } else { false } })
         }
+        // Said as values, the refusal and why (the log of bad messages is rate-limited: the
+        // first of a burst in full, the rest counted).
+        #expect(said.first?.contains("'end'") == true, "\(said)")
         #expect(!FileManager.default.fileExists(atPath: fixture.directory.appendingPathComponent("outside").path))
         // A CHUNK longer than asked and one at the wrong offset fail the task that needs it.
         let blob = Data(count: 3 << 20)

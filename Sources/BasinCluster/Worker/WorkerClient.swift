@@ -114,8 +114,8 @@ public final class WorkerClient {
                     let found = core.cache.adopt(URL(fileURLWithPath: path), as: artifact)
                     if found { logger.info("took \(path) from the local file system (artifact \(artifact.prefix(12)))") }
                     pending += core.adopted(artifact, found: found)
-                case .log(let level, let text):
-                    logger.log(level: level, "\(text)")
+                case .event(let event):
+                    logger.log(event)
                 }
             }
             pending = []

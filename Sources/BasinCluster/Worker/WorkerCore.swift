@@ -1,6 +1,5 @@
 import BasinSweep
 import Foundation
-import Logging
 
 /// The worker's protocol logic as a state machine: HELLO until WELCOME, tasks queued up to its
 /// slots and computed one at a time, results sent, heartbeats, reconnection with backoff when
@@ -55,7 +54,7 @@ public struct WorkerCore {
         /// file system, or the same machine): copy it into the cache if its bytes hash to
         /// `artifact`, and say `adopted(_:found:)`. Otherwise it is fetched.
         case adopt(artifact: String, path: String)
-        case log(Logger.Level, String)
+        case event(WorkerEvent)
     }
 
     public let name: String
@@ -141,7 +140,7 @@ public struct WorkerCore {
         } catch {
             var actions: [Action] = []
             if badMessages.admit("coordinator", now: now) {
-                actions.append(.log(.warning, "refused a message from the coordinator: \(error)"))
+                actions.append(.event(.messageRefused(error: "\(error)")))
             }
             if let lease = Self.lease(in: frames) {
                 actions.append(.send(FailHeader(lease: lease, error: "refused the task: \(error)").message()))
@@ -170,7 +169,7 @@ public struct WorkerCore {
             welcomed = true
             saidWaiting = false
             backoff = 1
-            return [.log(.info, "joined the coordinator (epoch \(welcome.epoch))")]
+            return [.event(.joined(epoch: welcome.epoch))]
         case .heartbeat:
             _ = try message.decode(HeartbeatHeader.self)
             return []
@@ -192,7 +191,7 @@ public struct WorkerCore {
             let reason = LogText.escaped(header.reason, limit: 500)
             if header.quarantined == true { return [.quarantined(reason)] }
             return [
-                .log(.warning, "the coordinator disconnected this worker: \(reason)"), .reconnect(after: nextBackoff()),
+                .event(.disconnected(reason: reason)), .reconnect(after: nextBackoff()),
             ]
         case .done:
             return exitWhenDone ? [.send(WireMessage(.bye)), .exit("the sweep is done")] : []
@@ -205,7 +204,7 @@ public struct WorkerCore {
         let lease = header.lease
         func fail(_ error: String) -> [Action] {
             [
-                .log(.warning, "refused task \(lease): \(error)"),
+                .event(.taskRefused(lease: lease, error: error)),
                 .send(FailHeader(lease: lease, error: error).message()),
             ]
         }
@@ -317,11 +316,7 @@ public struct WorkerCore {
             if upload.isComplete {
                 try upload.finish()
                 fetches[hash] = nil
-                return [
-                    .log(
-                        .info, "fetched artifact \(hash.prefix(12)): \(Self.transfer(size, since: fetch.started, now))")
-                ]
-                    + startNext()
+                return [.event(.fetched(artifact: hash, bytes: size, seconds: now - fetch.started))] + startNext()
             }
             guard !bytes.isEmpty || fetch.inFlight > 0 else {
                 throw ClusterError("the coordinator sent an empty chunk at \(offset) of \(size) bytes")
@@ -341,12 +336,6 @@ public struct WorkerCore {
         }
     }
 
-    /// "N bytes in S s (R MB/s)" for a log line.
-    static func transfer(_ bytes: Int, since start: Double, _ now: Double) -> String {
-        let seconds = max(now - start, 1e-6)
-        return String(
-            format: "%d bytes in %.3f s (%.1f MB/s)", bytes, seconds, Double(bytes) / 1_048_576 / seconds)
-    }
 
     /// Every queued task that needs `hash` fails with `reason`.
     private mutating func failFetch(_ hash: String, _ reason: String) -> [Action] {
@@ -355,7 +344,7 @@ public struct WorkerCore {
         let failing = queue.filter { needs($0).contains(hash) }
         let leases = Set(failing.map(\.lease))
         queue.removeAll { leases.contains($0.lease) }
-        return [.log(.error, reason)]
+        return [.event(.fetchFailed(artifact: hash, error: reason))]
             + failing.map { .send(FailHeader(lease: $0.lease, error: reason).message()) }
             + startNext()
     }
@@ -367,8 +356,7 @@ public struct WorkerCore {
         computing = nil
         lastSent = now
         guard task.connection == connection else {
-            return [.log(.info, "dropped the result of lease \(task.lease): it came from an earlier connection")]
-                + startNext()
+            return [.event(.staleResult(lease: task.lease))] + startNext()
         }
         var header = ResultHeader(
             lease: task.lease, job: task.job, jobIndex: task.jobIndex, shard: task.shard,
@@ -419,14 +407,14 @@ public struct WorkerCore {
         if let error = header.error {
             sends[hash] = nil
             let text = LogText.escaped(error, limit: 300)
-            return [.log(.error, "the coordinator refused artifact \(hash.prefix(12)): \(text)")]
+            return [.event(.uploadRefused(artifact: hash, error: text))]
                 + send.leases.map { .send(FailHeader(lease: $0, error: "upload refused: \(text)").message()) }
         }
         if header.complete == true {
             sends[hash] = nil
-            let how =
-                send.sent < send.size ? "the coordinator had it" : Self.transfer(send.size, since: send.started, now)
-            return [.log(.info, "uploaded artifact \(hash.prefix(12)): \(how)")] + send.results.map { .send($0) }
+            let uploaded = WorkerEvent.uploaded(
+                artifact: hash, bytes: send.size, seconds: now - send.started, alreadyThere: send.sent < send.size)
+            return [.event(uploaded)] + send.results.map { .send($0) }
         }
         send.inFlight = max(0, send.inFlight - 1)
         sends[hash] = send
@@ -436,7 +424,7 @@ public struct WorkerCore {
     public mutating func failed(_ task: Task, error: String, now: Double) -> [Action] {
         computing = nil
         lastSent = now
-        let log = Action.log(.error, "shard \(task.shard) of job \(task.definition.defaultName) failed: \(error)")
+        let log = Action.event(.shardFailed(job: task.definition.defaultName, shard: task.shard, error: error))
         guard task.connection == connection else { return [log] + startNext() }
         return [log, .send(FailHeader(lease: task.lease, error: error).message())] + startNext()
     }
@@ -447,7 +435,7 @@ public struct WorkerCore {
         }
         if now - lastHeard > deadAfter {
             return [
-                .log(.warning, "the coordinator is silent (\(Int(now - lastHeard)) s); reconnecting"),
+                .event(.coordinatorSilent(seconds: Int(exactly: (now - lastHeard).rounded(.down)) ?? 0)),
                 .reconnect(after: nextBackoff()),
             ]
         }
