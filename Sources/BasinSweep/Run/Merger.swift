@@ -15,20 +15,6 @@ public struct Merger {
         self.run = run
     }
 
-    /// Per-point metrics of every grid job from shard-done records (later duplicates ignored).
-    public static func collect(_ records: [Journal.Record], study: Study, only: Set<String>? = nil) -> [String: [PointMetrics?]] {
-        // One array per grid job, filled in place (the first record of a point wins).
-        let wanted = { (job: Study.Job) in job.isGrid && (only?.contains(job.id) ?? true) }
-        var grids = study.jobs.map { wanted($0) ? [PointMetrics?](repeating: nil, count: $0.pointCount) : [] }
-        for case .shardDone(let done) in records {
-            guard let j = study.indices[done.job], wanted(study.jobs[j]) else { continue }
-            fill(&grids[j], done)
-        }
-        var out: [String: [PointMetrics?]] = [:]
-        for (j, job) in study.jobs.enumerated() where wanted(job) { out[job.id] = grids[j] }
-        return out
-    }
-
     /// Sets the points of `done` that `grid` does not hold yet (the first record of a point wins).
     static func fill(_ grid: inout [PointMetrics?], _ done: Journal.ShardDone) {
         guard done.start >= 0, done.start <= done.end, done.end <= grid.count,
@@ -96,15 +82,17 @@ public struct Merger {
                 guard job.dependencies.allSatisfy({ artifacts[study.jobs[$0].name] != nil || study.jobs[$0].isGrid })
                 else { continue }
                 let landscape = try executor.prepare(job.definition, id: job.id)
-                if let grid = columns[j], !landscape.isPath, grid.done.count == landscape.gridCount,
-                    landscape.points.count == landscape.gridCount
-                {
+                // The study counted the job from its spec; preparing it must agree.
+                guard landscape.points.count == job.pointCount else {
+                    throw NNError(
+                        "job \(job.name): prepared \(landscape.points.count) points where the study counted \(job.pointCount)")
+                }
+                if let grid = columns[j] {
                     result = landscape.result(grid, complete: grid.pointsDone == job.pointCount)
                     pointsDone = grid.pointsDone
                 } else {
-                    let values = isPath[j] ? metrics[j] : Self.collect(records, study: study, only: [job.id])[job.id] ?? []
-                    result = landscape.result(values)
-                    pointsDone = values.filter { $0 != nil }.count
+                    result = landscape.result(metrics[j])
+                    pointsDone = metrics[j].filter { $0 != nil }.count
                 }
                 guard case .object(var meta) = result.metadata else { continue }
                 meta["bn"] = .string((job.definition.grid?.batchNorm ?? .eval).rawValue)

@@ -76,10 +76,7 @@ public final class Executor {
     /// prepares the same points and family from the same files.
     public func prepare(_ definition: JobDefinition, id: String) throws -> LandscapeJob {
         if let job = prepared[id] { return job }
-        guard let grid = definition.grid else {
-            throw NNError("job \(definition.defaultName): a \(definition.kind.rawValue) job has no grid of points")
-        }
-        if let problem = grid.sizeProblem { throw NNError("job \(definition.defaultName): \(problem)") }
+        if let problem = definition.grid?.sizeProblem { throw NNError("job \(definition.defaultName): \(problem)") }
         var job: LandscapeJob
         switch definition {
         case .surface(let surface):

@@ -82,21 +82,19 @@ public struct Study: Sendable {
             for upstream in dependencies { hasher.update(data: Data(jobs[upstream].id.utf8)) }
             let id = hasher.finalize().map { String(format: "%02x", $0) }.joined()
             var count = 1
-            var perPointNetwork = network
+            var shards = [0..<1]
             if let grid = definition.grid {
                 if let problem = grid.sizeProblem { throw SpecError(label, problem) }
                 if case .surface(let surface) = definition, surface.trajectory != nil, !dependencies.isEmpty {
                     throw SpecError(label, "a trajectory surface needs a checkpoint file, not another job's output")
                 }
                 count = grid.pointCount
+                let perPointNetwork: Network
                 do {
                     perPointNetwork = try executor.network(of: definition) ?? network
                 } catch let error as NNError {
                     throw SpecError(label, error.description)
                 }
-            }
-            var shards = [0..<1]
-            if definition.grid != nil {
                 // With the fast evaluator only the layers after a Linear/Conv2d first layer run per point.
                 let perPointParameters =
                     !spec.sweep.plain && LandscapeEvaluator.reusesFirstLayer(perPointNetwork)

@@ -13,6 +13,9 @@ public protocol GridJob: Sendable {
 }
 
 extension GridJob {
+    /// A grid's points: the product of its axes' steps (paths add their two ends).
+    public var pointCount: Int { axes.reduce(1) { $0 * $1.axis.steps } }
+
     /// Why the grid could not fit in memory (checked before anything is allocated), or nil.
     public var sizeProblem: String? {
         var points = 1

@@ -57,6 +57,5 @@ extension PlaneJob: GridJob {
     public var axes: [(name: String, axis: Axis)] {
         [("x", x ?? .unit), ("y", y ?? .unit)]
     }
-    public var pointCount: Int { (x ?? .unit).steps * (y ?? .unit).steps }
     public var batchNorm: BatchNormMode { bn ?? .eval }
 }

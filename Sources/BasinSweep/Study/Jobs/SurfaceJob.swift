@@ -36,6 +36,5 @@ public struct SurfaceJob: Codable, Sendable, Equatable {
 
 extension SurfaceJob: GridJob {
     public var axes: [(name: String, axis: Axis)] { [("x", xAxis)] + (yAxis.map { [("y", $0)] } ?? []) }
-    public var pointCount: Int { xAxis.steps * (yAxis?.steps ?? 1) }
     public var batchNorm: BatchNormMode { bn ?? .eval }
 }
