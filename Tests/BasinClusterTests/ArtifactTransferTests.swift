@@ -38,16 +38,17 @@ import Testing
         return hash
     }
 
-    /// Delivers messages both ways until nothing is left; returns the most bytes of artifact
-    /// in flight at once, and every message the worker sent.
+    /// Delivers messages both ways until nothing is left, each side's disk actions done by its
+    /// disk (`cache`: the worker's); returns the most bytes of artifact in flight at once, and
+    /// every message the worker sent.
     static func exchange(
-        _ coordinator: inout CoordinatorCore, _ worker: inout WorkerCore, disk: ArtifactDisk,
+        _ coordinator: inout CoordinatorCore, _ worker: inout WorkerCore, disk: ArtifactDisk, cache: ArtifactDisk,
         start: [WorkerCore.Action], corrupt: Bool = false
     ) -> (peak: Int, fromWorker: [WireMessage]) {
         let peer = Data("w#0".utf8)
         var toCoordinator: [WireMessage] = [], toWorker: [WireMessage] = [], fromWorker: [WireMessage] = []
         func take(_ actions: [WorkerCore.Action]) {
-            for case .send(let m) in actions {
+            for case .send(let m) in cache.settle(actions, into: &worker, now: 1) {
                 toCoordinator.append(m)
                 fromWorker.append(m)
             }
@@ -77,10 +78,12 @@ import Testing
         return (peak, fromWorker)
     }
 
-    func joined() throws -> (CoordinatorCore, WorkerCore, URL) {
+    /// A coordinator of the fixture, a worker it welcomed, and the worker's cache.
+    func joined() throws -> (CoordinatorCore, WorkerCore, ArtifactDisk) {
         var coordinator = try fixture.core()
-        let cache = fixture.directory.appendingPathComponent("cache-\(UUID().uuidString)")
-        var worker = WorkerCore(name: "w", slots: 1, cache: ArtifactStore(directory: cache))
+        let cache = ArtifactDisk(
+            store: ArtifactStore(directory: fixture.directory.appendingPathComponent("cache-\(UUID().uuidString)")))
+        var worker = WorkerCore(name: "w", slots: 1)
         guard case .send(let hello) = worker.connected(now: 0)[0] else { throw ClusterError("no HELLO") }
         for case .send(_, let reply) in coordinator.receive(peer: Data("w#0".utf8), frames: hello.frames(), now: 0)
         where reply.command == .welcome {
@@ -91,11 +94,12 @@ import Testing
 
     /// A coordinator of the training fixture and a worker holding both training leases; the
     /// tasks the worker was given (the first computing).
-    func joinedTraining() throws -> (CoordinatorCore, WorkerCore, URL, [WorkerCore.Task], StudyFixture) {
+    func joinedTraining() throws -> (CoordinatorCore, WorkerCore, ArtifactDisk, [WorkerCore.Task], StudyFixture) {
         let training = try StudyFixture(training: true)
         var coordinator = try training.core()
-        let cache = training.directory.appendingPathComponent("cache-\(UUID().uuidString)")
-        var worker = WorkerCore(name: "w", slots: 2, cache: ArtifactStore(directory: cache))
+        let cache = ArtifactDisk(
+            store: ArtifactStore(directory: training.directory.appendingPathComponent("cache-\(UUID().uuidString)")))
+        var worker = WorkerCore(name: "w", slots: 2)
         guard case .send(let hello) = worker.connected(now: 0)[0] else { throw ClusterError("no HELLO") }
         var tasks: [WorkerCore.Task] = []
         for case .send(_, let reply) in coordinator.receive(peer: Data("w#0".utf8), frames: hello.frames(), now: 0) {
@@ -125,15 +129,16 @@ import Testing
 
     @Test func a200MBInputIsFetchedCheckedAndNeverMoreThanTheCreditInFlight() throws {
         defer { try? FileManager.default.removeItem(at: fixture.directory) }
-        var (coordinator, worker, _) = try joined()
+        var (coordinator, worker, cache) = try joined()
         let store = ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts"))
         let hash = try Self.writeBlob(into: store, size: Self.size, seed: 1)
         let start = worker.receive(frames: task(reading: hash).frames(), now: 1)
         #expect(start.contains { if case .send(let m) = $0 { return m.command == .fetch } else { return false } })
         #expect(!start.contains { if case .compute = $0 { return true } else { return false } })
-        let (peak, sent) = Self.exchange(&coordinator, &worker, disk: ArtifactDisk(store: store), start: start)
-        #expect(worker.cache.contains(hash))
-        #expect(worker.cache.size(hash) == Self.size)
+        let (peak, sent) = Self.exchange(
+            &coordinator, &worker, disk: ArtifactDisk(store: store), cache: cache, start: start)
+        #expect(worker.cached.contains(hash))
+        #expect(cache.store.size(hash) == Self.size && cache.store.verify(hash))
         #expect(peak <= WireMessage.artifactCredit * WireMessage.artifactChunk, "peak \(peak) bytes in flight")
         #expect(sent.filter { $0.command == .fetch }.count == Self.size / WireMessage.artifactChunk)
         // Once the input is whole the task computes.
@@ -142,12 +147,16 @@ import Testing
 
     @Test func aCorruptedChunkIsCaughtAndTheTaskFails() throws {
         defer { try? FileManager.default.removeItem(at: fixture.directory) }
-        var (coordinator, worker, _) = try joined()
+        var (coordinator, worker, cache) = try joined()
         let store = ArtifactStore(directory: fixture.directory.appendingPathComponent("artifacts"))
         let hash = try Self.writeBlob(into: store, size: 3 * WireMessage.artifactChunk + 17, seed: 2)
         let start = worker.receive(frames: task(reading: hash).frames(), now: 1)
-        let (_, sent) = Self.exchange(&coordinator, &worker, disk: ArtifactDisk(store: store), start: start, corrupt: true)
-        #expect(!worker.cache.contains(hash))
+        let (_, sent) = Self.exchange(
+            &coordinator, &worker, disk: ArtifactDisk(store: store), cache: cache, start: start, corrupt: true)
+        #expect(!worker.cached.contains(hash) && !cache.store.contains(hash))
+        // The partial file went with it.
+        let left = FileManager.default.enumerator(atPath: cache.store.directory.path)?.compactMap { $0 as? String } ?? []
+        #expect(!left.contains { $0.hasSuffix(".part") }, "\(left)")
         let fail = sent.first { $0.command == .fail }
         #expect(fail?.string("error")?.contains("hashing to") == true, "\(String(describing: fail))")
         #expect(!worker.isComputing)
@@ -156,12 +165,12 @@ import Testing
     @Test func a200MBOutputIsUploadedCheckedAndStoredBeforeItsResult() throws {
         var (coordinator, worker, cache, tasks, training) = try joinedTraining()
         defer { try? FileManager.default.removeItem(at: training.directory) }
-        let hash = try Self.writeBlob(into: ArtifactStore(directory: cache), size: Self.size, seed: 3)
+        let hash = try Self.writeBlob(into: cache.store, size: Self.size, seed: 3)
         let metrics = [Double](repeating: 0.5, count: 4 + 3)
         let start = worker.computed(tasks[0], metrics: metrics, artifact: hash, seconds: 1, now: 1)
         let store = ArtifactStore(directory: training.directory.appendingPathComponent("artifacts"))
         let disk = ArtifactDisk(store: store)
-        let (peak, sent) = Self.exchange(&coordinator, &worker, disk: disk, start: start)
+        let (peak, sent) = Self.exchange(&coordinator, &worker, disk: disk, cache: cache, start: start)
         #expect(store.contains(hash) && store.size(hash) == Self.size)
         #expect(peak <= WireMessage.artifactCredit * WireMessage.artifactChunk, "peak \(peak) bytes in flight")
         // The RESULT names the artifact and comes after the last chunk.
@@ -172,7 +181,7 @@ import Testing
         #expect(coordinator.outputs[training.study.jobs[0].name] == hash)
         // A second upload of something the coordinator has ends after one chunk.
         let again = worker.computed(tasks[1], metrics: metrics, artifact: hash, seconds: 1, now: 2)
-        let (_, resent) = Self.exchange(&coordinator, &worker, disk: disk, start: again)
+        let (_, resent) = Self.exchange(&coordinator, &worker, disk: disk, cache: cache, start: again)
         #expect(resent.filter { $0.command == .put }.count <= WireMessage.artifactCredit)
         #expect(resent.contains { $0.command == .result })
     }
@@ -230,12 +239,12 @@ import Testing
         let file = fixture.directory.appendingPathComponent("a.safetensors")
         let bytes = try Data(contentsOf: file)
         let hash = try store.put(bytes)
-        var (_, worker, _) = try joined()
+        var (_, worker, cache) = try joined()
         let asks = worker.receive(frames: task(files: fixture.directory, hash: hash).frames(), now: 1)
         #expect(asks == [.adopt(artifact: hash, path: file.path)])
-        #expect(worker.cache.adopt(file, as: hash))
-        let after = worker.adopted(hash, found: true)
-        #expect(worker.cache.contains(hash) && worker.cache.verify(hash))
+        let after = cache.settle(asks, into: &worker, now: 1)
+        #expect(after.contains(.event(.tookLocalFile(artifact: hash, path: file.path))))
+        #expect(worker.cached.contains(hash) && cache.store.verify(hash))
         #expect(!after.contains { if case .send(let m) = $0 { return m.command == .fetch } else { return false } })
         #expect(worker.isComputing)
 
@@ -246,16 +255,15 @@ import Testing
         changed[changed.count / 2] ^= 1
         let stale = elsewhere.appendingPathComponent("a.safetensors")
         try changed.write(to: stale)
-        var (coordinator, other, _) = try joined()
+        var (coordinator, other, otherCache) = try joined()
         let second = other.receive(frames: task(files: elsewhere, hash: hash).frames(), now: 1)
         #expect(second == [.adopt(artifact: hash, path: stale.path)])
-        #expect(!other.cache.adopt(stale, as: hash))
-        #expect(!other.cache.contains(hash))
-        let fetch = other.adopted(hash, found: false)
+        let fetch = otherCache.settle(second, into: &other, now: 1)
+        #expect(!otherCache.store.contains(hash) && !other.cached.contains(hash))
         #expect(fetch.contains { if case .send(let m) = $0 { return m.command == .fetch } else { return false } })
-        let (_, sent) = Self.exchange(&coordinator, &other, disk: ArtifactDisk(store: store), start: fetch)
+        let (_, sent) = Self.exchange(&coordinator, &other, disk: ArtifactDisk(store: store), cache: otherCache, start: fetch)
         #expect(sent.contains { $0.command == .fetch })
-        #expect(other.cache.contains(hash) && other.cache.verify(hash))
+        #expect(other.cached.contains(hash) && otherCache.store.verify(hash))
         #expect(other.isComputing)
     }
 }

@@ -148,8 +148,11 @@ import Testing
     /// (or dropped), never a trap, never a path outside the cache.
     @Test func badTasksAndChunksAreFailsNotTraps() throws {
         let fixture = try StudyFixture()
-        let cache = fixture.directory.appendingPathComponent("cache")
-        var worker = WorkerCore(name: "w", slots: 2, cache: ArtifactStore(directory: cache))
+        let cache = ArtifactDisk(store: ArtifactStore(directory: fixture.directory.appendingPathComponent("cache")))
+        var worker = WorkerCore(name: "w", slots: 2)
+        func receive(_ frames: [Data], now: Double) -> [WorkerCore.Action] {
+            cache.settle(worker.receive(frames: frames, now: now), into: &worker, now: now)
+        }
         _ = worker.connected(now: 0)
         _ = worker.receive(frames: WelcomeHeader(epoch: 1, heartbeatMilliseconds: 1000).message().frames(), now: 0)
         let job = fixture.study.jobs[0]
@@ -190,17 +193,20 @@ import Testing
         let blob = Data(count: 3 << 20)
         let name = ArtifactStore.hash(blob)
         let reading = task { $0["inputs"] = .object(["train/x": .string(name)]) }
-        _ = worker.receive(frames: reading, now: 2)
+        _ = receive(reading, now: 2)
         let long = ChunkHeader(artifact: name, offset: 0, size: blob.count).message(binary: [Data(count: 2 << 20)])
-        let failed = worker.receive(frames: long.frames(), now: 2)
+        let failed = receive(long.frames(), now: 2)
         #expect(failed.contains { if case .send(let m) = $0 { m.command == .fail } else { false } })
-        _ = worker.receive(frames: reading, now: 3)
+        _ = receive(reading, now: 3)
         let first = ChunkHeader(artifact: name, offset: 0, size: blob.count).message(binary: [Data(count: 1 << 20)])
-        _ = worker.receive(frames: first.frames(), now: 3)
+        _ = receive(first.frames(), now: 3)
         let skipped = ChunkHeader(artifact: name, offset: 2 << 20, size: blob.count).message(binary: [Data(count: 1 << 20)])
-        let wrong = worker.receive(frames: skipped.frames(), now: 3)
+        let wrong = receive(skipped.frames(), now: 3)
         #expect(wrong.contains { if case .send(let m) = $0 { m.command == .fail } else { false } })
-        #expect(!worker.cache.contains(name))
+        #expect(!worker.cached.contains(name) && !cache.store.contains(name))
+        // Neither left a partial file behind.
+        let left = FileManager.default.enumerator(atPath: cache.store.directory.path)?.compactMap { $0 as? String } ?? []
+        #expect(!left.contains { $0.hasSuffix(".part") }, "\(left)")
     }
 }
 

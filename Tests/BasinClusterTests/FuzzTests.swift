@@ -79,8 +79,7 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
         let fixture = try StudyFixture()
         defer { try? FileManager.default.removeItem(at: fixture.directory) }
         var clean = try fixture.core()
-        var cleanWorker = WorkerCore(
-            name: "genuine", slots: 2, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("c0")))
+        var cleanWorker = WorkerCore(name: "genuine", slots: 2)
         let expected = metricsByShard(try runGenuineSweep(&clean, worker: &cleanWorker, fixture: fixture, start: 0))
         #expect(expected.count == fixture.study.jobs.reduce(0) { $0 + $1.shards.count })
 
@@ -119,8 +118,7 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
         // The fuzzing peers fall silent and are retired; a genuine worker finishes the sweep.
         now += 10
         _ = core.tick(now: now)
-        var worker = WorkerCore(
-            name: "genuine", slots: 2, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("c1")))
+        var worker = WorkerCore(name: "genuine", slots: 2)
         let records = try runGenuineSweep(&core, worker: &worker, fixture: fixture, start: now)
         #expect(core.isFinished && core.quarantine.isEmpty)
         #expect(metricsByShard(records) == expected)
@@ -149,7 +147,8 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
         let fixture = try StudyFixture()
         defer { try? FileManager.default.removeItem(at: fixture.directory) }
         let cache = fixture.directory.appendingPathComponent("fuzz-cache")
-        var worker = WorkerCore(name: "genuine", slots: 2, cache: ArtifactStore(directory: cache))
+        let disk = ArtifactDisk(store: ArtifactStore(directory: cache))
+        var worker = WorkerCore(name: "genuine", slots: 2)
         _ = worker.connected(now: 0)
         var mutator = MessageMutator(seed: 12, templates: try Self.coordinatorTemplates(fixture))
         let before = try FileManager.default.contentsOfDirectory(atPath: fixture.directory.path).sorted()
@@ -157,7 +156,7 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
         var fails = 0
         let started = Date()
         for i in 0..<Self.messages {
-            for action in worker.receive(frames: mutator.message(), now: now) {
+            for action in disk.settle(worker.receive(frames: mutator.message(), now: now), into: &worker, now: now) {
                 if case .send(let message) = action, message.command == .fail { fails += 1 }
                 if case .compute(let task) = action {
                     // Computing is not fuzzed here: the task is answered as failed.
@@ -166,7 +165,7 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
             }
             if i % 100 == 0 {
                 now += 0.05
-                _ = worker.tick(now: now)
+                _ = disk.settle(worker.tick(now: now), into: &worker, now: now)
             }
         }
         let seconds = Date().timeIntervalSince(started)
@@ -182,8 +181,7 @@ func metricsByShard(_ records: [Journal.ShardDone]) -> [String: [UInt64]] {
 
         var coordinator = try fixture.core()
         var reference = try fixture.core()
-        var fresh = WorkerCore(
-            name: "genuine", slots: 2, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("c2")))
+        var fresh = WorkerCore(name: "genuine", slots: 2)
         let expected = metricsByShard(try runGenuineSweep(&reference, worker: &fresh, fixture: fixture, start: 0))
         let records = try runGenuineSweep(&coordinator, worker: &worker, fixture: fixture, start: now + 100)
         #expect(coordinator.isFinished && metricsByShard(records) == expected)

@@ -395,8 +395,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
     @Test func tasksComputeOneAtATimeAndReconnectionBacksOff() throws {
         let fixture = try StudyFixture()
         var coordinator = try fixture.core()
-        var worker = WorkerCore(
-            name: "w", slots: 2, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("cache")))
+        var worker = WorkerCore(name: "w", slots: 2)
         let hi = worker.connected(now: 0)
         guard case .send(let helloMessage) = hi[0] else { Issue.record("no HELLO"); return }
         #expect(helloMessage.command == .hello && helloMessage.int("slots") == 2)
@@ -433,8 +432,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         func gaveUp(_ actions: [WorkerCore.Action]) -> Bool {
             actions.contains { if case .giveUp = $0 { return true } else { return false } }
         }
-        var worker = WorkerCore(
-            name: "w", slots: 1, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("cache")))
+        var worker = WorkerCore(name: "w", slots: 1)
         worker.giveUpAfter = 20
         _ = worker.connected(now: 0)
         var ticks: [[WorkerCore.Action]] = []
@@ -449,8 +447,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
 
         // Computing: keep waiting for a coordinator to take the result.
         var coordinator = try fixture.core()
-        var busy = WorkerCore(
-            name: "b", slots: 1, cache: ArtifactStore(directory: fixture.directory.appendingPathComponent("cache")))
+        var busy = WorkerCore(name: "b", slots: 1)
         busy.giveUpAfter = 20
         guard case .send(let hello) = busy.connected(now: 0)[0] else { Issue.record("no HELLO"); return }
         for (_, message) in sent(coordinator.receive(peer: Data("b".utf8), frames: hello.frames(), now: 0)) {

@@ -1,9 +1,10 @@
 import BasinSweep
 import Foundation
 
-/// The coordinator's artifact I/O: performs the `.write`, `.read` and `.discard` actions of
-/// `CoordinatorCore` against the run's `ArtifactStore` and hands each outcome back to it.
-/// The server uses it between the state machine and the socket; tests use it the same way.
+/// Artifact I/O for both state machines: performs the `.write`, `.read` and `.discard` actions
+/// of `CoordinatorCore` against the run's `ArtifactStore`, and those of `WorkerCore` (and its
+/// `.adopt`) against the worker's cache, and hands each outcome back. The server and the
+/// worker client use it between their state machine and the socket; tests use it the same way.
 public final class ArtifactDisk {
     public let store: ArtifactStore
     /// Partial files of uploads under way, by peer and hash.
@@ -35,6 +36,33 @@ public final class ArtifactDisk {
         }
         return rest
     }
+
+    /// The worker's side: performs the cache actions in `actions` (and in what the core answers
+    /// to them) and returns the rest, in order.
+    public func settle(_ actions: [WorkerCore.Action], into core: inout WorkerCore, now: Double) -> [WorkerCore.Action] {
+        var rest: [WorkerCore.Action] = []
+        for action in actions {
+            switch action {
+            case .write(let chunk):
+                let outcome = write(Self.worker, chunk)
+                rest += settle(core.wrote(chunk.artifact, outcome, now: now), into: &core, now: now)
+            case .read(let artifact, let offset, let length):
+                let outcome = read(artifact, offset: offset, length: length)
+                rest += settle(core.read(artifact, offset: offset, outcome), into: &core, now: now)
+            case .discard(let artifact):
+                uploads[Self.worker]?.removeValue(forKey: artifact)?.abandon()
+            case .adopt(let artifact, let path):
+                let found = store.adopt(URL(fileURLWithPath: path), as: artifact)
+                rest += settle(core.adopted(artifact, found: found), into: &core, now: now)
+            default:
+                rest.append(action)
+            }
+        }
+        return rest
+    }
+
+    /// The key of a worker's own fetches (it has one peer, the coordinator).
+    private static let worker = Data()
 
     func write(_ peer: Data, _ chunk: ArtifactChunk) -> WriteOutcome {
         let hash = chunk.artifact

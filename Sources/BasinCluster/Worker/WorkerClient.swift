@@ -11,6 +11,8 @@ import ZeroMQ
 public final class WorkerClient {
     let endpoint: String
     var core: WorkerCore
+    /// The cache's reads and writes, which the core asks for.
+    let disk: ArtifactDisk
     let logger: Logger
     let context: ZMQContext
 
@@ -25,8 +27,9 @@ public final class WorkerClient {
         self.endpoint = endpoint
         self.curve = curve
         self.computeCommand = computeCommand
+        disk = ArtifactDisk(store: ArtifactStore(directory: cache))
         core = WorkerCore(
-            name: name, slots: slots, cache: ArtifactStore(directory: cache), host: ProcessInfo.processInfo.hostName,
+            name: name, slots: slots, cached: disk.store.hashes(), host: ProcessInfo.processInfo.hostName,
             pid: Int(getpid()))
         core.exitWhenDone = exitWhenDone
         core.giveUpAfter = giveUpAfter
@@ -84,9 +87,9 @@ public final class WorkerClient {
         var pending = core.connected(now: now())
         var lastTick = 0.0
         while true {
-            while !pending.isEmpty {
-                // An action may answer with more (an adopted file lets a task start).
-                switch pending.removeFirst() {
+            // The cache's actions are done first; what they answer joins the rest.
+            for action in disk.settle(pending, into: &core, now: now()) {
+                switch action {
                 case .send(let message):
                     let sent = (try? socket.send(message.frames(), dontWait: true)) ?? false
                     // In immediate mode a HELLO before the link is up goes nowhere: it goes
@@ -110,12 +113,10 @@ public final class WorkerClient {
                     throw ClusterError("\(unanswered(seconds, link)); giving up (--give-up-after)")
                 case .unanswered(let seconds):
                     logger.warning("\(unanswered(seconds, link)); still saying HELLO")
-                case .adopt(let artifact, let path):
-                    let found = core.cache.adopt(URL(fileURLWithPath: path), as: artifact)
-                    if found { logger.info("took \(path) from the local file system (artifact \(artifact.prefix(12)))") }
-                    pending += core.adopted(artifact, found: found)
                 case .event(let event):
                     logger.log(event)
+                case .adopt, .write, .read, .discard:
+                    break  // done by `disk.settle`
                 }
             }
             pending = []

@@ -3,7 +3,9 @@ import Foundation
 
 /// The worker's protocol logic as a state machine: HELLO until WELCOME, tasks queued up to its
 /// slots and computed one at a time, results sent, heartbeats, reconnection with backoff when
-/// the coordinator goes silent or says DISCONNECT.
+/// the coordinator goes silent or says DISCONNECT. It does no I/O: the cache's reads and
+/// writes are `.read` / `.write` / `.discard` / `.adopt` actions, which the client performs
+/// (`ArtifactDisk`) and hands back (`read`, `wrote`, `adopted`).
 public struct WorkerCore {
     public struct Task: Sendable, Equatable {
         public var lease: Int
@@ -21,7 +23,10 @@ public struct WorkerCore {
 
     /// An artifact coming from the coordinator, chunk by chunk.
     struct Fetch {
-        var upload: ArtifactStore.Upload?
+        /// The size the first chunk announced (nil before it).
+        var size: Int?
+        /// Where the next chunk must start.
+        var expected = 0
         var requested = 0
         var inFlight = 0
         var started = 0.0
@@ -29,9 +34,13 @@ public struct WorkerCore {
 
     /// An artifact going to the coordinator, and the results waiting for it to be stored.
     struct Send {
-        var size: Int
+        /// Learnt from the first read of the cache.
+        var size: Int?
         var started: Double
+        /// Bytes asked of the cache, and bytes sent in PUTs.
+        var requested = 0
         var sent = 0
+        var reading = 0
         var inFlight = 0
         var results: [WireMessage] = []
         var leases: [Int] = []
@@ -54,6 +63,12 @@ public struct WorkerCore {
         /// file system, or the same machine): copy it into the cache if its bytes hash to
         /// `artifact`, and say `adopted(_:found:)`. Otherwise it is fetched.
         case adopt(artifact: String, path: String)
+        /// Bytes of an artifact being fetched, for the cache; say `wrote(_:_:now:)`.
+        case write(ArtifactChunk)
+        /// Read at most `length` bytes of a cached artifact from `offset`; say `read(_:offset:_:)`.
+        case read(artifact: String, offset: Int, length: Int)
+        /// Drop the partial file of a fetch that will not finish.
+        case discard(artifact: String)
         case event(WorkerEvent)
     }
 
@@ -62,8 +77,9 @@ public struct WorkerCore {
     /// Host name and process id, said in HELLO.
     public let host: String
     public let pid: Int
-    /// Artifacts this worker has (fetched inputs, outputs it made): `--cache`.
-    public let cache: ArtifactStore
+    /// Artifacts in this worker's cache (`--cache`): found there at the start, fetched, adopted
+    /// or made since.
+    public private(set) var cached: Set<String>
     public var heartbeatInterval = 1.0
     public var deadAfter = 5.0
     /// Leave when the coordinator says DONE.
@@ -89,17 +105,17 @@ public struct WorkerCore {
     var fetches: [String: Fetch] = [:]
     /// Spec files being looked for under the coordinator's path, and those not found there
     /// (fetched instead, and not looked for again).
-    var adopting: Set<String> = []
+    var adopting: [String: String] = [:]
     var notLocal: Set<String> = []
     var sends: [String: Send] = [:]
     /// Counts connections, so a result computed for an earlier one is not sent on this one.
     var connection = 0
     var badMessages = BadMessageLog(window: 60, lines: 20)
 
-    public init(name: String, slots: Int, cache: ArtifactStore, host: String = "?", pid: Int = 0) {
+    public init(name: String, slots: Int, cached: Set<String> = [], host: String = "?", pid: Int = 0) {
         self.name = name
         self.slots = slots
-        self.cache = cache
+        self.cached = cached
         self.host = host
         self.pid = pid
     }
@@ -115,11 +131,11 @@ public struct WorkerCore {
         lastSent = now
         definitions = [:]
         queue = []
-        for fetch in fetches.values { fetch.upload?.abandon() }
+        let partial = fetches.filter { $0.value.size != nil }.keys.sorted()
         fetches = [:]
-        adopting = []
+        adopting = [:]
         sends = [:]
-        return [
+        return partial.map { .discard(artifact: $0) } + [
             .send(
                 HelloHeader(
                     worker: name, host: String(decoding: host.utf8.prefix(WireLimits.host), as: UTF8.self), pid: pid,
@@ -252,9 +268,13 @@ public struct WorkerCore {
 
     /// The result of an `.adopt`: the file is in the cache now, or it is fetched.
     public mutating func adopted(_ artifact: String, found: Bool) -> [Action] {
-        guard adopting.remove(artifact) != nil else { return [] }
-        if !found { notLocal.insert(artifact) }
-        return startNext()
+        guard let path = adopting.removeValue(forKey: artifact) else { return [] }
+        guard found else {
+            notLocal.insert(artifact)
+            return startNext()
+        }
+        cached.insert(artifact)
+        return [.event(.tookLocalFile(artifact: artifact, path: path))] + startNext()
     }
 
     /// Starts the first queued task whose inputs are all in the cache, and fetches the inputs
@@ -265,9 +285,9 @@ public struct WorkerCore {
         for task in queue {
             let paths = coordinatorPaths(task)
             for hash in needs(task).sorted()
-            where !cache.contains(hash) && fetches[hash] == nil && !adopting.contains(hash) {
+            where !cached.contains(hash) && fetches[hash] == nil && adopting[hash] == nil {
                 if let path = paths[hash], !notLocal.contains(hash) {
-                    adopting.insert(hash)
+                    adopting[hash] = path
                     actions.append(.adopt(artifact: hash, path: path))
                     continue
                 }
@@ -275,16 +295,16 @@ public struct WorkerCore {
                 actions.append(.send(FetchHeader(artifact: hash, offset: 0).message()))
             }
         }
-        guard computing == nil, let index = queue.firstIndex(where: { needs($0).allSatisfy(cache.contains) })
+        guard computing == nil, let index = queue.firstIndex(where: { needs($0).isSubset(of: cached) })
         else { return actions }
         let task = queue.remove(at: index)
         computing = task
         return actions + [.compute(task)]
     }
 
-    /// A chunk of an input artifact: appended to the cache; more are asked for up to the credit.
-    /// A chunk at another offset than asked, longer than asked, or of another size fails the
-    /// tasks that need the artifact.
+    /// A chunk of an input artifact: written to the cache (`.write`). A chunk at another offset
+    /// than expected, longer than asked, empty before the end, or announcing another size fails
+    /// the tasks that need the artifact.
     mutating func chunk(_ header: ChunkHeader, bytes: Data?, now: Double) -> [Action] {
         let hash = header.artifact
         guard var fetch = fetches[hash] else { return [] }
@@ -294,33 +314,41 @@ public struct WorkerCore {
         guard let offset = header.offset, let size = header.size, let bytes else {
             return failFetch(hash, "a CHUNK of artifact \(hash.prefix(12)) without its bytes")
         }
-        do {
-            guard bytes.count <= WireMessage.artifactChunk else {
-                throw ClusterError(
-                    "a chunk of \(bytes.count) bytes, more than the \(WireMessage.artifactChunk) asked for")
-            }
-            let upload: ArtifactStore.Upload
-            if let started = fetch.upload {
-                upload = started
-                guard upload.size == size else {
-                    throw ClusterError("a chunk announcing \(size) bytes for an artifact of \(upload.size)")
-                }
-            } else {
-                guard offset == 0 else { throw ClusterError("a first chunk at offset \(offset), not 0") }
-                upload = try cache.upload(hash, size: size)
-                fetch.upload = upload
-                fetch.requested = min(size, bytes.count)
-            }
-            try upload.append(bytes, at: offset)
-            fetch.inFlight -= 1
-            if upload.isComplete {
-                try upload.finish()
-                fetches[hash] = nil
-                return [.event(.fetched(artifact: hash, bytes: size, seconds: now - fetch.started))] + startNext()
-            }
-            guard !bytes.isEmpty || fetch.inFlight > 0 else {
-                throw ClusterError("the coordinator sent an empty chunk at \(offset) of \(size) bytes")
-            }
+        func refuse(_ why: String) -> [Action] { failFetch(hash, "artifact \(hash.prefix(12)): \(why)") }
+        guard bytes.count <= WireMessage.artifactChunk else {
+            return refuse("a chunk of \(bytes.count) bytes, more than the \(WireMessage.artifactChunk) asked for")
+        }
+        if let known = fetch.size {
+            guard known == size else { return refuse("a chunk announcing \(size) bytes for an artifact of \(known)") }
+        } else {
+            guard offset == 0 else { return refuse("a first chunk at offset \(offset), not 0") }
+            guard size >= 0 else { return refuse("a chunk announcing a negative size") }
+            fetch.size = size
+            fetch.requested = min(size, bytes.count)
+        }
+        guard offset == fetch.expected else { return refuse("a chunk at \(offset), expected \(fetch.expected)") }
+        guard bytes.count <= size - offset else { return refuse("more than the announced \(size) bytes") }
+        guard !bytes.isEmpty || offset == size else {
+            return refuse("the coordinator sent an empty chunk at \(offset) of \(size) bytes")
+        }
+        fetch.expected += bytes.count
+        fetch.inFlight -= 1
+        fetches[hash] = fetch
+        return [.write(ArtifactChunk(artifact: hash, size: size, offset: offset, bytes: bytes))]
+    }
+
+    /// The cache's answer to a `.write`: more chunks are asked for up to the credit; once the
+    /// artifact is whole (and checked) the tasks waiting for it may start.
+    public mutating func wrote(_ hash: String, _ outcome: WriteOutcome, now: Double) -> [Action] {
+        guard var fetch = fetches[hash], let size = fetch.size else { return [] }
+        switch outcome {
+        case .failed(let error):
+            return failFetch(hash, "artifact \(hash.prefix(12)): \(error)")
+        case .stored:
+            fetches[hash] = nil
+            cached.insert(hash)
+            return [.event(.fetched(artifact: hash, bytes: size, seconds: now - fetch.started))] + startNext()
+        case .received:
             var actions: [Action] = []
             while fetch.inFlight < WireMessage.artifactCredit && fetch.requested < size {
                 actions.append(.send(FetchHeader(artifact: hash, offset: fetch.requested).message()))
@@ -329,22 +357,17 @@ public struct WorkerCore {
             }
             fetches[hash] = fetch
             return actions
-        } catch {
-            fetch.upload?.abandon()
-            fetches[hash] = nil
-            return failFetch(hash, "artifact \(hash.prefix(12)): \(error)")
         }
     }
 
-
     /// Every queued task that needs `hash` fails with `reason`.
     private mutating func failFetch(_ hash: String, _ reason: String) -> [Action] {
-        fetches[hash]?.upload?.abandon()
-        fetches[hash] = nil
+        let partial = fetches.removeValue(forKey: hash)?.size != nil
         let failing = queue.filter { needs($0).contains(hash) }
         let leases = Set(failing.map(\.lease))
         queue.removeAll { leases.contains($0.lease) }
-        return [.event(.fetchFailed(artifact: hash, error: reason))]
+        return (partial ? [.discard(artifact: hash)] : [])
+            + [.event(.fetchFailed(artifact: hash, error: reason))]
             + failing.map { .send(FailHeader(lease: $0.lease, error: reason).message()) }
             + startNext()
     }
@@ -367,37 +390,57 @@ public struct WorkerCore {
         header.artifact = artifact
         let result = header.message(binary: [metrics.littleEndianData])
         if sends[artifact] != nil {
-            sends[artifact]!.results.append(result)
-            sends[artifact]!.leases.append(task.lease)
+            sends[artifact]?.results.append(result)
+            sends[artifact]?.leases.append(task.lease)
             return startNext()
         }
-        guard let size = cache.size(artifact) else {
-            return failed(task, error: "the artifact it made is not in the cache", now: now)
-        }
-        sends[artifact] = Send(size: size, started: now, results: [result], leases: [task.lease])
-        return pump(artifact) + startNext()
+        // The compute child put it in the cache; a task that reads it may start at once.
+        cached.insert(artifact)
+        sends[artifact] = Send(
+            started: now, requested: WireMessage.artifactChunk, reading: 1, results: [result], leases: [task.lease])
+        return [.read(artifact: artifact, offset: 0, length: WireMessage.artifactChunk)] + startNext()
     }
 
-    /// PUTs of `hash` up to the credit.
+    /// Reads of `hash` for PUTs, up to the credit.
     private mutating func pump(_ hash: String) -> [Action] {
-        guard var send = sends[hash] else { return [] }
+        guard var send = sends[hash], let size = send.size else { return [] }
         var actions: [Action] = []
-        repeat {
-            guard send.inFlight < WireMessage.artifactCredit else { break }
-            let bytes: Data
-            do {
-                bytes = try cache.read(hash, offset: send.sent, length: WireMessage.artifactChunk)
-            } catch {
-                sends[hash] = nil
-                return send.leases.map { .send(FailHeader(lease: $0, error: "\(error)").message()) }
-            }
-            actions.append(
-                .send(PutHeader(artifact: hash, size: send.size, offset: send.sent).message(binary: [bytes])))
-            send.sent += bytes.count
-            send.inFlight += 1
-        } while send.sent < send.size
+        while send.inFlight + send.reading < WireMessage.artifactCredit && send.requested < size {
+            actions.append(.read(artifact: hash, offset: send.requested, length: WireMessage.artifactChunk))
+            send.requested += WireMessage.artifactChunk
+            send.reading += 1
+        }
         sends[hash] = send
         return actions
+    }
+
+    /// The cache's answer to a `.read` of an artifact this worker made: a PUT of the bytes. An
+    /// artifact that is missing, unreadable or changes while it goes fails the results waiting on it.
+    public mutating func read(_ hash: String, offset: Int, _ outcome: ReadOutcome) -> [Action] {
+        guard var send = sends[hash] else { return [] }
+        func fail(_ error: String) -> [Action] {
+            sends[hash] = nil
+            return [.event(.uploadFailed(artifact: hash, error: error))]
+                + send.leases.map { .send(FailHeader(lease: $0, error: error).message()) }
+        }
+        switch outcome {
+        case .missing:
+            cached.remove(hash)
+            return fail("the artifact it made is not in the cache")
+        case .failed(let error):
+            return fail(error)
+        case .bytes(let bytes, let size):
+            if send.size == nil { send.size = size }
+            guard size == send.size, offset == send.sent, !bytes.isEmpty || size == offset,
+                bytes.count <= size - offset
+            else { return fail("artifact \(hash.prefix(12)) changed in the cache while it was uploaded") }
+            send.reading -= 1
+            send.inFlight += 1
+            send.sent += bytes.count
+            sends[hash] = send
+            let put = PutHeader(artifact: hash, size: size, offset: offset).message(binary: [bytes])
+            return [.send(put)] + pump(hash)
+        }
     }
 
     /// The coordinator took chunks of an artifact; once it is stored, the results go.
@@ -412,13 +455,14 @@ public struct WorkerCore {
         }
         if header.complete == true {
             sends[hash] = nil
+            let size = send.size ?? 0
             let uploaded = WorkerEvent.uploaded(
-                artifact: hash, bytes: send.size, seconds: now - send.started, alreadyThere: send.sent < send.size)
+                artifact: hash, bytes: size, seconds: now - send.started, alreadyThere: send.sent < size)
             return [.event(uploaded)] + send.results.map { .send($0) }
         }
         send.inFlight = max(0, send.inFlight - 1)
         sends[hash] = send
-        return send.sent < send.size ? pump(hash) : []
+        return pump(hash)
     }
 
     public mutating func failed(_ task: Task, error: String, now: Double) -> [Action] {

@@ -15,6 +15,10 @@ public enum WorkerEvent: Sendable, Equatable {
     case fetchFailed(artifact: String, error: String)
     case uploaded(artifact: String, bytes: Int, seconds: Double, alreadyThere: Bool)
     case uploadRefused(artifact: String, error: String)
+    /// An artifact this worker made could not be read back from its cache to upload.
+    case uploadFailed(artifact: String, error: String)
+    /// A file the spec names was copied from the coordinator's path instead of fetched.
+    case tookLocalFile(artifact: String, path: String)
     /// A result computed for an earlier connection (its lease is gone).
     case staleResult(lease: Int)
     case shardFailed(job: String, shard: Int, error: String)
@@ -24,9 +28,9 @@ public enum WorkerEvent: Sendable, Equatable {
 extension WorkerEvent {
     public var level: Logger.Level {
         switch self {
-        case .joined, .fetched, .uploaded, .staleResult: .info
+        case .joined, .fetched, .uploaded, .staleResult, .tookLocalFile: .info
         case .messageRefused, .disconnected, .taskRefused, .coordinatorSilent: .warning
-        case .fetchFailed, .uploadRefused, .shardFailed: .error
+        case .fetchFailed, .uploadRefused, .uploadFailed, .shardFailed: .error
         }
     }
 
@@ -41,6 +45,8 @@ extension WorkerEvent {
         case .fetchFailed: "cannot fetch an artifact; the tasks that need it fail"
         case .uploaded: "uploaded an artifact"
         case .uploadRefused: "the coordinator refused an artifact"
+        case .uploadFailed: "cannot upload an artifact this worker made; its results fail"
+        case .tookLocalFile: "took a file from the local file system"
         case .staleResult: "dropped a result from an earlier connection"
         case .shardFailed: "shard failed"
         case .coordinatorSilent: "the coordinator is silent; reconnecting"
@@ -66,7 +72,9 @@ extension WorkerEvent {
         case .uploaded(let artifact, let bytes, let seconds, let alreadyThere):
             if alreadyThere { return ["artifact": "\(artifact.prefix(12))", "coordinator_had_it": "true"] }
             return transfer(bytes, seconds).merging(["artifact": "\(artifact.prefix(12))"]) { a, _ in a }
-        case .uploadRefused(let artifact, let error): return ["artifact": "\(artifact.prefix(12))", "error": "\(error)"]
+        case .uploadRefused(let artifact, let error), .uploadFailed(let artifact, let error):
+            return ["artifact": "\(artifact.prefix(12))", "error": "\(error)"]
+        case .tookLocalFile(let artifact, let path): return ["artifact": "\(artifact.prefix(12))", "path": "\(path)"]
         case .staleResult(let lease): return ["lease": "\(lease)"]
         case .shardFailed(let job, let shard, let error): return ["job": "\(job)", "shard": "\(shard)", "error": "\(error)"]
         case .coordinatorSilent(let seconds): return ["seconds": "\(seconds)"]
