@@ -62,6 +62,7 @@ let package = Package(
             dependencies: [
                 "BasinNN", "BasinLandscape", "BasinSweep", "BasinCluster", "BasinFuzz", "CBLAS", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         .target(name: "BasinTestSupport", dependencies: ["BasinNN"], path: "Tests/BasinTestSupport"),

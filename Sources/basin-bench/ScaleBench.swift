@@ -2,7 +2,17 @@ import ArgumentParser
 import BasinCluster
 import BasinSweep
 import Foundation
+import HeapModule
 import ZeroMQ
+
+/// A simulated worker's answer, sent at `time`.
+struct DueResult: Comparable {
+    var time: Double
+    var worker: Int
+    var message: WireMessage
+    static func < (a: Self, b: Self) -> Bool { a.time < b.time }
+    static func == (a: Self, b: Self) -> Bool { a.time == b.time }
+}
 
 /// Many simulated workers in one process against a running `basin coordinator`: each a
 /// DEALER socket that says HELLO and answers every TASK with valid trivial values after a
@@ -79,7 +89,11 @@ struct ScaleBench: ParsableCommand {
                     kinds: idle ? ["hessian"] : nil
                 ).message())
         }
-        var due: [(time: Double, worker: Int, message: WireMessage)] = []
+        // Answers by time (a heap), so a pass costs what is due, not what is waiting; passes are
+        // at least a millisecond apart, so the simulator does not spin polling a thousand sockets
+        // and take the coordinator's CPU on a small machine.
+        var due = Heap<DueResult>()
+        var lastHeartbeats = 0.0
         var resultSent = [Double?](repeating: nil, count: workers)
         var latencies: [Double] = []
         var acks = 0, measuredAcks = 0, disconnects = 0, joined = 0
@@ -89,7 +103,7 @@ struct ScaleBench: ParsableCommand {
         var cpuAtWarm = 0.0
         var done = false
         while now() < end && !done {
-            let wait = due.map { max(0, Int(($0.time - now()) * 1000)) }.min().map { min($0, 20) } ?? 20
+            let wait = due.min.map { min(max(1, Int((($0.time - now()) * 1000).rounded(.up))), 20) } ?? 20
             let readable = try ZMQSocket.poll(sockets, timeout: wait)
             let t = now()
             for i in readable {
@@ -105,7 +119,7 @@ struct ScaleBench: ParsableCommand {
                         let result = ResultHeader(
                             lease: task.lease, job: task.job, jobIndex: task.jobIndex, shard: task.shard, seconds: 0.001
                         ).message(binary: [values.withUnsafeBytes { Data($0) }])
-                        due.append((t + Double.random(in: 0...(delay / 1000), using: &random), i, result))
+                        due.insert(DueResult(time: t + Double.random(in: 0...(delay / 1000), using: &random), worker: i, message: result))
                     case .ack:
                         acks += 1
                         if t >= warm { measuredAcks += 1 }
@@ -115,17 +129,15 @@ struct ScaleBench: ParsableCommand {
                     }
                 }
             }
-            var later: [(time: Double, worker: Int, message: WireMessage)] = []
-            for item in due {
-                if item.time <= t {
-                    send(item.worker, item.message)
-                    resultSent[item.worker] = now()
-                } else {
-                    later.append(item)
-                }
+            while let first = due.min, first.time <= t {
+                let item = due.removeMin()
+                send(item.worker, item.message)
+                resultSent[item.worker] = now()
             }
-            due = later
-            for i in 0..<workers where t - lastSent[i] >= 1 { send(i, HeartbeatHeader(computing: 0, queued: 0).message()) }
+            if t - lastHeartbeats >= 0.1 {
+                lastHeartbeats = t
+                for i in 0..<workers where t - lastSent[i] >= 1 { send(i, HeartbeatHeader(computing: 0, queued: 0).message()) }
+            }
             if t >= warm && cpuAtWarm == 0 { cpuAtWarm = max(cpu(), 1e-9) }
             if Int(t * 10) % 5 == 0 { peak = max(peak, resident()) }
         }

@@ -198,9 +198,9 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         #expect(!sent(actions).contains { $0.message.command == .ack })
         // Its credit is still taken until the ACK: no new task yet.
         #expect(!sent(actions).contains { $0.message.command == .task })
+        // The ACK frees it, and the next TASK follows the ACK.
         let durable = sent(core.durable(now: 1))
-        #expect(durable.map(\.message.command) == [.ack])
-        #expect(sent(core.tick(now: 1.05)).contains { $0.message.command == .task })
+        #expect(durable.map(\.message.command) == [.ack, .task])
     }
 
     @Test func finishesWhenEveryShardIsDone() throws {
@@ -213,8 +213,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
             now += 0.01
             let task = outstanding.removeFirst().message
             _ = core.receive(peer: Data("w1".utf8), frames: result(task), now: now)
-            _ = core.durable(now: now)
-            outstanding += sent(core.tick(now: now)).filter { $0.message.command == .task }
+            outstanding += sent(core.durable(now: now) + core.tick(now: now)).filter { $0.message.command == .task }
         }
         #expect(core.isFinished && core.pointsDone == core.pointsTotal && core.quarantine.isEmpty)
         #expect(sent(core.finish()).map(\.message.command) == [.done])
@@ -237,10 +236,29 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         #expect(core.workersAlive == 1)
         // When w2 is free again, the shard w1 held is the next it gets.
         _ = core.receive(peer: Data("w2".utf8), frames: result(second[0].message), now: 6.2)
-        _ = core.durable(now: 6.2)
-        let next = sent(core.tick(now: 6.3)).filter { $0.message.command == .task }
+        // Its ACK frees the credit, and the next TASK goes with it.
+        let next = sent(core.durable(now: 6.2)).filter { $0.message.command == .task }
         #expect(next.first?.message.int("shard") == first[0].message.int("shard"))
         #expect(next.first?.message.int("job_index") == first[0].message.int("job_index"))
+    }
+
+    /// Once results are durable each worker gets its ACK and, in the same breath, the TASK its
+    /// freed credit buys: the two together, so one write carries both.
+    @Test func anAckAndTheTaskItFreesGoTogether() throws {
+        var core = try fixture.core()
+        var tasks: [String: WireMessage] = [:]
+        for name in ["w1", "w2"] {
+            tasks[name] = sent(core.receive(peer: Data(name.utf8), frames: hello(name, slots: 1), now: 0)).first {
+                $0.message.command == .task
+            }?.message
+        }
+        for name in ["w1", "w2"] {
+            let answer = try #require(tasks[name])
+            #expect(sent(core.receive(peer: Data(name.utf8), frames: result(answer), now: 1)).isEmpty)
+        }
+        let out = sent(core.durable(now: 1.1))
+        let order = out.map { "\($0.peer) \($0.message.command.rawValue)" }
+        #expect(order == ["w1 ACK", "w1 TASK", "w2 ACK", "w2 TASK"] || order == ["w2 ACK", "w2 TASK", "w1 ACK", "w1 TASK"], "\(order)")
     }
 
     @Test func expiredLeasesAreReissuedAndDuplicatesCompared() throws {
@@ -265,8 +283,7 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
             }, "\(scheduled(tick))")
         // w2 finishes its own shard and is then given w1's expired one.
         _ = core.receive(peer: Data("w2".utf8), frames: result(t2), now: 2.65)
-        _ = core.durable(now: 2.65)
-        let copy = sent(core.tick(now: 2.66)).filter { $0.peer == "w2" && $0.message.command == .task }
+        let copy = sent(core.durable(now: 2.65)).filter { $0.peer == "w2" && $0.message.command == .task }
         #expect(copy.count == 1 && copy[0].message.int("shard") == t1.int("shard"))
         #expect(copy[0].message.int("job_index") == t1.int("job_index"))
         // Both answer the same shard: the first wins; an equal second is acknowledged and

@@ -462,7 +462,27 @@ public struct CoordinatorCore {
 
     /// The journal holds every record handed out so far: acknowledge their results.
     public mutating func durable(now: Double) -> [Action] {
-        effects(scheduler.durable(), now: now)
+        Self.byPeer(effects(scheduler.durable(), now: now) + dispatch(now: now))
+    }
+
+    /// The same actions with each peer's messages together (its ACK, then the TASK its freed
+    /// credit bought), in the order each peer first appears; the rest keep their place. A
+    /// peer's messages keep their order, and there is no order between peers, so this changes
+    /// nothing a worker sees but lets the socket carry both in one write.
+    static func byPeer(_ actions: [Action]) -> [Action] {
+        var order: [Data] = []
+        var messages: [Data: [Action]] = [:]
+        var rest: [Action] = []
+        for action in actions {
+            guard case .send(let peer, _) = action else {
+                rest.append(action)
+                continue
+            }
+            if messages[peer] == nil { order.append(peer) }
+            messages[peer, default: []].append(action)
+        }
+        guard order.count > 1 else { return actions }
+        return rest + order.flatMap { messages[$0] ?? [] }
     }
 
     /// The HEARTBEAT every worker gets, encoded once per epoch.
