@@ -23,10 +23,27 @@ def _pair(value):
     return list(value) if isinstance(value, (tuple, list)) else [value, value]
 
 
+class Residual(nn.Module):
+    """A Basin residual block: body(x) + shortcut(x), an empty shortcut being the identity. Its
+    children are named `body` and `shortcut` (nn.Sequential), as Basin names the block's tensors."""
+
+    def __init__(self, body, shortcut):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x):
+        return self.body(x) + (self.shortcut(x) if len(self.shortcut) else x)
+
+
 def to_sequential(description):
     """nn.Sequential for a Basin description (dict with 'input' and 'layers', sizes resolved)."""
+    return _layers(description["layers"])
+
+
+def _layers(specs):
     layers = []
-    for spec in description["layers"]:
+    for spec in specs:
         spec = {"type": spec} if isinstance(spec, str) else dict(spec)
         kind = spec.pop("type")
         if kind == "linear":
@@ -57,22 +74,39 @@ def to_sequential(description):
             layers.append(cls(spec["num_features"], eps=spec.get("eps", 1e-5), momentum=spec.get("momentum", 0.1)))
         elif kind == "dropout":
             layers.append(nn.Dropout(spec.get("p", 0.5)))
+        elif kind == "identity":
+            layers.append(nn.Identity())
+        elif kind == "adaptive_avgpool2d":
+            layers.append(nn.AdaptiveAvgPool2d(tuple(_pair(spec.get("output_size", 1)))))
+        elif kind == "layernorm":
+            layers.append(nn.LayerNorm(list(spec["normalized_shape"]), eps=spec.get("eps", 1e-5)))
+        elif kind == "groupnorm":
+            layers.append(nn.GroupNorm(spec["num_groups"], spec["num_channels"], eps=spec.get("eps", 1e-5)))
+        elif kind == "residual":
+            layers.append(Residual(_layers(spec["body"]), _layers(spec.get("shortcut", []))))
         else:
             raise ValueError(f"layer type '{kind}' has no PyTorch counterpart here")
     return nn.Sequential(*layers)
 
 
 def describe(model, input_shape):
-    """Basin description (dict) of an nn.Sequential; raises ValueError naming an unsupported layer."""
+    """Basin description (dict) of an nn.Sequential (whose children may be `Residual` blocks);
+    raises ValueError naming an unsupported layer."""
+    return {"input": list(input_shape), "layers": _describe(model, input_shape, "layer ")}
+
+
+def _describe(model, input_shape, where):
     layers = []
-    for index, layer in enumerate(model):
+    shape = list(input_shape)
+    for position, layer in enumerate(model):
+        index = f"{where}{position}"
         if isinstance(layer, nn.Linear):
             layers.append({"type": "linear", "in_features": layer.in_features, "out_features": layer.out_features,
                            "bias": layer.bias is not None})
         elif isinstance(layer, nn.Conv2d):
             if layer.groups != 1 or tuple(layer.dilation) != (1, 1) or layer.padding_mode != "zeros" \
                     or isinstance(layer.padding, str):
-                raise ValueError(f"layer {index}: Conv2d with groups, dilation, string padding or non-zero padding mode")
+                raise ValueError(f"{index}: Conv2d with groups, dilation, string padding or non-zero padding mode")
             layers.append({"type": "conv2d", "in_channels": layer.in_channels, "out_channels": layer.out_channels,
                            "kernel_size": list(layer.kernel_size), "stride": list(layer.stride),
                            "padding": list(layer.padding), "bias": layer.bias is not None})
@@ -88,26 +122,56 @@ def describe(model, input_shape):
             layers.append({"type": "gelu", "approximate": layer.approximate})
         elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
             if getattr(layer, "ceil_mode", False) or getattr(layer, "dilation", 1) not in (1, (1, 1)):
-                raise ValueError(f"layer {index}: pooling with ceil_mode or dilation")
+                raise ValueError(f"{index}: pooling with ceil_mode or dilation")
             if isinstance(layer, nn.AvgPool2d) and (not layer.count_include_pad or layer.divisor_override):
-                raise ValueError(f"layer {index}: AvgPool2d without count_include_pad")
+                raise ValueError(f"{index}: AvgPool2d without count_include_pad")
             layers.append({"type": "maxpool2d" if isinstance(layer, nn.MaxPool2d) else "avgpool2d",
                            "kernel_size": _pair(layer.kernel_size), "stride": _pair(layer.stride),
                            "padding": _pair(layer.padding)})
         elif isinstance(layer, nn.Flatten):
             if layer.start_dim != 1 or layer.end_dim != -1:
-                raise ValueError(f"layer {index}: Flatten must use start_dim=1, end_dim=-1")
+                raise ValueError(f"{index}: Flatten must use start_dim=1, end_dim=-1")
             layers.append("flatten")
         elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if not layer.affine or not layer.track_running_stats or layer.momentum is None:
-                raise ValueError(f"layer {index}: BatchNorm must be affine, track running stats and have a momentum")
+                raise ValueError(f"{index}: BatchNorm must be affine, track running stats and have a momentum")
             layers.append({"type": "batchnorm1d" if isinstance(layer, nn.BatchNorm1d) else "batchnorm2d",
                            "num_features": layer.num_features, "eps": layer.eps, "momentum": layer.momentum})
         elif isinstance(layer, nn.Dropout):
             layers.append({"type": "dropout", "p": layer.p})
+        elif isinstance(layer, nn.Identity):
+            layers.append("identity")
+        elif isinstance(layer, nn.AdaptiveAvgPool2d):
+            if _pair(layer.output_size) != [1, 1]:
+                raise ValueError(f"{index}: AdaptiveAvgPool2d must have output_size 1")
+            layers.append({"type": "adaptive_avgpool2d", "output_size": 1})
+        elif isinstance(layer, nn.LayerNorm):
+            if not layer.elementwise_affine or layer.bias is None or list(layer.normalized_shape) != shape:
+                raise ValueError(f"{index}: LayerNorm must be affine with a bias and normalize the whole "
+                                 f"sample {shape}")
+            layers.append({"type": "layernorm", "normalized_shape": list(layer.normalized_shape), "eps": layer.eps})
+        elif isinstance(layer, nn.GroupNorm):
+            if not layer.affine:
+                raise ValueError(f"{index}: GroupNorm must be affine")
+            layers.append({"type": "groupnorm", "num_groups": layer.num_groups, "num_channels": layer.num_channels,
+                           "eps": layer.eps})
+        elif isinstance(layer, Residual):
+            layers.append({"type": "residual", "body": _describe(layer.body, shape, f"{index} body "),
+                           "shortcut": _describe(layer.shortcut, shape, f"{index} shortcut ")})
         else:
-            raise ValueError(f"layer {index}: {type(layer).__name__} is not supported by Basin")
-    return {"input": list(input_shape), "layers": layers}
+            raise ValueError(f"{index}: {type(layer).__name__} is not supported by Basin")
+        shape = _output_shape(layer, shape)
+    return layers
+
+
+def _output_shape(layer, shape):
+    """The shape of one sample after `layer` (run on zeros)."""
+    with torch.no_grad():
+        was = layer.training
+        layer.eval()
+        out = layer(torch.zeros([1] + list(shape)))
+        layer.train(was)
+    return list(out.shape[1:])
 
 
 def evaluate(model, features, labels, loss="cross_entropy"):

@@ -16,6 +16,18 @@ import Testing
         ("batchnorm1d", .batchNorm1d(numFeatures: nil, eps: 1e-5, momentum: 0.1)),
         ("dropout", .dropout(p: 0.3)),
         ("linear_no_bias", .linear(inFeatures: nil, outFeatures: 7, bias: false)),
+        ("layernorm", .layerNorm(normalizedShape: nil, eps: 1e-5)),
+        ("identity", .identity),
+        (
+            "residual_mlp",
+            .residual(body: [.linear(inFeatures: nil, outFeatures: 6, bias: true), .tanh], shortcut: [])
+        ),
+        (
+            "residual_dropout_projection",
+            .residual(
+                body: [.linear(inFeatures: nil, outFeatures: 4, bias: true), .dropout(p: 0.3)],
+                shortcut: [.linear(inFeatures: nil, outFeatures: 4, bias: false)])
+        ),
     ]
 
     @Test(arguments: flatCases.map(\.0))
@@ -52,7 +64,40 @@ import Testing
         ("batchnorm2d", .batchNorm2d(numFeatures: nil, eps: 1e-5, momentum: 0.1)),
         ("relu", .relu),
         ("dropout", .dropout(p: 0.25)),
+        ("layernorm", .layerNorm(normalizedShape: [3, 6, 6], eps: 1e-5)),
+        ("groupnorm", .groupNorm(numGroups: 3, numChannels: 3, eps: 1e-5)),
+        ("adaptive_avgpool2d", .adaptiveAvgPool2d(outputSize: .init(1))),
+        ("basic_block", Self.basicBlock(out: 3, stride: 1)),
+        ("basic_block_downsample", Self.basicBlock(out: 4, stride: 2)),
+        (
+            "preactivation_block",
+            .residual(
+                body: [
+                    .batchNorm2d(numFeatures: nil, eps: 1e-5, momentum: 0.1), .gelu(tanhApproximation: false),
+                    .conv2d(inChannels: nil, outChannels: 3, kernel: .init(3), stride: .init(1), padding: .init(1), bias: false),
+                ], shortcut: [])
+        ),
+        (
+            "nested_blocks",
+            .residual(
+                body: [Self.basicBlock(out: 3, stride: 1), .groupNorm(numGroups: 1, numChannels: nil, eps: 1e-5)],
+                shortcut: [.identity])
+        ),
     ]
+
+    /// A ResNet basic block: conv-BN-activation-conv-BN plus the input, or its 1×1 strided
+    /// projection (conv + BN) when the shape changes. GELU stands in for the ReLU here: a ReLU
+    /// kink between the two finite-difference points fails central differences (ReLU's own
+    /// backward is checked alone above).
+    static func basicBlock(out: Int, stride: Int) -> LayerSpec {
+        func conv(_ k: Int, _ s: Int) -> LayerSpec {
+            .conv2d(inChannels: nil, outChannels: out, kernel: .init(k), stride: .init(s), padding: .init(k / 2), bias: false)
+        }
+        let bn = LayerSpec.batchNorm2d(numFeatures: nil, eps: 1e-5, momentum: 0.1)
+        return .residual(
+            body: [conv(3, stride), bn, .gelu(tanhApproximation: false), conv(3, 1), bn],
+            shortcut: stride == 1 ? [] : [conv(1, stride), bn])
+    }
 
     @Test(arguments: imageCases.map(\.0))
     func imageLayer(_ name: String) throws {

@@ -84,7 +84,8 @@ public struct GradientCheck {
         // Nudge BatchNorm affine parameters and statistics away from 1/0 so they matter.
         for entry in network.parameterLayout.entries + network.stateLayout.entries
         where entry.name.contains("running")
-            || (entry.shape.count == 1 && network.batchNormLayers.contains(Int(entry.name.split(separator: ".")[0])!))
+            || (entry.shape.count == 1
+                && network.batchNormNames.contains(entry.name.split(separator: ".").dropLast().joined(separator: ".")))
         {
             let noise = TestSupport.gaussian(entry.count, seed: seed &+ UInt64(entry.offset) &+ 7, scale: 0.3)
             for i in 0..<entry.count {

@@ -40,6 +40,15 @@ public enum WeightMatching {
 
     static func groups(_ network: Network) throws -> [Group] {
         let layers = network.description.layers
+        // Permuting around a layer these groups do not describe would change the function.
+        for (i, layer) in layers.enumerated() {
+            switch layer {
+            case .residual, .layerNorm, .groupNorm:
+                throw NNError(
+                    "alignment: layer \(i) is a \(layer.typeName); weight matching here permutes plain Sequential stacks of linear, conv2d, batchnorm and elementwise layers only")
+            default: continue
+            }
+        }
         let parametric = layers.indices.filter {
             if case .linear = layers[$0] { return true }
             if case .conv2d = layers[$0] { return true }

@@ -91,7 +91,7 @@ public struct LandscapeEvaluator: Sendable {
                 Model(
                     network: tail, parameters: VectorMath.combination(c, tailBases),
                     state: VectorMath.combination(c, tailStates),
-                    batchesTracked: [Int64](repeating: 0, count: tail.batchNormLayers.count))
+                    batchesTracked: [Int64](repeating: 0, count: tail.batchNormNames.count))
             }
             let responses = FirstLayerResponses(heads: heads, outputSize: head.outputSize)
             if recomputes {

@@ -24,7 +24,7 @@ public struct AffineFamily: Sendable {
         Model(
             network: network, parameters: VectorMath.combination(coefficients, bases),
             state: VectorMath.combination(coefficients, states),
-            batchesTracked: [Int64](repeating: 0, count: network.batchNormLayers.count))
+            batchesTracked: [Int64](repeating: 0, count: network.batchNormNames.count))
     }
 
     /// θ0 + Σᵢ xᵢ·dᵢ around a model: bases [θ0, d1, d2, ...], coefficients [1, x1, x2, ...].

@@ -14,7 +14,7 @@ public enum Checkpoint {
     public static func tensors(of model: Model, metadata: [String: String] = [:]) -> SafeTensors {
         let network = model.network
         var file = SafeTensors()
-        var bnCounter = 0
+        // Layer by layer: its parameters, its statistics, its BatchNorm counters.
         for layer in 0..<network.layerCount {
             let prefix = "\(layer)."
             for entry in network.parameterLayout.entries where entry.name.hasPrefix(prefix) {
@@ -23,9 +23,8 @@ public enum Checkpoint {
             for entry in network.stateLayout.entries where entry.name.hasPrefix(prefix) {
                 file[entry.name] = TensorData(Array(model.state[entry.range]), shape: entry.shape)
             }
-            if network.batchNormLayers.contains(layer) {
-                file["\(layer).num_batches_tracked"] = TensorData([model.batchesTracked[bnCounter]], shape: [])
-                bnCounter += 1
+            for (i, name) in network.batchNormNames.enumerated() where name == "\(layer)" || name.hasPrefix(prefix) {
+                file["\(name).num_batches_tracked"] = TensorData([model.batchesTracked[i]], shape: [])
             }
         }
         file.metadata = metadata
@@ -76,7 +75,7 @@ public enum Checkpoint {
         for entry in network.stateLayout.entries {
             model.state.replaceSubrange(entry.range, with: try floats(entry))
         }
-        for (i, layer) in network.batchNormLayers.enumerated() {
+        for (i, layer) in network.batchNormNames.enumerated() {
             let name = "\(layer).num_batches_tracked"
             let t = try tensor(name, shape: [])
             guard let values = t.integers(), let value = values.first else {

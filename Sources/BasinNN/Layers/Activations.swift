@@ -88,6 +88,7 @@ struct FlattenKernel: LayerKernel {
 ///
 /// The mask is a function of `(seed, layer, step)`, regenerated in backward instead of stored.
 struct DropoutKernel: LayerKernel {
+    var containsDropout: Bool { true }
     let p: Float
     let shape: [Int]
 

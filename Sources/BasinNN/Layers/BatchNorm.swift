@@ -29,6 +29,7 @@ struct BatchNormKernel: LayerKernel {
     }
 
     func scratchCount(batch: Int) -> Int { 2 * channels }
+    var batchNormPaths: [String] { [""] }
 
     func forward(_ m: LayerMemory, mode: ForwardMode, layerIndex: Int) {
         let c = channels, s = spatial, n = m.batch

@@ -69,6 +69,11 @@ protocol LayerKernel: Sendable {
     func scratchCount(batch: Int) -> Int
     func forward(_ memory: LayerMemory, mode: ForwardMode, layerIndex: Int)
     func backward(_ memory: LayerMemory, _ gradients: LayerGradientMemory, mode: ForwardMode, layerIndex: Int)
+    /// Where the BatchNorm layers inside this one are, as `state_dict` prefixes relative to it
+    /// (`""`: this layer is one; `body.1`: inside a block). Each keeps a `num_batches_tracked`.
+    var batchNormPaths: [String] { get }
+    /// Whether a Dropout layer is this one or inside it.
+    var containsDropout: Bool { get }
 }
 
 extension LayerKernel {
@@ -77,4 +82,6 @@ extension LayerKernel {
     var parameterSpecs: [TensorSpec] { [] }
     var stateSpecs: [TensorSpec] { [] }
     func scratchCount(batch: Int) -> Int { 0 }
+    var batchNormPaths: [String] { [] }
+    var containsDropout: Bool { false }
 }

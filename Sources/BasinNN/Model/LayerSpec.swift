@@ -1,4 +1,5 @@
-/// One layer of a Sequential model, with PyTorch's constructor arguments.
+/// One layer of a Sequential model, with PyTorch's constructor arguments; a residual block
+/// holds layers of its own.
 ///
 /// Sizes that follow from the previous layer (`in_features`, `in_channels`, `num_features`)
 /// may be left out of a description; they are filled in when the model is built and checked
@@ -18,6 +19,14 @@ public enum LayerSpec: Equatable, Sendable {
     case batchNorm1d(numFeatures: Int?, eps: Double, momentum: Double)
     case batchNorm2d(numFeatures: Int?, eps: Double, momentum: Double)
     case dropout(p: Double)
+    /// `body(x) + shortcut(x)`; an empty shortcut is the identity.
+    indirect case residual(body: [LayerSpec], shortcut: [LayerSpec])
+    case identity
+    /// `nn.AdaptiveAvgPool2d`; only an output of 1×1 (global average pooling).
+    case adaptiveAvgPool2d(outputSize: Pair)
+    /// `nn.LayerNorm` over the last dimensions of a sample (nil: all of them, C·H·W).
+    case layerNorm(normalizedShape: [Int]?, eps: Double)
+    case groupNorm(numGroups: Int, numChannels: Int?, eps: Double)
 
     /// Two integers (height, width), written in a description as `3` or `[3, 3]`.
     public struct Pair: Equatable, Sendable, Codable {
@@ -69,6 +78,11 @@ public enum LayerSpec: Equatable, Sendable {
         case .batchNorm1d: "batchnorm1d"
         case .batchNorm2d: "batchnorm2d"
         case .dropout: "dropout"
+        case .residual: "residual"
+        case .identity: "identity"
+        case .adaptiveAvgPool2d: "adaptive_avgpool2d"
+        case .layerNorm: "layernorm"
+        case .groupNorm: "groupnorm"
         }
     }
 }
@@ -81,11 +95,15 @@ extension LayerSpec: Codable {
         case kernelSize = "kernel_size", stride, padding, bias
         case negativeSlope = "negative_slope", approximate
         case numFeatures = "num_features", eps, momentum, p
+        case body, shortcut, outputSize = "output_size", normalizedShape = "normalized_shape"
+        case numGroups = "num_groups", numChannels = "num_channels"
     }
 
     private static let typeAliases: [String: String] = [
         "leakyrelu": "leaky_relu", "max_pool2d": "maxpool2d", "avg_pool2d": "avgpool2d",
         "batch_norm1d": "batchnorm1d", "batch_norm2d": "batchnorm2d", "conv": "conv2d",
+        "adaptiveavgpool2d": "adaptive_avgpool2d", "adaptive_avg_pool2d": "adaptive_avgpool2d",
+        "layer_norm": "layernorm", "group_norm": "groupnorm",
     ]
 
     /// Decodes either a bare type name (`relu`) or a mapping with `type` and PyTorch arguments.
@@ -155,12 +173,23 @@ extension LayerSpec: Codable {
                 ? .batchNorm1d(numFeatures: features, eps: eps, momentum: momentum)
                 : .batchNorm2d(numFeatures: features, eps: eps, momentum: momentum)
         case "dropout": self = .dropout(p: try opt(.p, Double.self) ?? 0.5)
+        case "residual":
+            self = .residual(body: try req(.body, [LayerSpec].self), shortcut: try opt(.shortcut, [LayerSpec].self) ?? [])
+        case "identity": self = .identity
+        case "adaptive_avgpool2d": self = .adaptiveAvgPool2d(outputSize: try opt(.outputSize, Pair.self) ?? Pair(1))
+        case "layernorm":
+            self = .layerNorm(normalizedShape: try opt(.normalizedShape, [Int].self), eps: try opt(.eps, Double.self) ?? 1e-5)
+        case "groupnorm":
+            self = .groupNorm(
+                numGroups: try req(.numGroups, Int.self), numChannels: try opt(.numChannels, Int.self),
+                eps: try opt(.eps, Double.self) ?? 1e-5)
         default:
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: decoder.codingPath,
                     debugDescription: "unknown layer type '\(rawName)' (known: linear, conv2d, relu, leaky_relu, "
-                        + "tanh, sigmoid, gelu, maxpool2d, avgpool2d, flatten, batchnorm1d, batchnorm2d, dropout)"))
+                        + "tanh, sigmoid, gelu, maxpool2d, avgpool2d, adaptive_avgpool2d, flatten, batchnorm1d, "
+                        + "batchnorm2d, layernorm, groupnorm, dropout, identity, residual)"))
         }
     }
 
@@ -179,8 +208,20 @@ extension LayerSpec: Codable {
             try c.encode(stride, forKey: .stride)
             try c.encode(padding, forKey: .padding)
             try c.encode(bias, forKey: .bias)
-        case .relu, .tanh, .sigmoid, .flatten:
+        case .relu, .tanh, .sigmoid, .flatten, .identity:
             break
+        case .residual(let body, let shortcut):
+            try c.encode(body, forKey: .body)
+            try c.encode(shortcut, forKey: .shortcut)
+        case .adaptiveAvgPool2d(let size):
+            try c.encode(size, forKey: .outputSize)
+        case .layerNorm(let shape, let eps):
+            try c.encodeIfPresent(shape, forKey: .normalizedShape)
+            try c.encode(eps, forKey: .eps)
+        case .groupNorm(let groups, let channels, let eps):
+            try c.encode(groups, forKey: .numGroups)
+            try c.encodeIfPresent(channels, forKey: .numChannels)
+            try c.encode(eps, forKey: .eps)
         case .leakyReLU(let slope):
             try c.encode(slope, forKey: .negativeSlope)
         case .gelu(let tanhApproximation):

@@ -8,7 +8,7 @@ public struct Model: Sendable {
     public var parameters: [Float]
     /// Running statistics, laid out by `network.stateLayout`.
     public var state: [Float]
-    /// One counter per BatchNorm layer, in `network.batchNormLayers` order.
+    /// One counter per BatchNorm layer, in `network.batchNormNames` order.
     public var batchesTracked: [Int64]
 
     public init(network: Network, parameters: [Float], state: [Float], batchesTracked: [Int64]) {

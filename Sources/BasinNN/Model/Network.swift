@@ -1,4 +1,4 @@
-/// A Sequential model compiled from its description: shapes resolved, kernels built, the
+/// A Sequential model (whose layers may be residual blocks) compiled from its description: shapes resolved, kernels built, the
 /// parameter and state layouts fixed. Immutable and shared by every copy of a model.
 public struct Network: Sendable {
     /// The description with every inferred size filled in.
@@ -6,8 +6,9 @@ public struct Network: Sendable {
     public let parameterLayout: TensorLayout
     /// Float buffers that are not parameters (BatchNorm running statistics).
     public let stateLayout: TensorLayout
-    /// Layers that keep a `num_batches_tracked` counter (BatchNorm), by layer index.
-    public let batchNormLayers: [Int]
+    /// The `state_dict` prefix of every BatchNorm layer (`3`, `4.body.1`), each keeping a
+    /// `num_batches_tracked` counter, in order.
+    public let batchNormNames: [String]
     let kernels: [any LayerKernel]
     let parameterRanges: [Range<Int>]
     let stateRanges: [Range<Int>]
@@ -15,8 +16,8 @@ public struct Network: Sendable {
     public var inputSize: Int { description.input.reduce(1, *) }
     public var outputSize: Int { kernels.last?.outputSize ?? inputSize }
     public var layerCount: Int { kernels.count }
-    public var hasBatchNorm: Bool { !batchNormLayers.isEmpty }
-    public var hasDropout: Bool { kernels.contains { $0 is DropoutKernel } }
+    public var hasBatchNorm: Bool { !batchNormNames.isEmpty }
+    public var hasDropout: Bool { kernels.contains { $0.containsDropout } }
 
     /// Output shape of layer `index` for one sample.
     public func outputShape(ofLayer index: Int) -> [Int] { kernels[index].outputShape }
@@ -34,83 +35,9 @@ public struct Network: Sendable {
         var resolved: [LayerSpec] = []
         var parameterLayout = TensorLayout(), stateLayout = TensorLayout()
         var parameterRanges: [Range<Int>] = [], stateRanges: [Range<Int>] = []
-        var batchNormLayers: [Int] = []
+        var batchNormNames: [String] = []
         for (index, spec) in description.layers.enumerated() {
-            let where_ = "layer \(index) (\(spec.typeName))"
-            func check(_ given: Int?, _ actual: Int, _ field: String) throws {
-                if let given, given != actual {
-                    throw NNError(
-                        "\(where_): '\(field)' is \(given) but its input has \(actual) (input shape \(shape))")
-                }
-            }
-            func image() throws -> (Int, Int, Int) {
-                guard shape.count == 3 else {
-                    throw NNError("\(where_) needs [channels, height, width] input but gets shape \(shape)")
-                }
-                return (shape[0], shape[1], shape[2])
-            }
-            func positive(_ values: [Int], _ field: String) throws {
-                guard values.allSatisfy({ $0 > 0 }) else { throw NNError("\(where_): '\(field)' must be positive") }
-            }
-            let kernel: any LayerKernel
-            var spec = spec
-            switch spec {
-            case .linear(let inFeatures, let outFeatures, let bias):
-                guard shape.count == 1 else {
-                    throw NNError("\(where_) needs a flat input but gets shape \(shape); add a flatten layer before it")
-                }
-                try check(inFeatures, shape[0], "in_features")
-                try positive([outFeatures], "out_features")
-                kernel = LinearKernel(inFeatures: shape[0], outFeatures: outFeatures, hasBias: bias)
-                spec = .linear(inFeatures: shape[0], outFeatures: outFeatures, bias: bias)
-            case .conv2d(let inChannels, let outChannels, let k, let s, let p, let bias):
-                let (c, h, w) = try image()
-                try check(inChannels, c, "in_channels")
-                try positive([outChannels, k.h, k.w, s.h, s.w], "out_channels, kernel_size and stride")
-                guard p.h >= 0, p.w >= 0, h + 2 * p.h >= k.h, w + 2 * p.w >= k.w else {
-                    throw NNError(
-                        "\(where_): kernel \(k.h)x\(k.w) does not fit input \(h)x\(w) with padding \(p.h),\(p.w)")
-                }
-                kernel = Conv2dKernel(
-                    inChannels: c, outChannels: outChannels, height: h, width: w, kernel: k, stride: s, padding: p,
-                    hasBias: bias)
-                spec = .conv2d(inChannels: c, outChannels: outChannels, kernel: k, stride: s, padding: p, bias: bias)
-            case .relu: kernel = ActivationKernel(function: .relu, shape: shape)
-            case .leakyReLU(let slope): kernel = ActivationKernel(function: .leakyReLU(Float(slope)), shape: shape)
-            case .tanh: kernel = ActivationKernel(function: .tanh, shape: shape)
-            case .sigmoid: kernel = ActivationKernel(function: .sigmoid, shape: shape)
-            case .gelu(let approx): kernel = ActivationKernel(function: approx ? .geluTanh : .gelu, shape: shape)
-            case .maxPool2d(let k, let s, let p), .avgPool2d(let k, let s, let p):
-                let (c, h, w) = try image()
-                try positive([k.h, k.w, s.h, s.w], "kernel_size and stride")
-                guard p.h >= 0, p.w >= 0, 2 * p.h <= k.h, 2 * p.w <= k.w, h + 2 * p.h >= k.h, w + 2 * p.w >= k.w else {
-                    throw NNError(
-                        "\(where_): padding must be at most half the kernel and the kernel must fit the \(h)x\(w) input"
-                    )
-                }
-                var isMax = false
-                if case .maxPool2d = spec { isMax = true }
-                kernel = Pool2dKernel(
-                    kind: isMax ? .max : .average, channels: c, height: h, width: w, kernel: k, stride: s, padding: p)
-            case .flatten: kernel = FlattenKernel(inputShape: shape)
-            case .batchNorm1d(let features, let eps, let momentum):
-                guard shape.count == 1 || shape.count == 2 else {
-                    throw NNError("\(where_) needs [features] or [channels, length] input but gets shape \(shape)")
-                }
-                try check(features, shape[0], "num_features")
-                kernel = BatchNormKernel(shape: shape, eps: eps, momentum: momentum)
-                spec = .batchNorm1d(numFeatures: shape[0], eps: eps, momentum: momentum)
-                batchNormLayers.append(index)
-            case .batchNorm2d(let features, let eps, let momentum):
-                _ = try image()
-                try check(features, shape[0], "num_features")
-                kernel = BatchNormKernel(shape: shape, eps: eps, momentum: momentum)
-                spec = .batchNorm2d(numFeatures: shape[0], eps: eps, momentum: momentum)
-                batchNormLayers.append(index)
-            case .dropout(let p):
-                guard p >= 0, p <= 1 else { throw NNError("\(where_): 'p' must be in [0, 1], got \(p)") }
-                kernel = DropoutKernel(p: Float(p), shape: shape)
-            }
+            let (kernel, spec) = try Self.compile(spec, input: shape, at: "layer \(index)")
             let parameterStart = parameterLayout.count
             for tensor in kernel.parameterSpecs {
                 parameterLayout.append(name: "\(index).\(tensor.suffix)", shape: tensor.shape)
@@ -121,6 +48,7 @@ public struct Network: Sendable {
                 stateLayout.append(name: "\(index).\(tensor.suffix)", shape: tensor.shape)
             }
             stateRanges.append(stateStart..<stateLayout.count)
+            batchNormNames += kernel.batchNormPaths.map { $0.isEmpty ? "\(index)" : "\(index).\($0)" }
             kernels.append(kernel)
             resolved.append(spec)
             shape = kernel.outputShape
@@ -131,7 +59,137 @@ public struct Network: Sendable {
         self.stateLayout = stateLayout
         self.parameterRanges = parameterRanges
         self.stateRanges = stateRanges
-        self.batchNormLayers = batchNormLayers
+        self.batchNormNames = batchNormNames
+    }
+
+    /// One layer compiled for an input of `shape`: its kernel and its description with every
+    /// inferred size filled in. `place` names it in errors ("layer 3", "layer 3 body 1").
+    static func compile(_ spec: LayerSpec, input shape: [Int], at place: String) throws -> (any LayerKernel, LayerSpec) {
+        let where_ = "\(place) (\(spec.typeName))"
+        func check(_ given: Int?, _ actual: Int, _ field: String) throws {
+            if let given, given != actual {
+                throw NNError("\(where_): '\(field)' is \(given) but its input has \(actual) (input shape \(shape))")
+            }
+        }
+        func image() throws -> (Int, Int, Int) {
+            guard shape.count == 3 else {
+                throw NNError("\(where_) needs [channels, height, width] input but gets shape \(shape)")
+            }
+            return (shape[0], shape[1], shape[2])
+        }
+        func positive(_ values: [Int], _ field: String) throws {
+            guard values.allSatisfy({ $0 > 0 }) else { throw NNError("\(where_): '\(field)' must be positive") }
+        }
+        func chain(_ layers: [LayerSpec], _ part: String) throws -> (KernelChain, [LayerSpec]) {
+            var kernels: [any LayerKernel] = [], specs: [LayerSpec] = []
+            var current = shape
+            for (i, layer) in layers.enumerated() {
+                let (kernel, spec) = try compile(layer, input: current, at: "\(place) \(part) \(i)")
+                kernels.append(kernel)
+                specs.append(spec)
+                current = kernel.outputShape
+            }
+            return (KernelChain(kernels, inputShape: shape), specs)
+        }
+        switch spec {
+        case .linear(let inFeatures, let outFeatures, let bias):
+            guard shape.count == 1 else {
+                throw NNError("\(where_) needs a flat input but gets shape \(shape); add a flatten layer before it")
+            }
+            try check(inFeatures, shape[0], "in_features")
+            try positive([outFeatures], "out_features")
+            return (
+                LinearKernel(inFeatures: shape[0], outFeatures: outFeatures, hasBias: bias),
+                .linear(inFeatures: shape[0], outFeatures: outFeatures, bias: bias)
+            )
+        case .conv2d(let inChannels, let outChannels, let k, let s, let p, let bias):
+            let (c, h, w) = try image()
+            try check(inChannels, c, "in_channels")
+            try positive([outChannels, k.h, k.w, s.h, s.w], "out_channels, kernel_size and stride")
+            guard p.h >= 0, p.w >= 0, h + 2 * p.h >= k.h, w + 2 * p.w >= k.w else {
+                throw NNError("\(where_): kernel \(k.h)x\(k.w) does not fit input \(h)x\(w) with padding \(p.h),\(p.w)")
+            }
+            return (
+                Conv2dKernel(
+                    inChannels: c, outChannels: outChannels, height: h, width: w, kernel: k, stride: s, padding: p,
+                    hasBias: bias),
+                .conv2d(inChannels: c, outChannels: outChannels, kernel: k, stride: s, padding: p, bias: bias)
+            )
+        case .relu: return (ActivationKernel(function: .relu, shape: shape), spec)
+        case .leakyReLU(let slope): return (ActivationKernel(function: .leakyReLU(Float(slope)), shape: shape), spec)
+        case .tanh: return (ActivationKernel(function: .tanh, shape: shape), spec)
+        case .sigmoid: return (ActivationKernel(function: .sigmoid, shape: shape), spec)
+        case .gelu(let approx): return (ActivationKernel(function: approx ? .geluTanh : .gelu, shape: shape), spec)
+        case .maxPool2d(let k, let s, let p), .avgPool2d(let k, let s, let p):
+            let (c, h, w) = try image()
+            try positive([k.h, k.w, s.h, s.w], "kernel_size and stride")
+            guard p.h >= 0, p.w >= 0, 2 * p.h <= k.h, 2 * p.w <= k.w, h + 2 * p.h >= k.h, w + 2 * p.w >= k.w else {
+                throw NNError(
+                    "\(where_): padding must be at most half the kernel and the kernel must fit the \(h)x\(w) input")
+            }
+            var isMax = false
+            if case .maxPool2d = spec { isMax = true }
+            return (
+                Pool2dKernel(
+                    kind: isMax ? .max : .average, channels: c, height: h, width: w, kernel: k, stride: s, padding: p),
+                spec
+            )
+        case .adaptiveAvgPool2d(let size):
+            let (c, h, w) = try image()
+            guard size == LayerSpec.Pair(1) else {
+                throw NNError("\(where_): only 'output_size' 1 (global average pooling) is supported, got \(size.h)x\(size.w)")
+            }
+            return (GlobalAveragePoolKernel(channels: c, height: h, width: w), spec)
+        case .flatten: return (FlattenKernel(inputShape: shape), spec)
+        case .identity: return (IdentityKernel(shape: shape), spec)
+        case .batchNorm1d(let features, let eps, let momentum):
+            guard shape.count == 1 || shape.count == 2 else {
+                throw NNError("\(where_) needs [features] or [channels, length] input but gets shape \(shape)")
+            }
+            try check(features, shape[0], "num_features")
+            return (
+                BatchNormKernel(shape: shape, eps: eps, momentum: momentum),
+                .batchNorm1d(numFeatures: shape[0], eps: eps, momentum: momentum)
+            )
+        case .batchNorm2d(let features, let eps, let momentum):
+            _ = try image()
+            try check(features, shape[0], "num_features")
+            return (
+                BatchNormKernel(shape: shape, eps: eps, momentum: momentum),
+                .batchNorm2d(numFeatures: shape[0], eps: eps, momentum: momentum)
+            )
+        case .layerNorm(let normalized, let eps):
+            guard eps > 0 else { throw NNError("\(where_): 'eps' must be positive") }
+            if let normalized, normalized != shape {
+                throw NNError(
+                    "\(where_): 'normalized_shape' \(normalized) must be the whole sample's shape \(shape) (Basin normalizes every value of a sample)")
+            }
+            return (GroupNormKernel(shape: shape, groups: 1, eps: eps, affine: .perElement), .layerNorm(normalizedShape: shape, eps: eps))
+        case .groupNorm(let groups, let channels, let eps):
+            guard shape.count >= 1 else { throw NNError("\(where_) needs an input with channels") }
+            try check(channels, shape[0], "num_channels")
+            guard groups > 0, shape[0] % groups == 0 else {
+                throw NNError("\(where_): 'num_groups' \(groups) must divide the \(shape[0]) channels")
+            }
+            guard eps > 0 else { throw NNError("\(where_): 'eps' must be positive") }
+            return (
+                GroupNormKernel(shape: shape, groups: groups, eps: eps, affine: .perChannel),
+                .groupNorm(numGroups: groups, numChannels: shape[0], eps: eps)
+            )
+        case .dropout(let p):
+            guard p >= 0, p <= 1 else { throw NNError("\(where_): 'p' must be in [0, 1], got \(p)") }
+            return (DropoutKernel(p: Float(p), shape: shape), spec)
+        case .residual(let bodySpecs, let shortcutSpecs):
+            guard !bodySpecs.isEmpty else { throw NNError("\(where_): 'body' needs at least one layer") }
+            let (body, bodyResolved) = try chain(bodySpecs, "body")
+            let (shortcut, shortcutResolved) = try chain(shortcutSpecs, "shortcut")
+            guard body.outputShape == shortcut.outputShape else {
+                throw NNError(
+                    "\(where_): the body's output shape \(body.outputShape) differs from the shortcut's \(shortcut.outputShape)"
+                        + (shortcutSpecs.isEmpty ? " (an empty shortcut is the identity: give one that maps \(shape) to \(body.outputShape))" : ""))
+            }
+            return (ResidualKernel(body: body, shortcut: shortcut), .residual(body: bodyResolved, shortcut: shortcutResolved))
+        }
     }
 
     /// Fresh parameters and state: PyTorch's default initialization, drawn from the
@@ -163,7 +221,7 @@ public struct Network: Sendable {
         }
         return Model(
             network: self, parameters: parameters, state: state,
-            batchesTracked: [Int64](repeating: 0, count: batchNormLayers.count))
+            batchesTracked: [Int64](repeating: 0, count: batchNormNames.count))
     }
 
     /// Where layer `index`'s parameters start in the flat buffer.
