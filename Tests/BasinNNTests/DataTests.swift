@@ -99,7 +99,11 @@ import Testing
             let a = try spec.load(relativeTo: directory), b = try spec.load(relativeTo: directory)
             #expect(a.train == b.train && a.test == b.test, "\(source)")
             #expect(a.train.count == 400 && a.test.count == 100, "\(source)")
-            let (mean, std) = a.train.featureStatistics()
+            // Images per channel (as torchvision normalizes), other sets per feature.
+            let perFeature = a.train.featureStatistics()
+            let (mean, std) =
+                source == "cifar-synthetic"
+                ? a.train.channelStatistics() : (perFeature.mean.map(Double.init), perFeature.std.map(Double.init))
             #expect(mean.allSatisfy { abs($0) < 1e-4 } && std.allSatisfy { abs($0 - 1) < 1e-3 }, "\(source)")
             #expect(Set(a.train.labels).count == a.train.classCount, "\(source)")
             spec.seed = 5
@@ -108,7 +112,7 @@ import Testing
     }
 
     @Test func badDataSpecsNameTheField() {
-        #expect(throws: SpecError("data", "unknown source 'mnist' (known: blobs, spirals, teacher, files)")) {
+        #expect(throws: SpecError("data", "unknown source 'mnist' (known: blobs, spirals, teacher, cifar-synthetic, cifar10, cifar100, files)")) {
             try DataSpec(source: "mnist").load(relativeTo: directory)
         }
         #expect(throws: SpecError("data", "source 'files' needs a 'train' section")) {

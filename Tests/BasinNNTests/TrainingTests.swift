@@ -113,6 +113,21 @@ import Testing
         let cosine = TrainingConfig.Schedule.cosine(etaMin: 0.1)
         #expect(cosine.learningRate(base: 1, epoch: 0, epochs: 10) == 1)
         #expect(abs(cosine.learningRate(base: 1, epoch: 5, epochs: 10) - 0.55) < 1e-12)
+        // Garipov et al.'s learning_rate_schedule(base, epoch, total): 1 to half, linear to 1% at 90%.
+        let garipov = TrainingConfig.Schedule.garipov
+        let rates = (0..<10).map { garipov.learningRate(base: 0.1, epoch: $0, epochs: 10) }
+        let expected = [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1 * (1 - 0.25 * 0.99), 0.1 * (1 - 0.5 * 0.99), 0.1 * (1 - 0.75 * 0.99), 0.001]
+        #expect(zip(rates, expected).allSatisfy { abs($0 - $1) < 1e-12 }, "\(rates)")
+        // Linear warm-up, then the schedule over the epochs that remain.
+        var config = TrainingConfig()
+        config.lr = 0.4
+        config.epochs = 6
+        config.warmupEpochs = 2
+        config.schedule = .cosine(etaMin: 0)
+        let warm = (0..<6).map { config.learningRate(epoch: $0) }
+        #expect(warm[0] == 0.2 && warm[1] == 0.4 && warm[2] == 0.4 && abs(warm[4] - 0.2) < 1e-12, "\(warm)")
+        config.warmupEpochs = 7
+        #expect(config.validationError()?.contains("'warmup_epochs'") == true)
     }
 
     /// Hand-computed first steps of SGD with momentum and Nesterov, Adam and AdamW.

@@ -43,7 +43,7 @@ public struct CurveFitter {
         let weightDecay = Float(config.weightDecay)
         var step: UInt64 = 0
         for epoch in 0..<config.epochs {
-            let lr = config.schedule.learningRate(base: config.lr, epoch: epoch, epochs: config.epochs)
+            let lr = config.learningRate(epoch: epoch)
             var shuffle = RandomSource(seed: config.seed, stream: RandomStream.shuffle.id(epoch))
             let order = shuffle.permutation(data.count)
             var epochLoss = 0.0, batches = 0, start = 0
@@ -60,7 +60,8 @@ public struct CurveFitter {
                 }
                 let tally = Trainer.gradient(
                     of: &model, on: data, samples: order[start..<(start + batch)], loss: config.loss,
-                    mode: .train(seed: config.seed, step: step), workspace: workspace, into: &gradients)
+                    mode: .train(seed: config.seed, step: step), workspace: workspace, into: &gradients,
+                    augment: (config.seed, epoch))
                 for j in 1...curve.bends {
                     let cj = Float(c[j])
                     for i in 0..<count {

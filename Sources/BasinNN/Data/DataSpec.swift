@@ -21,7 +21,8 @@ public struct DataSpec: Codable, Sendable, Equatable {
         private enum CodingKeys: String, CodingKey { case features, labels, csv, labelColumn = "label_column" }
     }
 
-    /// `blobs`, `spirals`, `teacher`, or `files` (train/test below).
+    /// `blobs`, `spirals`, `teacher`, `cifar-synthetic`, `cifar10` / `cifar100` (the binary
+    /// version's files in `path`), or `files` (train/test below).
     public var source: String
     public var samples: Int?
     public var features: Int?
@@ -39,6 +40,17 @@ public struct DataSpec: Codable, Sendable, Equatable {
     public var normalize: Bool?
     /// Shape of one sample, to reshape flat features (for example `[1, 28, 28]`).
     public var shape: [Int]?
+    /// The folder of a CIFAR source's binary files.
+    public var path: String?
+    /// Test images kept (a CIFAR source's first ones); `samples` keeps the first training images.
+    public var testSamples: Int?
+    /// Per-channel mean and standard deviation to normalize with (torchvision's `Normalize`);
+    /// CIFAR sources default to the training set's own.
+    public var mean: [Double]?
+    public var std: [Double]?
+    /// Random crop of the 4-padded image and horizontal flip in training (default: on for
+    /// CIFAR sources, off otherwise).
+    public var augment: Bool?
 
     public init(source: String) {
         self.source = source
@@ -47,9 +59,16 @@ public struct DataSpec: Codable, Sendable, Equatable {
     private enum CodingKeys: String, CodingKey {
         case source, samples, features, classes, noise, spread, turns, hidden, seed, train, test
         case testFraction = "test_fraction", normalize, shape
+        case path, testSamples = "test_samples", mean, std, augment
     }
 
-    public static let builtinSources = ["blobs", "spirals", "teacher"]
+    public static let builtinSources = ["blobs", "spirals", "teacher", "cifar-synthetic"]
+
+    /// The CIFAR dataset a source names, if it names one.
+    var cifar: CIFAR.Kind? { CIFAR.Kind(rawValue: source) }
+
+    /// Whether samples are normalized per channel (image datasets) rather than per feature.
+    var normalizesChannels: Bool { cifar != nil || source == "cifar-synthetic" || mean != nil || std != nil }
 }
 
 /// A training set and a test set, ready for a model.
@@ -66,6 +85,9 @@ public struct DataSplit: Sendable {
 extension DataSpec {
     /// The files a `files` source reads, as written (train then test; features, labels, csv).
     public var files: [String] {
+        if let cifar, let path {
+            return (cifar.trainFiles + cifar.testFiles).map { (path as NSString).appendingPathComponent($0) }
+        }
         guard source == "files" else { return [] }
         return [train, test].compactMap { $0 }.flatMap { [$0.features, $0.labels, $0.csv].compactMap { $0 } }
     }
@@ -80,6 +102,10 @@ extension DataSpec {
             return v
         }
         let seed = self.seed ?? 0
+        if cifar == nil, path != nil || testSamples != nil {
+            throw SpecError(
+                "data", "'\(path != nil ? "path" : "test_samples")' belongs to the cifar10 and cifar100 sources, not '\(source)'")
+        }
         var full: Dataset
         var givenTest: Dataset?
         switch source {
@@ -100,12 +126,29 @@ extension DataSpec {
                 features: try field("features", features, 10, minimum: 1),
                 classes: try field("classes", classes, 4, minimum: 2),
                 hidden: try field("hidden", hidden, 32, minimum: 1), seed: seed)
+        case "cifar-synthetic":
+            full = CIFAR.synthetic(
+                samples: try field("samples", samples, 2000, minimum: 2),
+                classes: try field("classes", classes, 10, minimum: 2), noise: noise ?? 0.08, seed: seed)
+        case "cifar10", "cifar100":
+            guard let kind = cifar, let path else {
+                throw SpecError("data", "source '\(source)' needs 'path', the folder of its binary files")
+            }
+            let directory = path.hasPrefix("/") ? URL(fileURLWithPath: path) : base.appendingPathComponent(path)
+            let (train, test) = try CIFAR.load(
+                kind, directory: directory,
+                url: { locate((path as NSString).appendingPathComponent($0)) ?? directory.appendingPathComponent($0) },
+                trainLimit: samples.map { try field("samples", $0, 1, minimum: 1) },
+                testLimit: testSamples.map { try field("test_samples", $0, 1, minimum: 1) })
+            full = train
+            givenTest = test
         case "files":
             guard let train else { throw SpecError("data", "source 'files' needs a 'train' section") }
             full = try DataFiles.load(train, relativeTo: base, field: "data.train", locate: locate)
             if let test { givenTest = try DataFiles.load(test, relativeTo: base, field: "data.test", locate: locate) }
         default:
-            throw SpecError("data", "unknown source '\(source)' (known: blobs, spirals, teacher, files)")
+            throw SpecError(
+                "data", "unknown source '\(source)' (known: blobs, spirals, teacher, cifar-synthetic, cifar10, cifar100, files)")
         }
         if let shape {
             try DataFiles.reshape(&full, to: shape, field: "data.shape")
@@ -131,10 +174,32 @@ extension DataSpec {
             split.train.classCount = classes
             split.test.classCount = classes
         }
-        if normalize ?? true {
+        var fill: [Float]?
+        if normalize ?? true, normalizesChannels {
+            let channels = split.train.sampleShape.first ?? 1
+            let own = split.train.channelStatistics()
+            let mean = self.mean ?? own.mean, std = self.std ?? own.std
+            guard split.train.sampleShape.count == 3, mean.count == channels, std.count == channels else {
+                throw SpecError(
+                    "data", "'mean' and 'std' need one value per channel of [channels, height, width] samples (\(channels) here)")
+            }
+            guard std.allSatisfy({ $0 > 0 && $0.isFinite }), mean.allSatisfy(\.isFinite) else {
+                throw SpecError("data", "'std' must be positive and 'mean' finite")
+            }
+            split.train.normalizeChannels(mean: mean, std: std)
+            split.test.normalizeChannels(mean: mean, std: std)
+            fill = zip(mean, std).map { Float(-$0 / $1) }
+        } else if normalize ?? true {
             let (mean, std) = split.train.featureStatistics()
             split.train.normalize(mean: mean, std: std)
             split.test.normalize(mean: mean, std: std)
+        }
+        if augment ?? (cifar != nil || source == "cifar-synthetic") {
+            let shape = split.train.sampleShape
+            guard shape.count == 3 else {
+                throw SpecError("data", "'augment' crops and flips images; samples of shape \(shape) are not [channels, height, width]")
+            }
+            split.train.augmentation = Augmentation(fill: fill ?? [Float](repeating: 0, count: shape[0]))
         }
         return split
     }

@@ -9,6 +9,8 @@ public struct Dataset: Sendable, Equatable {
     public var targets: [Float]
     public var targetSize: Int
     public var classCount: Int
+    /// Crop-and-flip applied to training minibatches (CIFAR sources); nil: samples as they are.
+    public var augmentation: Augmentation?
 
     public var count: Int { sampleSize == 0 ? 0 : features.count / sampleSize }
     public var sampleSize: Int { sampleShape.reduce(1, *) }

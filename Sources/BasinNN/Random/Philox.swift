@@ -41,6 +41,7 @@ public enum RandomStream: UInt64, Sendable {
     case direction = 6
     case curve = 7
     case probe = 8
+    case augmentation = 9
 
     /// A stream id for the `index`-th use of this kind (a parameter, an epoch, a layer).
     public func id(_ index: Int = 0) -> UInt64 {

@@ -45,7 +45,7 @@ public struct Trainer {
         var gradients = [Float](repeating: 0, count: model.parameters.count)
         var step: UInt64 = 0
         for epoch in 0..<config.epochs {
-            let lr = config.schedule.learningRate(base: config.lr, epoch: epoch, epochs: config.epochs)
+            let lr = config.learningRate(epoch: epoch)
             var shuffle = RandomSource(seed: config.seed, stream: RandomStream.shuffle.id(epoch))
             let order = shuffle.permutation(data.count)
             var epochLoss = 0.0, batches = 0
@@ -54,7 +54,8 @@ public struct Trainer {
                 let batch = min(batchSize, order.count - start)
                 let tally = Trainer.gradient(
                     of: &model, on: data, samples: order[start..<(start + batch)], loss: config.loss,
-                    mode: .train(seed: config.seed, step: step), workspace: workspace, into: &gradients)
+                    mode: .train(seed: config.seed, step: step), workspace: workspace, into: &gradients,
+                    augment: (config.seed, epoch))
                 optimizer.step(parameters: &model.parameters, gradients: gradients, lr: lr)
                 epochLoss += tally.meanLoss
                 batches += 1
@@ -73,17 +74,25 @@ public struct Trainer {
 extension Trainer {
     /// One minibatch: gathers `samples` of `data` into the workspace, runs the forward pass
     /// in `mode`, scores it, and back-propagates, writing ∂(mean loss)/∂θ into `gradients`.
-    /// Returns the minibatch's loss and accuracy.
+    /// With `augment` (seed, epoch), a dataset's augmentation is applied to each sample as it
+    /// is gathered. Returns the minibatch's loss and accuracy.
     public static func gradient(
         of model: inout Model, on data: Dataset, samples: ArraySlice<Int>, loss: LossFunction, mode: ForwardMode,
-        workspace: Workspace, into gradients: inout [Float]
+        workspace: Workspace, into gradients: inout [Float], augment: (seed: UInt64, epoch: Int)? = nil
     ) -> LossTally {
         let batch = samples.count, sampleSize = data.sampleSize
         let indices = Array(samples)
         data.features.withUnsafeBufferPointer { features in
             for b in 0..<batch {
-                (workspace.input.baseAddress! + b * sampleSize).update(
-                    from: features.baseAddress! + indices[b] * sampleSize, count: sampleSize)
+                let source = features.baseAddress! + indices[b] * sampleSize
+                let target = workspace.input.baseAddress! + b * sampleSize
+                if let augment, let augmentation = data.augmentation, data.sampleShape.count == 3 {
+                    augmentation.apply(
+                        source, into: target, shape: data.sampleShape, index: indices[b], seed: augment.seed,
+                        epoch: augment.epoch)
+                } else {
+                    target.update(from: source, count: sampleSize)
+                }
             }
         }
         model.forward(workspace.input.baseAddress!, batch: batch, mode: mode, workspace: workspace)

@@ -13,6 +13,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         case step(stepSize: Int, gamma: Double)
         /// `etaMin + (lr − etaMin)(1 + cos(π·epoch/epochs))/2` (`CosineAnnealingLR`, T_max = epochs).
         case cosine(etaMin: Double)
+        /// Garipov et al.'s (dnn-mode-connectivity): the base rate for the first half of
+        /// training, then linear down to 1% of it by 90%, then 1%.
+        case garipov
 
         private enum Key: String, CodingKey { case type, stepSize = "step_size", gamma, etaMin = "eta_min" }
 
@@ -21,11 +24,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
                 switch name {
                 case "constant": self = .constant
                 case "cosine": self = .cosine(etaMin: 0)
+                case "garipov": self = .garipov
                 default:
                     throw DecodingError.dataCorrupted(
                         .init(
                             codingPath: decoder.codingPath,
-                            debugDescription: "unknown schedule '\(name)' (known: constant, step, cosine)"))
+                            debugDescription: "unknown schedule '\(name)' (known: constant, step, cosine, garipov)"))
                 }
                 return
             }
@@ -37,10 +41,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
                     stepSize: try c.decode(Int.self, forKey: .stepSize),
                     gamma: try c.decodeIfPresent(Double.self, forKey: .gamma) ?? 0.1)
             case "cosine": self = .cosine(etaMin: try c.decodeIfPresent(Double.self, forKey: .etaMin) ?? 0)
+            case "garipov": self = .garipov
             case let other:
                 throw DecodingError.dataCorruptedError(
                     forKey: .type, in: c,
-                    debugDescription: "unknown schedule '\(other)' (known: constant, step, cosine)")
+                    debugDescription: "unknown schedule '\(other)' (known: constant, step, cosine, garipov)")
             }
         }
 
@@ -55,6 +60,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             case .cosine(let etaMin):
                 try c.encode("cosine", forKey: .type)
                 try c.encode(etaMin, forKey: .etaMin)
+            case .garipov: try c.encode("garipov", forKey: .type)
             }
         }
 
@@ -64,6 +70,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             case .step(let stepSize, let gamma): return base * pow(gamma, Double(epoch / max(stepSize, 1)))
             case .cosine(let etaMin):
                 return etaMin + (base - etaMin) * (1 + cos(Double.pi * Double(epoch) / Double(max(epochs, 1)))) / 2
+            case .garipov:
+                let alpha = Double(epoch) / Double(max(epochs, 1))
+                let factor = alpha <= 0.5 ? 1 : alpha <= 0.9 ? 1 - (alpha - 0.5) / 0.4 * 0.99 : 0.01
+                return factor * base
             }
         }
     }
@@ -77,6 +87,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var betas: [Double] = [0.9, 0.999]
     public var eps: Double = 1e-8
     public var schedule: Schedule = .constant
+    /// Epochs of linear warm-up before the schedule: epoch e < N trains at lr·(e+1)/N, and the
+    /// schedule then runs over the remaining epochs.
+    public var warmupEpochs: Int?
     public var epochs: Int = 10
     public var batchSize: Int = 64
     public var seed: UInt64 = 0
@@ -86,6 +99,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case optimizer, lr, momentum, dampening, nesterov, weightDecay = "weight_decay", betas, eps, schedule, epochs
+        case warmupEpochs = "warmup_epochs"
         case batchSize = "batch_size", seed, loss
     }
 
@@ -101,6 +115,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         betas = try c.decodeIfPresent([Double].self, forKey: .betas) ?? d.betas
         eps = try c.decodeIfPresent(Double.self, forKey: .eps) ?? d.eps
         schedule = try c.decodeIfPresent(Schedule.self, forKey: .schedule) ?? d.schedule
+        warmupEpochs = try c.decodeIfPresent(Int.self, forKey: .warmupEpochs)
         epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
@@ -119,6 +134,16 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             return "'betas' must be two numbers in [0, 1)"
         }
         if case .step(let stepSize, _) = schedule, stepSize < 1 { return "'schedule.step_size' must be at least 1" }
+        if let warmupEpochs, warmupEpochs < 0 || warmupEpochs > epochs {
+            return "'warmup_epochs' must be between 0 and 'epochs' (\(epochs)), got \(warmupEpochs)"
+        }
         return nil
+    }
+
+    /// The learning rate of epoch `epoch` (0-based): the warm-up, then the schedule.
+    public func learningRate(epoch: Int) -> Double {
+        let warmup = warmupEpochs ?? 0
+        if epoch < warmup { return lr * Double(epoch + 1) / Double(warmup) }
+        return schedule.learningRate(base: lr, epoch: epoch - warmup, epochs: epochs - warmup)
     }
 }
