@@ -33,10 +33,12 @@ import Testing
 
 @Suite struct WeightMatchingTests {
     /// A model and the same model with its hidden units shuffled: alignment must undo it.
-    @Test(arguments: ["mlp-bn", "cnn"])
+    @Test(arguments: ["mlp-bn", "cnn", "resnet", "preresnet-layernorm"])
     func recoversAShuffledCopyAndKeepsTheFunction(_ kind: String) throws {
         let description =
-            kind == "cnn"
+            kind == "resnet" ? try Self.resnet(norm: "{\"type\": \"batchnorm2d\"}", preActivation: false)
+            : kind == "preresnet-layernorm" ? try Self.resnet(norm: "\"layernorm\"", preActivation: true)
+            : kind == "cnn"
             ? ModelDescription(
                 input: [1, 6, 6],
                 layers: [
@@ -60,10 +62,10 @@ import Testing
         var a = network.initialize(seed: 11)
         // Non-trivial running statistics, so moving them matters.
         for i in a.state.indices { a.state[i] = Float(0.5 + 0.1 * Double(i % 7)) }
-        let groups = try WeightMatching.groups(network)
+        let spec = try PermutationSpec(network)
         var random = RandomSource(seed: 5, stream: 1)
-        let shuffles = groups.map { random.permutation($0.size) }
-        let b = WeightMatching.apply(shuffles, to: a, groups: groups)
+        let shuffles = spec.sizes.map { random.permutation($0) }
+        let b = spec.apply(shuffles, to: a)
         #expect(b.parameters != a.parameters)
         var data = Dataset(
             sampleShape: description.input, features: TestSupport.gaussian(50 * network.inputSize, seed: 2),
@@ -77,6 +79,54 @@ import Testing
         #expect(result.model.state == a.state)
         #expect(result.similarityAfter > result.similarityBefore)
         #expect(try largestDifference(b, result.model, data) < 1e-5)
+    }
+
+    /// A small ResNet on 3×8×8 images: a stem, an identity block, a downsampling block with a
+    /// 1×1 projection, another identity block, global pooling and a classifier; BatchNorm after
+    /// each convolution, or pre-activation blocks (norm, ReLU, conv) with LayerNorm.
+    static func resnet(norm: String, preActivation: Bool) throws -> ModelDescription {
+        func conv(_ out: Int, _ k: Int, _ s: Int) -> String {
+            "{\"type\": \"conv2d\", \"out_channels\": \(out), \"kernel_size\": \(k), \"stride\": \(s), \"padding\": \(k / 2), \"bias\": false}"
+        }
+        func block(_ out: Int, _ s: Int, projection: Bool) -> String {
+            let body =
+                preActivation
+                ? [norm, "\"relu\"", conv(out, 3, s), norm, "\"relu\"", conv(out, 3, 1)]
+                : [conv(out, 3, s), norm, "\"relu\"", conv(out, 3, 1), norm]
+            let shortcut = projection ? [conv(out, 1, s)] + (preActivation ? [] : [norm]) : []
+            return "{\"type\": \"residual\", \"body\": [\(body.joined(separator: ", "))], \"shortcut\": [\(shortcut.joined(separator: ", "))]}"
+                + (preActivation ? "" : ", \"relu\"")
+        }
+        let layers = [conv(4, 3, 1), norm, "\"relu\"", block(4, 1, projection: false), block(6, 2, projection: true),
+            block(6, 1, projection: false), "{\"type\": \"adaptive_avgpool2d\", \"output_size\": 1}", "\"flatten\"",
+            "{\"type\": \"linear\", \"out_features\": 3}"]
+        return try ModelDescription.fromJSON(
+            "{\"input\": [3, 8, 8], \"layers\": [\(layers.joined(separator: ", "))]}", source: "test")
+    }
+
+    /// The residual stream is one group: the stem's outputs, both blocks' outputs and the
+    /// identity shortcuts share it, and the projection opens the next stage's.
+    @Test func residualStreamsShareOnePermutation() throws {
+        let network = try Network(try Self.resnet(norm: "{\"type\": \"batchnorm2d\"}", preActivation: false))
+        let spec = try PermutationSpec(network)
+        // stem+block 1 (4), block 1's inner (4), block 2's inner (6), stage 2's stream (6), block 3's inner (6).
+        #expect(spec.sizes == [4, 4, 6, 6, 6], "\(spec.sizes)")
+        let groupOf = { (name: String, axis: Int) in
+            spec.tensors.first { $0.entry.name == name }?.axes.first { $0.axis == axis }?.group
+        }
+        #expect(groupOf("0.weight", 0) == groupOf("3.body.3.weight", 0))
+        #expect(groupOf("5.body.3.weight", 0) == groupOf("5.shortcut.0.weight", 0))
+        #expect(groupOf("7.body.3.weight", 0) == groupOf("5.shortcut.0.weight", 0))
+        #expect(groupOf("5.shortcut.0.weight", 1) == groupOf("0.weight", 0))
+        #expect(groupOf("11.weight", 0) == nil)  // the outputs stay put
+        #expect {
+            try PermutationSpec(
+                Network(
+                    ModelDescription(
+                        input: [4, 2, 2],
+                        layers: [.conv2d(inChannels: nil, outChannels: 4, kernel: .init(1), stride: .init(1), padding: .init(0), bias: true),
+                                 .groupNorm(numGroups: 2, numChannels: nil, eps: 1e-5)])))
+        } throws: { "\($0)".contains("groupnorm of 2 groups") }
     }
 
     func largestDifference(_ a: Model, _ b: Model, _ data: Dataset) throws -> Double {
