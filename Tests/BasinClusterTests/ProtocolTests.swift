@@ -528,6 +528,26 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
 
 @Suite struct LongJobLeaseTests {
     /// A training job runs longer than `lease_seconds`; its worker's heartbeats keep the lease.
+    /// Two trainings and two workers of two slots: each worker trains one. A long job never
+    /// waits in a busy worker's spare slot while another worker idles; once the first worker is
+    /// free again it takes what is left.
+    @Test func longJobsGoToIdleWorkers() throws {
+        let fixture = try StudyFixture(training: true)
+        defer { try? FileManager.default.removeItem(at: fixture.directory) }
+        var core = try fixture.core()
+        let first = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 2), now: 0)).filter {
+            $0.message.command == .task
+        }
+        #expect(first.count == 1, "\(first.map(\.message))")
+        let second = sent(core.receive(peer: Data("w2".utf8), frames: hello("w2", slots: 2), now: 0.1)).filter {
+            $0.message.command == .task
+        }
+        #expect(second.count == 1 && second[0].message.int("job_index") != first[0].message.int("job_index"))
+        // Neither is handed the other's training (a straggler copy) in its spare slot.
+        let busy = sent(core.tick(now: 0.2)).filter { $0.message.command == .task && ($0.peer == "w1" || $0.peer == "w2") }
+        #expect(busy.isEmpty, "\(busy.map(\.message))")
+    }
+
     @Test func heartbeatsKeepALongTrainingLeaseButNotAGridShard() throws {
         let directory = TestSupport.temporaryDirectory("basin-long-lease")
         let json = """

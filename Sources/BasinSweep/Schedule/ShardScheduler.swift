@@ -71,6 +71,8 @@ public struct ShardScheduler {
         var declined: Set<Int> = []
         /// The work version at which it last found nothing it could take.
         var starved: Int?
+        /// Whether it found nothing while it held a lease (long jobs wait for it to be idle).
+        var starvedWhileBusy = false
         /// Leases taken from it while it may still be computing them: an answer for one is a
         /// race, not a lie. The most recent 64.
         var revoked: [Int] = []
@@ -383,14 +385,22 @@ public struct ShardScheduler {
         for t in hungry {
             if queue.isEmpty && verifyQueue.isEmpty && stragglerTried { break }
             // Nothing new since it last found nothing it could take (a worker of other kinds).
-            if let starved = takers[t]?.starved, starved == workVersion { continue }
+            if let taker = takers[t], let starved = taker.starved, starved == workVersion,
+                !taker.starvedWhileBusy || !taker.leases.isEmpty
+            {
+                continue
+            }
             while let taker = takers[t], taker.credit > 0 {
                 var key: ShardKey
                 var verifies = false
                 let jobs = study.jobs, failures = self.failures
+                // A long job (training, alignment, a fit, a Hessian: one shard) goes only to a
+                // taker with nothing else: queued behind another on a busy worker it would wait
+                // while an idle one could run it. Grid shards fill the spare credit instead.
+                let busy = !taker.leases.isEmpty
                 let kindFits = { (key: ShardKey) in
                     (taker.kinds?.contains(jobs[key.job].definition.kind.rawValue) ?? true)
-                        && !taker.declined.contains(key.job)
+                        && !taker.declined.contains(key.job) && !(busy && !jobs[key.job].isGrid)
                 }
                 let accepts = { (key: ShardKey) in
                     kindFits(key) && !(failures[key]?.contains { $0.identity == taker.identity } ?? false)
@@ -410,6 +420,7 @@ public struct ShardScheduler {
                     if taker.leases.isEmpty { stragglerTried = true }
                     let version = workVersion
                     takers[t]?.starved = version
+                    takers[t]?.starvedWhileBusy = busy
                     break
                 }
                 let id = nextLease
