@@ -18,6 +18,7 @@ struct Conv2dKernel: LayerKernel {
     var patchSize: Int { inChannels * kernel.h * kernel.w }
     var inputShape: [Int] { [inChannels, height, width] }
     var outputShape: [Int] { [outChannels, outHeight, outWidth] }
+    var flopsPerSample: Int { 2 * (outChannels * patchSize + (hasBias ? outChannels : 0)) * outHeight * outWidth }
 
     var parameterSpecs: [TensorSpec] {
         let bound = Float(1 / Double(patchSize).squareRoot())

@@ -74,6 +74,9 @@ protocol LayerKernel: Sendable {
     var batchNormPaths: [String] { get }
     /// Whether a Dropout layer is this one or inside it.
     var containsDropout: Bool { get }
+    /// Forward flops for one sample, as shard sizing estimates them: 2 per parameter, times the
+    /// positions a convolution applies its weights at.
+    var flopsPerSample: Int { get }
 }
 
 extension LayerKernel {
@@ -84,4 +87,5 @@ extension LayerKernel {
     func scratchCount(batch: Int) -> Int { 0 }
     var batchNormPaths: [String] { [] }
     var containsDropout: Bool { false }
+    var flopsPerSample: Int { 2 * parameterSpecs.reduce(0) { $0 + $1.count } }
 }

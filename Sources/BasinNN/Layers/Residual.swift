@@ -127,6 +127,7 @@ struct ResidualKernel: LayerKernel {
             + shortcut.kernels.enumerated().flatMap { i, k in k.batchNormPaths.map { Self.join("shortcut.\(i)", $0) } }
     }
     var containsDropout: Bool { (body.kernels + shortcut.kernels).contains { $0.containsDropout } }
+    var flopsPerSample: Int { (body.kernels + shortcut.kernels).reduce(outputSize) { $0 + $1.flopsPerSample } }
 
     static func join(_ prefix: String, _ path: String) -> String { path.isEmpty ? prefix : "\(prefix).\(path)" }
 

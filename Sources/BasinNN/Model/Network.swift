@@ -224,6 +224,11 @@ public struct Network: Sendable {
             batchesTracked: [Int64](repeating: 0, count: batchNormNames.count))
     }
 
+    /// Estimated forward flops for one sample through layers `range` (shard sizing).
+    public func flopsPerSample(_ range: Range<Int>? = nil) -> Int {
+        kernels[range ?? kernels.indices].reduce(0) { $0 + $1.flopsPerSample }
+    }
+
     /// Where layer `index`'s parameters start in the flat buffer.
     public func parameterRange(ofLayer index: Int) -> Range<Int> { parameterRanges[index] }
 

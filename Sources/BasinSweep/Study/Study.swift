@@ -96,15 +96,15 @@ public struct Study: Sendable {
                     throw SpecError(label, error.description)
                 }
                 // With the fast evaluator only the layers after a Linear/Conv2d first layer run per point.
-                let perPointParameters =
+                let perPointFlops =
                     !spec.sweep.plain && LandscapeEvaluator.reusesFirstLayer(perPointNetwork)
-                    ? perPointNetwork.parameterSlice(1..<perPointNetwork.layerCount).count
-                    : perPointNetwork.parameterLayout.count
+                    ? perPointNetwork.flopsPerSample(1..<perPointNetwork.layerCount)
+                    : perPointNetwork.flopsPerSample()
                 let perShard = max(
                     1,
                     spec.sweep.shardPoints
                         ?? Self.pointsPerShard(
-                            parameters: perPointParameters, samples: data.train.count + data.test.count,
+                            flops: perPointFlops, samples: data.train.count + data.test.count,
                             seconds: spec.sweep.shardSeconds))
                 shards = stride(from: 0, to: count, by: perShard).map { $0..<min(count, $0 + perShard) }
             }
@@ -126,10 +126,11 @@ public struct Study: Sendable {
     }
 
     /// A deterministic estimate (never a timing, so shard boundaries never change): a point
-    /// costs about 2·parameters·samples flops (the parameters that run per point) at an
-    /// assumed 40 GFLOP/s per worker (one core's sgemm runs at about 110 here).
-    static func pointsPerShard(parameters: Int, samples: Int, seconds: Double) -> Int {
-        let perPoint = 2 * Double(parameters) * Double(max(samples, 1)) / 40e9
+    /// costs the forward flops of the layers that run per point for every sample (2 per
+    /// parameter, times the positions of a convolution) at an assumed 40 GFLOP/s per worker
+    /// (one core's sgemm runs at about 110 here).
+    static func pointsPerShard(flops: Int, samples: Int, seconds: Double) -> Int {
+        let perPoint = Double(flops) * Double(max(samples, 1)) / 40e9
         return max(1, min(100_000, Int(seconds / max(perPoint, 1e-9))))
     }
 }
