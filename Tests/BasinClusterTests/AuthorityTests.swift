@@ -58,6 +58,20 @@ import Testing
             #expect(!journaled(actions))
             #expect(sent(actions).first?.message.string("reason")?.contains(words) == true, "\(sent(actions))")
         }
+        // Refused values count against the shard: workers that keep answering it with values
+        // the coordinator cannot take (here each new worker in turn) end with it quarantined,
+        // instead of it being issued forever.
+        var looping = try fixture.core()
+        var quarantined = false
+        for round in 0..<10 where !quarantined {
+            let peer = Data("w\(round)".utf8)
+            guard let task = tasks(looping.receive(peer: peer, frames: hello("w\(round)", slots: 1), now: Double(round)), to: "w\(round)").first
+            else { break }
+            let actions = looping.receive(peer: peer, frames: result(task, values: [-1] + [Double](repeating: 0.5, count: count - 1)), now: Double(round) + 0.5)
+            #expect(!journaled(actions) && sent(actions).contains { $0.message.command == .disconnect })
+            quarantined = !looping.quarantine.isEmpty
+        }
+        #expect(quarantined, "a shard whose values are refused on every worker must end quarantined")
         // The holder's honest answer is taken.
         var honest = try fixture.core()
         let task = try #require(tasks(honest.receive(peer: a, frames: hello("a", slots: 1), now: 0), to: "a").first)

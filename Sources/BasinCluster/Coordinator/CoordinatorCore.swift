@@ -182,7 +182,8 @@ public struct CoordinatorCore {
                 }
                 return []
             case .result:
-                return try result(connection, message.decode(ResultHeader.self), values: message.binary[0], now: now)
+                return try result(
+                    peer, connection, message.decode(ResultHeader.self), values: message.binary[0], now: now)
                     + dispatch(now: now)
             case .fail:
                 return try fail(connection, message.decode(FailHeader.self), now: now) + dispatch(now: now)
@@ -289,7 +290,7 @@ public struct CoordinatorCore {
     }
 
     private mutating func result(
-        _ connection: WorkerRegistry.Connection, _ header: ResultHeader, values: Data, now: Double
+        _ peer: Data, _ connection: WorkerRegistry.Connection, _ header: ResultHeader, values: Data, now: Double
     ) throws(ProtocolError) -> [Action] {
         let jobs = scheduler.study.jobs
         guard header.jobIndex < jobs.count else {
@@ -314,7 +315,14 @@ public struct CoordinatorCore {
             throw ProtocolError(.values, "RESULT values are \(values.count) bytes, not a whole number of Float64")
         }
         if let problem = OutputCheck.problem(metrics, job: job, points: job.shards[header.shard].count) {
-            throw ProtocolError(.values, "RESULT for shard \(header.shard) of \(job.name) \(problem)")
+            let error = ProtocolError(.values, "RESULT for shard \(header.shard) of \(job.name) \(problem)")
+            guard case .held = holding else { throw error }
+            // Refused values also count against the shard, from this worker: values refused
+            // again and again (a worker of another version, a bad build) quarantine the shard
+            // instead of having it issued to every worker that rejoins, forever.
+            let failed = scheduler.fail(
+                lease: header.lease, by: connection.number, reason: "its values were refused: \(problem)")
+            return effects(failed, now: now) + refuse(peer, error, reason: nil, now: now)
         }
         let makesArtifact = job.definition.kind.makesArtifact
         if makesArtifact != (header.artifact != nil) {

@@ -34,7 +34,7 @@ public enum OutputCheck {
             guard values.count == 6 else { return "has \(values.count) values where an alignment gives 6" }
             let (difference, passes) = (values[0], values[1])
             guard difference.isFinite, difference >= 0, difference <= 1e-4 else {
-                return "reports an output difference of \(difference) (at most 1e-4 is accepted)"
+                return "reports a relative output difference of \(difference) (at most 1e-4 is accepted)"
             }
             guard isCount(passes), values[2...3].allSatisfy({ $0.isFinite && $0 >= 0 }),
                 values[4...5].allSatisfy(\.isFinite)
