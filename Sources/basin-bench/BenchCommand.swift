@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "basin-bench",
         abstract: "Basin's benchmarks (run them through scripts/bench-*).",
-        subcommands: [EngineBench.self, LandscapeBench.self, FuzzBench.self, ScaleBench.self, JournalBench.self]
+        subcommands: [EngineBench.self, LandscapeBench.self, FuzzBench.self, ScaleBench.self, JournalBench.self, ResNetBench.self]
     )
 }
 

@@ -259,6 +259,36 @@ extension ClusterTests {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: surface.path)) ?? []).count == 1)
     }
 
+    /// The ResNet-20 example at a small size, end to end on two workers: two seeds trained on
+    /// cifar-synthetic, the line, the aligned line and the fitted curve between them, a surface
+    /// and the sharpness around each; every barrier is in the summary.
+    @Test func theResNet20ExampleRunsEndToEnd() throws {
+        let spec = directory.appendingPathComponent("resnet20.yaml")
+        _ = try run(["example", "resnet20", "-o", spec.path], name: "example")
+        var text = try String(contentsOf: spec, encoding: .utf8)
+        for (from, to) in [
+            ("samples: 1200", "samples: 100"), ("epochs: 4", "epochs: 1"), ("t: \"0:1:9\"", "t: \"0:1:3\""),
+            ("epochs: 2, lr: 0.02", "epochs: 1, lr: 0.02"), ("x: \"-1:1:7\", y: \"-1:1:7\"", "x: \"-1:1:2\", y: \"-1:1:2\""),
+            ("iterations: 20, tolerance: 0.01, probes: 5", "iterations: 3, tolerance: 0.01, probes: 1"),
+        ] {
+            #expect(text.contains(from), "the example no longer says \(from)")
+            text = text.replacingOccurrences(of: from, with: to)
+        }
+        try Data(text.utf8).write(to: spec)
+        let out = directory.appendingPathComponent("resnet20-run")
+        _ = try run(["run", spec.path, "--out", out.path, "--workers", "2"], name: "resnet20-run", timeout: 600)
+        let summary = try String(contentsOf: out.appendingPathComponent("summary.csv"), encoding: .utf8)
+        let lines = summary.split(separator: "\n").map(String.init)
+        let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false).map(String.init) ?? []
+        let pair = lines.first { $0.hasPrefix("pair,") }?.split(separator: ",", omittingEmptySubsequences: false).map(String.init) ?? []
+        for column in ["line_loss_barrier", "aligned_loss_barrier", "curve_loss_barrier"] {
+            let value = header.firstIndex(of: column).flatMap { $0 < pair.count ? Double(pair[$0]) : nil }
+            #expect(value?.isFinite == true, "\(column) in \(summary)")
+        }
+        let models = lines.filter { $0.hasPrefix("model,") }
+        #expect(models.count == 2, "\(summary)")
+    }
+
     /// The multi-worker example, run again and again: every run exits 0 and no process prints
     /// a crash report (a thread inside BLAS at exit once did, in about 3 runs of 20).
     @Test func theMultiWorkerExampleNeverCrashesAtExit() throws {

@@ -141,6 +141,106 @@ enum Examples {
           shard_seconds: 2
 
         """,
+        "resnet20": """
+        # ResNet-20 (He et al.'s CIFAR ResNet, width 16, as Li et al. map it): a connectivity study of
+        # two seeds: the straight line between them, the line after weight matching (Git Re-Basin),
+        # a fitted Bezier curve (Garipov et al.), a surface around each seed and its sharpness.
+        # On cifar-synthetic (CIFAR's shapes, a learnable signal) it runs in minutes on two cores:
+        #   basin run resnet20.yaml --out resnet20-run --workers 2
+        # On real CIFAR-10 (the binary version, from https://www.cs.toronto.edu/~kriz/cifar.html):
+        #   data: {source: cifar10, path: cifar-10-batches-bin}
+        # and more epochs (the papers train 200 to 300) and finer grids.
+        model:
+          input: [3, 32, 32]
+          layers:
+            - {type: conv2d, out_channels: 16, kernel_size: 3, padding: 1, bias: false}
+            - batchnorm2d
+            - relu
+            - &block16
+              type: residual
+              body:
+                - {type: conv2d, out_channels: 16, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm2d
+                - relu
+                - {type: conv2d, out_channels: 16, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm2d
+            - relu
+            - *block16
+            - relu
+            - *block16
+            - relu
+            - type: residual
+              body:
+                - {type: conv2d, out_channels: 32, kernel_size: 3, stride: 2, padding: 1, bias: false}
+                - batchnorm2d
+                - relu
+                - {type: conv2d, out_channels: 32, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm2d
+              shortcut:
+                - {type: conv2d, out_channels: 32, kernel_size: 1, stride: 2, bias: false}
+                - batchnorm2d
+            - relu
+            - &block32
+              type: residual
+              body:
+                - {type: conv2d, out_channels: 32, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm2d
+                - relu
+                - {type: conv2d, out_channels: 32, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm2d
+            - relu
+            - *block32
+            - relu
+            - type: residual
+              body:
+                - {type: conv2d, out_channels: 64, kernel_size: 3, stride: 2, padding: 1, bias: false}
+                - batchnorm2d
+                - relu
+                - {type: conv2d, out_channels: 64, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm2d
+              shortcut:
+                - {type: conv2d, out_channels: 64, kernel_size: 1, stride: 2, bias: false}
+                - batchnorm2d
+            - relu
+            - &block64
+              type: residual
+              body:
+                - {type: conv2d, out_channels: 64, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm2d
+                - relu
+                - {type: conv2d, out_channels: 64, kernel_size: 3, padding: 1, bias: false}
+                - batchnorm2d
+            - relu
+            - *block64
+            - relu
+            - {type: adaptive_avgpool2d, output_size: 1}
+            - flatten
+            - {type: linear, out_features: 10}
+        data:
+          source: cifar-synthetic
+          samples: 1200
+          test_fraction: 0.2
+          seed: 0
+        train:
+          optimizer: sgd
+          lr: 0.05
+          momentum: 0.9
+          weight_decay: 0.0005
+          schedule: garipov
+          epochs: 4
+          batch_size: 64
+        stages:
+          train: {seeds: [0, 1]}
+          connect:
+            t: "0:1:9"
+            align: true
+            curve: {kind: bezier, bends: 1, epochs: 2, lr: 0.02}
+          surface: {x: "-1:1:7", y: "-1:1:7"}
+          hessian: {iterations: 20, tolerance: 0.01, probes: 5}
+        sweep:
+          shard_seconds: 5
+
+        """,
         "sweep": """
         # A study for `basin run`: landscapes around spirals models trained with the 'spirals'
         # example (basin train spirals.yaml -o seed0.safetensors --seed 0 --snapshots snapshots,
