@@ -347,6 +347,65 @@ def export(model, input_shape, path):
     return description
 
 
+# Wrappers the published training scripts save their weights in: Li et al.'s loss-landscape
+# ('state_dict'), Garipov et al.'s dnn-mode-connectivity ('model_state'), others ('model', 'net').
+CHECKPOINT_WRAPPERS = ("state_dict", "model_state", "model", "net")
+
+
+def unwrap(state):
+    """The state_dict inside a torch.save'd checkpoint, with nn.DataParallel's 'module.' prefix removed."""
+    for key in CHECKPOINT_WRAPPERS:
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError("not a state_dict (a mapping of names to tensors, or one under "
+                         f"{', '.join(repr(k) for k in CHECKPOINT_WRAPPERS)})")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def rename(state, description):
+    """Basin's names for a foreign state_dict of the same architecture, matched by module order.
+
+    The rename map: a model's tensors are taken in the order its modules register them
+    (`state_dict` order) and given, one for one, the names Basin's module for `description`
+    has in the same order; every shape must agree, and the counts. This is what maps
+    - Li et al.'s CIFAR ResNets (loss-landscape, `cifar10/models/resnet.py`): `conv1`, `bn1`,
+      `layer1.0.conv1`, `layer1.0.bn1`, `layer1.0.conv2`, `layer1.0.bn2`, `layer2.0.shortcut.0`,
+      `layer2.0.shortcut.1`, ..., `linear` -> `0`, `1`, `3.body.0`, `3.body.1`, `3.body.3`,
+      `3.body.4`, `9.shortcut.0`, `9.shortcut.1`, ..., the last linear layer;
+    - torchvision-style ResNets: `conv1`, `bn1`, `layerK.J.conv1/bn1/conv2/bn2`,
+      `layerK.J.downsample.0/1`, `fc`;
+    - Garipov et al.'s VGG (`features.N`, `classifier.N`) and PreResNet (`conv1`,
+      `layerK.J.bn1`, `conv1`, `bn2`, `conv2`, ..., `downsample.0`, `bn`, `fc`), whose blocks list
+      BatchNorm before each convolution as Basin's pre-activation bodies do.
+    A tensor whose shape differs from Basin's at the same place is an error naming both names.
+    """
+    target = to_sequential(description).state_dict()
+    ours, theirs = list(target.items()), list(state.items())
+    for i, ((name, tensor), (foreign, value)) in enumerate(zip(ours, theirs)):
+        if tuple(value.shape) != tuple(tensor.shape):
+            raise ValueError(f"tensor {i} '{foreign}' has shape {list(value.shape)} but Basin's '{name}' at that "
+                             f"place needs {list(tensor.shape)}; is it the same architecture?")
+    if len(ours) != len(theirs):
+        extra = theirs[len(ours)][0] if len(theirs) > len(ours) else None
+        missing = ours[len(theirs)][0] if len(ours) > len(theirs) else None
+        raise ValueError(f"{len(theirs)} tensors where the Basin model has {len(ours)}"
+                         + (f"; the first extra one is '{extra}'" if extra else f"; nothing for '{missing}'"))
+    return {name: value.detach().to(tensor.dtype).contiguous() for (name, tensor), (_, value) in zip(ours, theirs)}
+
+
+def import_checkpoint(path, description, output):
+    """Writes a foreign PyTorch checkpoint (torch.save'd, or .safetensors in module order) as a
+    Basin checkpoint of `description`."""
+    from safetensors.torch import save_file
+    if path.endswith(".safetensors"):
+        raise ValueError("a .safetensors file does not keep module order; give the torch.save'd checkpoint")
+    state = unwrap(torch.load(path, map_location="cpu", weights_only=True))
+    tensors = rename(state, description)
+    save_file(tensors, output, metadata={"basin.model": json.dumps(description, separators=(",", ":"))})
+
+
 def _main(argv):
     import argparse
     parser = argparse.ArgumentParser(
@@ -361,9 +420,24 @@ def _main(argv):
     to_basin.add_argument("-o", "--output", required=True, help="Basin checkpoint to write (.safetensors)")
     show = commands.add_parser("show", help="print the nn.Sequential a Basin checkpoint describes")
     show.add_argument("checkpoint")
+    imported = commands.add_parser(
+        "import", help="a foreign checkpoint (Li et al., Garipov et al., torchvision) -> Basin checkpoint, "
+                       "matched by module order (see rename())")
+    imported.add_argument("checkpoint", help="torch.save'd state_dict or training checkpoint")
+    imported.add_argument("--like", required=True,
+                          help="a Basin checkpoint of the architecture (basin train SPEC --epochs 0 writes one)")
+    imported.add_argument("-o", "--output", required=True, help="Basin checkpoint to write (.safetensors)")
     args = parser.parse_args(argv)
     try:
-        if args.command == "export":
+        if args.command == "import":
+            from safetensors import safe_open
+            with safe_open(args.like, "pt") as f:
+                text = (f.metadata() or {}).get("basin.model")
+            if text is None:
+                raise ValueError(f"{args.like}: no 'basin.model' metadata (not written by Basin)")
+            import_checkpoint(args.checkpoint, json.loads(text), args.output)
+            print(f"wrote {args.output}", file=sys.stderr)
+        elif args.command == "export":
             model = load_factory(args.model)()
             if not isinstance(model, nn.Sequential):
                 raise ValueError(f"{args.model} returned a {type(model).__name__}; Basin describes nn.Sequential models "
