@@ -1,5 +1,6 @@
 import ArgumentParser
 import BasinNN
+import BasinSweep
 import BasinTestSupport
 import Foundation
 import Testing
@@ -65,6 +66,41 @@ import Testing
             let finite = model.parameters.allSatisfy { $0.isFinite }
             #expect(finite, "\(name)")
         }
+    }
+
+    /// A study's sharpness with the top eigenvalues and the eigenvalue density: stored in the
+    /// result (Lanczos's largest agrees with power iteration's λmax), drawn by `basin plot`, and
+    /// bad settings refused by name.
+    @Test func hessianTopEigenvaluesAndDensityAreStoredAndDrawn() throws {
+        let spec = path("hessian.yaml")
+        try Data(
+            """
+            model: {input: [2], layers: [{type: linear, out_features: 8}, tanh, {type: linear, out_features: 2}]}
+            data: {source: spirals, samples: 200}
+            train: {epochs: 3}
+            stages:
+              train: {seeds: [0]}
+              hessian: {iterations: 100, tolerance: 1e-6, probes: 3, top_k: 4, density: {runs: 2, steps: 20, bins: 50}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: spec))
+        try run(["run", spec, "--out", path("hessian-run"), "--workers", "0"])
+        let result = try ResultFile(contentsOf: URL(fileURLWithPath: path("hessian-run/results/hessian/seed=0.npz")))
+        let top = try #require(result["top_eigenvalues"]?.doubles())
+        let lambda = try #require(result["top_eigenvalue"]?.doubles()?.first)
+        #expect(top.count == 4 && top == top.sorted(by: >), "\(top)")
+        #expect(abs(top[0] - lambda) <= 1e-3 * abs(lambda), "Lanczos \(top[0]) vs power iteration \(lambda)")
+        let grid: [Double] = try #require(result["density_grid"]?.doubles())
+        let density: [Double] = try #require(result["density"]?.doubles())
+        #expect(grid.count == 50 && density.count == 50 && density.allSatisfy { $0 >= 0 })
+        let mass = density.reduce(0, +) * (grid[1] - grid[0])
+        #expect(abs(mass - 1) < 1e-6)
+        try run(["plot", path("hessian-run/results/hessian/seed=0.npz"), "-o", path("density.svg")])
+        let svg = try String(contentsOfFile: path("density.svg"), encoding: .utf8)
+        #expect(svg.contains(">eigenvalue<") && svg.contains("top-4 eigenvalues"))
+        let bad = path("bad-hessian.yaml")
+        let text = try String(contentsOfFile: spec, encoding: .utf8)
+        try Data(text.replacingOccurrences(of: "top_k: 4", with: "top_k: 0").utf8).write(to: URL(fileURLWithPath: bad))
+        #expect(failure(["run", bad, "--out", path("bad-run"), "--workers", "0"]).message.contains("'top_k' must be from 1 to 1000"))
     }
 
     @Test func dataCommandWritesTheSplitAsNpy() throws {

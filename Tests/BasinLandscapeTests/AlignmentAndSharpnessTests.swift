@@ -158,31 +158,41 @@ import Testing
 
 @Suite struct SharpnessTests {
     /// Eigenvalues of a symmetric matrix (cyclic Jacobi), in Double.
-    static func eigenvalues(_ m: [Double], n: Int) -> [Double] {
-        var a = m
-        for _ in 0..<100 {
-            var off = 0.0
-            for p in 0..<n { for q in (p + 1)..<n { off += a[p * n + q] * a[p * n + q] } }
-            if off < 1e-22 { break }
-            for p in 0..<n {
-                for q in (p + 1)..<n where abs(a[p * n + q]) > 1e-300 {
-                    let theta = (a[q * n + q] - a[p * n + p]) / (2 * a[p * n + q])
-                    let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
-                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                    for k in 0..<n {
-                        let akp = a[k * n + p], akq = a[k * n + q]
-                        a[k * n + p] = c * akp - s * akq
-                        a[k * n + q] = s * akp + c * akq
-                    }
-                    for k in 0..<n {
-                        let apk = a[p * n + k], aqk = a[q * n + k]
-                        a[p * n + k] = c * apk - s * aqk
-                        a[q * n + k] = s * apk + c * aqk
-                    }
-                }
-            }
+    static func eigenvalues(_ m: [Double], n: Int) -> [Double] { Lanczos.symmetricEigen(m, n: n).values }
+
+    /// Lanczos run to the full dimension on an explicit matrix is Gauss quadrature of its
+    /// spectral measure: the Ritz values are the eigenvalues and their weights the squared
+    /// components of the start along each eigenvector; the density built from them integrates
+    /// to 1 and has the start's Rayleigh quotient as its mean.
+    @Test func lanczosIsGaussQuadratureOfAnExplicitMatrix() {
+        let n = 8
+        var random = RandomSource(seed: 9, stream: 9)
+        let b = (0..<(n * n)).map { _ in random.nextGaussian() }
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { for k in 0..<n { a[i * n + j] += b[k * n + i] * b[k * n + j] } } }
+        let start = (0..<n).map { _ in random.nextGaussian() }
+        let norm = start.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let product = { (v: [Double]) in (0..<n).map { i in (0..<n).reduce(0.0) { $0 + a[i * n + $1] * v[$1] } } }
+        let (values, weights) = Lanczos.run(steps: n, start: start, product: product)
+        let (exact, vectors) = Lanczos.symmetricEigen(a, n: n)
+        let order = exact.indices.sorted { exact[$0] < exact[$1] }
+        #expect(values.count == n)
+        for (r, i) in order.enumerated() {
+            let component = (0..<n).reduce(0.0) { $0 + vectors[$1 * n + i] * start[$1] / norm }
+            #expect(abs(values[r] - exact[i]) <= 1e-8 * max(1, abs(exact[i])), "θ\(r) \(values[r]) vs \(exact[i])")
+            #expect(abs(weights[r] - component * component) <= 1e-8, "τ\(r) \(weights[r]) vs \(component * component)")
         }
-        return (0..<n).map { a[$0 * n + $0] }
+        let spectrum = SpectralDensity(runs: [(values, weights)], bins: 4000, sigmaSquared: 1e-5)
+        let step = spectrum.grid[1] - spectrum.grid[0]
+        let mass = spectrum.density.reduce(0, +) * step
+        let mean = zip(spectrum.grid, spectrum.density).reduce(0.0) { $0 + $1.0 * $1.1 } * step
+        let rayleigh = zip(start, product(start)).reduce(0.0) { $0 + $1.0 * $1.1 } / (norm * norm)
+        #expect(abs(mass - 1) < 1e-9 && spectrum.density.allSatisfy { $0 >= 0 })
+        // The grid ends 0.01 beyond the extreme Ritz values (PyHessian's), cutting their
+        // Gaussians' tails: the mean moves by at most about a kernel width.
+        let width = (1e-5 * max(1, values.last! - values.first!)).squareRoot()
+        #expect(abs(mean - rayleigh) <= 2 * width, "density mean \(mean) vs vᵀAv \(rayleigh)")
+        #expect(spectrum.grid.first! < values.first! && spectrum.grid.last! > values.last!)
     }
 
     /// Softmax regression (one Linear layer, cross-entropy): its Hessian is known in closed
@@ -231,6 +241,22 @@ import Testing
         #expect(
             abs(r.trace - exactTrace) <= 4 * r.traceStandardError + 1e-3 * exactTrace,
             "trace \(r.trace) ± \(r.traceStandardError) vs \(exactTrace)")
+        // The top three eigenvalues by Lanczos, and a density whose mass lies on the spectrum.
+        var lanczos = sharpness
+        lanczos.probes = 1
+        lanczos.topK = 3
+        lanczos.lanczosSteps = n
+        lanczos.density = .init(runs: 2, steps: n, bins: 500, sigmaSquared: 1e-5)
+        let k = try lanczos.measure(model, on: data, loss: .crossEntropy)
+        let exactTop3 = Array(Self.eigenvalues(h, n: n).sorted(by: >).prefix(3))
+        #expect(k.topEigenvalues.count == 3)
+        for (found, exact) in zip(k.topEigenvalues, exactTop3) {
+            #expect(abs(found - exact) <= 1e-3 * exactTop, "top-3 \(k.topEigenvalues) vs \(exactTop3)")
+        }
+        let spectrum = try #require(k.spectralDensity)
+        let step = spectrum.grid[1] - spectrum.grid[0]
+        #expect(abs(spectrum.density.reduce(0, +) * step - 1) < 1e-9)
+        #expect(spectrum.grid.last! >= exactTop && spectrum.grid.last! <= exactTop * 1.01 + 0.02, "\(spectrum.grid.last!)")
         // A Hessian-vector product against the closed form, coordinate by coordinate.
         var v = [Double](repeating: 0, count: n)
         v[1] = 1

@@ -40,9 +40,11 @@ struct PlotCommand: ParsableCommand {
         }
         let result = try ResultFile(contentsOf: URL(fileURLWithPath: file))
         let plot = ResultPlot(result: result, title: Self.title(result, file: file), logScale: log)
+        // A Hessian result has no losses to draw: its eigenvalue density is the picture.
+        let drawn = metric == "train_loss" && result["train_loss"] == nil && result["density"] != nil ? "density" : metric
         let svg: String
         do {
-            svg = try plot.svg(metric: metric)
+            svg = try plot.svg(metric: drawn)
         } catch let error as NNError {
             throw NNError("\(file): \(error.description)")
         }

@@ -147,10 +147,15 @@ struct ResultPlot {
                     ([label, split].filter { !$0.isEmpty }.joined(separator: " "), v.map(Double.init), color, dash))
             }
         }
-        // A series of its own (a training job's epoch_loss): drawn alone, against its index.
+        // A series of its own (a training job's epoch_loss, a Hessian's eigenvalue density):
+        // drawn alone, against its index, its epochs or its eigenvalue grid.
         if series.isEmpty, let v = result[metric]?.floats() {
             series.append((metric, v.map(Double.init), "#1f77b4", nil))
-            if result[xName] == nil { xName = metric == "epoch_loss" ? "epoch" : "index" }
+            if metric == "density" && result["density_grid"] != nil {
+                xName = "density_grid"
+            } else if result[xName] == nil {
+                xName = metric == "epoch_loss" ? "epoch" : "index"
+            }
         }
         let n = series.first?.values.count ?? 0
         let xs: [Double] = xName == "epoch" ? (0..<n).map { Double($0 + 1) } : axis(xName, count: n)
@@ -191,7 +196,17 @@ struct ResultPlot {
             canvas.line(x, y - 4, x + 30, y - 4, stroke: s.color, width: 2, dash: s.dash)
             canvas.text(x + 36, y, s.label, size: 12, anchor: "start")
         }
-        canvas.text(Self.plotLeft + Self.plotWidth / 2, Self.height - 30, xName, size: 14)
+        // The top eigenvalues over a density, as dashed verticals.
+        if xName == "density_grid", let top = result["top_eigenvalues"]?.floats() {
+            for value in top.map(Double.init) where value >= x0 && value <= x1 {
+                canvas.line(px(value), Self.plotTop, px(value), Self.plotTop + Self.plotHeight, stroke: "#d62728", dash: "4,4")
+            }
+            let y = Self.plotTop + 20 + Double(series.count) * 20, x = Self.plotLeft + Self.plotWidth + 15
+            canvas.line(x, y - 4, x + 30, y - 4, stroke: "#d62728", dash: "4,4")
+            canvas.text(x + 36, y, "top-\(top.count) eigenvalues", size: 12, anchor: "start")
+        }
+        canvas.text(
+            Self.plotLeft + Self.plotWidth / 2, Self.height - 30, xName == "density_grid" ? "eigenvalue" : xName, size: 14)
         canvas.text(25, Self.plotTop + Self.plotHeight / 2, base + (logScale ? " (log10)" : ""), size: 14, rotate: -90)
         canvas.text(Self.width / 2, 30, title, size: 15, weight: "bold")
         return canvas.document

@@ -8,6 +8,9 @@ import BasinNN
 ///   magnitude.
 /// - **Trace** by Hutchinson's estimator: the mean of zᵀHz over `probes` Rademacher vectors z,
 ///   with its standard error (the sample standard deviation / √probes).
+/// - **Top-k eigenvalues** (`topK` > 1) by Lanczos with full reorthogonalization from a
+///   Gaussian start: the k largest Ritz values after `lanczosSteps` steps.
+/// - **Eigenvalue density** (`density`) by stochastic Lanczos quadrature (`SpectralDensity`).
 ///
 /// Hv is the central difference of full-batch gradients, (∇L(θ + εv) − ∇L(θ − εv)) / 2ε with
 /// ε·‖v‖ = `step`·max(1, ‖θ‖/√n): exact for a quadratic loss, O(ε²) otherwise, with Float32
@@ -19,6 +22,28 @@ public struct Sharpness: Sendable {
     public var probes: Int
     public var seed: UInt64
     public var step: Double = 1e-2
+    /// Eigenvalues reported beside λmax (Lanczos); 1: power iteration alone.
+    public var topK = 1
+    /// Lanczos steps for the top-k (nil: max(3k, 30), at most the parameter count).
+    public var lanczosSteps: Int?
+    /// Stochastic Lanczos quadrature of the eigenvalue density (nil: not measured).
+    public var density: DensitySettings?
+
+    /// PyHessian's density settings: `runs` random starts of `steps` Lanczos steps each, the
+    /// density on `bins` points with Gaussians of variance `sigmaSquared`·max(1, range).
+    public struct DensitySettings: Sendable, Equatable {
+        public var runs: Int
+        public var steps: Int
+        public var bins: Int
+        public var sigmaSquared: Double
+
+        public init(runs: Int = 1, steps: Int = 50, bins: Int = 200, sigmaSquared: Double = 1e-5) {
+            self.runs = runs
+            self.steps = steps
+            self.bins = bins
+            self.sigmaSquared = sigmaSquared
+        }
+    }
 
     public init(iterations: Int = 100, tolerance: Double = 1e-3, probes: Int = 30, seed: UInt64 = 0) {
         self.iterations = iterations
@@ -37,6 +62,9 @@ public struct Sharpness: Sendable {
         public var traceStandardError: Double
         /// Hessian-vector products computed (each is two full-batch gradients).
         public var products: Int
+        /// The `topK` largest eigenvalues, largest first (empty when `topK` is 1).
+        public var topEigenvalues: [Double] = []
+        public var spectralDensity: SpectralDensity?
     }
 
     /// Full-batch gradient of the mean loss (Float64 accumulation over chunks).
@@ -78,6 +106,10 @@ public struct Sharpness: Sendable {
         guard iterations >= 1, probes >= 1, tolerance > 0 else {
             throw NNError("hessian: 'iterations' and 'probes' must be at least 1 and 'tolerance' positive")
         }
+        guard topK >= 1, (lanczosSteps ?? 1) >= 1 else { throw NNError("hessian: 'top_k' and its steps must be at least 1") }
+        if let density, density.runs < 1 || density.steps < 1 || density.bins < 2 || !(density.sigmaSquared > 0) {
+            throw NNError("hessian: 'density' needs runs and steps of at least 1, at least 2 bins and a positive sigma_squared")
+        }
         if let problem = loss.incompatibility(network: model.network, dataset: data) {
             throw NNError("cannot measure sharpness: \(problem)")
         }
@@ -111,9 +143,30 @@ public struct Sharpness: Sendable {
         let variance =
             samples.count > 1
             ? samples.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(samples.count - 1) : 0
+        func product(_ v: [Double]) -> [Double] {
+            products += 1
+            return hessianVectorProduct(model, v, data: data, loss: loss)
+        }
+        func gaussian(_ stream: Int) -> [Double] {
+            var random = RandomSource(seed: seed, stream: RandomStream.probe.id(stream))
+            return (0..<n).map { _ in random.nextGaussian() }
+        }
+        var top: [Double] = []
+        if topK > 1 {
+            let (values, _) = Lanczos.run(steps: min(n, lanczosSteps ?? max(3 * topK, 30)), start: gaussian(1 << 20), product: product)
+            top = Array(values.reversed().prefix(topK))
+        }
+        var spectrum: SpectralDensity?
+        if let density {
+            let runs = (0..<density.runs).map { r in
+                Lanczos.run(steps: min(n, density.steps), start: gaussian((1 << 21) + r), product: product)
+            }
+            spectrum = SpectralDensity(runs: runs, bins: density.bins, sigmaSquared: density.sigmaSquared)
+        }
         return Result(
             topEigenvalue: eigenvalue, iterationsUsed: used, lastChange: change, converged: change <= tolerance,
-            trace: mean, traceStandardError: (variance / Double(samples.count)).squareRoot(), products: products)
+            trace: mean, traceStandardError: (variance / Double(samples.count)).squareRoot(), products: products,
+            topEigenvalues: top, spectralDensity: spectrum)
     }
 
     private func normalize(_ v: inout [Double]) {

@@ -158,7 +158,21 @@ public struct Merger {
             values[name] = .number(value)
             result.set(name, TensorData([value], shape: []))
         }
-        let history = Array(output.metrics.dropFirst(names.count))
+        var history = Array(output.metrics.dropFirst(names.count))
+        if case .hessian(let hessian) = job.definition {
+            // After the 7 values: the top-k eigenvalues, then the density's bounds and values.
+            if let k = hessian.topK, k > 1, history.count >= k {
+                result.set("top_eigenvalues", TensorData(Array(history.prefix(k)), shape: [k]))
+                history.removeFirst(k)
+            }
+            if let bins = hessian.density?.settings.bins, history.count == bins + 2 {
+                let (low, high) = (history[0], history[1])
+                let grid = (0..<bins).map { low + (high - low) * Double($0) / Double(bins - 1) }
+                result.set("density_grid", TensorData(grid, shape: [bins]))
+                result.set("density", TensorData(Array(history.dropFirst(2)), shape: [bins]))
+            }
+            history = []
+        }
         if !history.isEmpty { result.set("epoch_loss", TensorData(history, shape: [history.count])) }
         var meta: [String: JSONValue] = [
             "kind": .string(job.definition.kind.rawValue), "values": .object(values), "complete": .bool(true),
@@ -175,6 +189,10 @@ public struct Merger {
                 "trace": .string(
                     "Hutchinson: mean of z'Hz over 'probes' Rademacher vectors; trace_std_error = sample std / sqrt(probes)"
                 ),
+                "top_eigenvalues": .string(
+                    "the 'top_k' largest Ritz values of Lanczos (full reorthogonalization) from a Gaussian start, largest first"),
+                "density": .string(
+                    "stochastic Lanczos quadrature (PyHessian's ESD): Gaussians of variance sigma_squared*max(1, range) at each run's Ritz values, weighted by their squared first eigenvector components, averaged over runs and normalized on density_grid"),
             ])
         }
         result.metadata = .object(meta)

@@ -193,14 +193,24 @@ public final class Executor {
         case .hessian(let job):
             let data = try data()
             let model = try model(job.checkpoint)
-            let sharpness = Sharpness(
+            var sharpness = Sharpness(
                 iterations: job.iterations, tolerance: job.tolerance, probes: job.probes, seed: job.seed)
+            sharpness.topK = job.topK ?? 1
+            sharpness.density = job.density?.settings
             let r = try sharpness.measure(model, on: data.train, loss: spec.train.loss)
-            return Output(
-                values: [
-                    r.topEigenvalue, Double(r.iterationsUsed), r.lastChange, r.converged ? 1 : 0, r.trace,
-                    r.traceStandardError, Double(r.products),
-                ], artifact: nil)
+            var values = [
+                r.topEigenvalue, Double(r.iterationsUsed), r.lastChange, r.converged ? 1 : 0, r.trace,
+                r.traceStandardError, Double(r.products),
+            ]
+            // Lanczos may close its Krylov space early (fewer Ritz values than asked): NaN fills.
+            if let k = job.topK, k > 1 { values += (0..<k).map { $0 < r.topEigenvalues.count ? r.topEigenvalues[$0] : .nan } }
+            if let settings = job.density?.settings {
+                let spectrum = r.spectralDensity
+                let grid = spectrum?.grid ?? []
+                values += [grid.first ?? .nan, grid.last ?? .nan]
+                values += (0..<settings.bins).map { $0 < (spectrum?.density.count ?? 0) ? spectrum?.density[$0] ?? .nan : .nan }
+            }
+            return Output(values: values, artifact: nil)
         }
     }
 
@@ -222,7 +232,6 @@ public final class Executor {
         }
     }
 
-    /// max |f_a(x) − f_b(x)| over the dataset's samples (evaluation mode).
     /// The largest difference between two models' outputs on `data`, and the largest output of `a`.
     public static func largestOutputDifference(_ a: Model, _ b: Model, on data: Dataset) throws -> (Double, Double) {
         let chunk = min(500, max(1, data.count))

@@ -41,8 +41,12 @@ public enum OutputCheck {
             else {
                 return "has passes, distances or similarities no alignment gives"
             }
-        case .hessian:
-            guard values.count == 7 else { return "has \(values.count) values where a Hessian job gives 7" }
+        case .hessian(let hessian):
+            let count = 7 + hessian.extraValueCount
+            guard values.count == count else { return "has \(values.count) values where this Hessian job gives \(count)" }
+            if hessian.density != nil, let bad = values.suffix(hessian.density?.settings.bins ?? 0).first(where: { !($0.isNaN || $0 >= 0) }) {
+                return "has a negative eigenvalue density \(bad)"
+            }
             guard isCount(values[1]), isCount(values[6]), values[3] == 0 || values[3] == 1,
                 values[2].isNaN || values[2] >= 0, values[5].isNaN || values[5] >= 0
             else {

@@ -59,6 +59,10 @@ public struct Stages: Codable, Sendable, Equatable {
         public var tolerance: Double?
         public var probes: Int?
         public var seed: UInt64?
+        public var topK: Int?
+        public var density: HessianJob.Density?
+
+        private enum CodingKeys: String, CodingKey { case iterations, tolerance, probes, seed, topK = "top_k", density }
     }
 
     public var train: Train
@@ -149,11 +153,12 @@ public struct Stages: Codable, Sendable, Equatable {
                     jobs.append(.surface(job))
                 }
                 if let hessian {
-                    let job = HessianJob(
+                    var job = HessianJob(
                         name: "hessian/\(tag)", checkpoint: model(cell, seed),
                         iterations: hessian.iterations ?? HessianJob.defaultIterations,
                         tolerance: hessian.tolerance ?? HessianJob.defaultTolerance,
                         probes: hessian.probes ?? HessianJob.defaultProbes, seed: hessian.seed ?? 0)
+                    (job.topK, job.density) = (hessian.topK, hessian.density)
                     if let problem = job.problem { throw SpecError("stages.hessian", "\(problem)") }
                     jobs.append(.hessian(job))
                 }

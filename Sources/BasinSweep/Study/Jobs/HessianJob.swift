@@ -1,3 +1,4 @@
+import BasinLandscape
 import Foundation
 
 /// `hessian` (from `stages.hessian`): sharpness at a checkpoint, by power iteration and
@@ -12,6 +13,37 @@ public struct HessianJob: Codable, Sendable, Equatable {
     /// Rademacher probes of the trace estimate.
     public var probes: Int
     public var seed: UInt64
+    /// Eigenvalues reported beside λmax, by Lanczos (nil or 1: none).
+    public var topK: Int?
+    /// The eigenvalue density by stochastic Lanczos quadrature (nil: not measured).
+    public var density: Density?
+
+    /// PyHessian's ESD settings (`runs` starts, `steps` Lanczos steps, `bins` grid points,
+    /// Gaussian variance `sigma_squared`·max(1, range)).
+    public struct Density: Codable, Sendable, Equatable {
+        public var runs: Int?
+        public var steps: Int?
+        public var bins: Int?
+        public var sigmaSquared: Double?
+
+        public init(runs: Int? = nil, steps: Int? = nil, bins: Int? = nil, sigmaSquared: Double? = nil) {
+            (self.runs, self.steps, self.bins, self.sigmaSquared) = (runs, steps, bins, sigmaSquared)
+        }
+
+        private enum CodingKeys: String, CodingKey { case runs, steps, bins, sigmaSquared = "sigma_squared" }
+
+        public var settings: Sharpness.DensitySettings {
+            let d = Sharpness.DensitySettings()
+            return Sharpness.DensitySettings(
+                runs: runs ?? d.runs, steps: steps ?? d.steps, bins: bins ?? d.bins, sigmaSquared: sigmaSquared ?? d.sigmaSquared)
+        }
+    }
+
+    /// Values the job reports after the 7 of power iteration and Hutchinson: the top-k
+    /// eigenvalues, then the density's grid bounds and its values.
+    public var extraValueCount: Int {
+        ((topK ?? 1) > 1 ? topK ?? 0 : 0) + (density.map { 2 + $0.settings.bins } ?? 0)
+    }
 
     public static let defaultIterations = 100
     public static let defaultTolerance = 1e-3
@@ -33,10 +65,20 @@ public struct HessianJob: Codable, Sendable, Equatable {
         else {
             return "'iterations' and 'probes' must be from 1 to 1000000, 'tolerance' finite and > 0"
         }
+        if let topK, !(1...1000).contains(topK) { return "'top_k' must be from 1 to 1000" }
+        if let d = density?.settings {
+            guard (1...1000).contains(d.runs), (1...10000).contains(d.steps), (2...100_000).contains(d.bins),
+                d.sigmaSquared > 0, d.sigmaSquared.isFinite
+            else {
+                return "'density' needs runs 1-1000, steps 1-10000, bins 2-100000 and a positive sigma_squared"
+            }
+        }
         return nil
     }
 
-    private enum CodingKeys: String, CodingKey { case name, checkpoint, iterations, tolerance, probes, seed }
+    private enum CodingKeys: String, CodingKey {
+        case name, checkpoint, iterations, tolerance, probes, seed, topK = "top_k", density
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -46,6 +88,8 @@ public struct HessianJob: Codable, Sendable, Equatable {
         tolerance = try c.decode(Double.self, forKey: .tolerance)
         probes = try c.decode(Int.self, forKey: .probes)
         seed = try c.decode(UInt64.self, forKey: .seed)
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+        density = try c.decodeIfPresent(Density.self, forKey: .density)
         if let problem {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: problem))
         }
