@@ -145,7 +145,7 @@ enum Examples {
         # ResNet-20 (He et al.'s CIFAR ResNet, width 16, as Li et al. map it): a connectivity study of
         # two seeds: the straight line between them, the line after weight matching (Git Re-Basin),
         # a fitted Bezier curve (Garipov et al.), a surface around each seed and its sharpness.
-        # On cifar-synthetic (CIFAR's shapes, a learnable signal) it runs in minutes on two cores:
+        # On cifar-synthetic (CIFAR's shapes, a learnable signal) it runs in about 11 minutes on two cores:
         #   basin run resnet20.yaml --out resnet20-run --workers 2
         # On real CIFAR-10 (the binary version, from https://www.cs.toronto.edu/~kriz/cifar.html):
         #   data: {source: cifar10, path: cifar-10-batches-bin}
