@@ -106,7 +106,7 @@ import Testing
         let data = split.train
         let augmentation = try #require(data.augmentation)
         #expect(augmentation.padding == 4 && augmentation.flip && augmentation.fill.count == 3)
-        var workspace = Workspace(network: try Network(ModelDescription(input: [3, 32, 32], layers: [.flatten])), capacity: 8)
+        let workspace = Workspace(network: try Network(ModelDescription(input: [3, 32, 32], layers: [.flatten])), capacity: 8)
         func gathered(_ indices: [Int], epoch: Int, seed: UInt64) throws -> [[Float]] {
             var model = try Network(ModelDescription(input: [3, 32, 32], layers: [.flatten])).initialize(seed: 0)
             var gradients: [Float] = []
@@ -118,9 +118,9 @@ import Testing
         let a = try gathered([5, 9, 2], epoch: 1, seed: 7)
         let b = try gathered([2, 5], epoch: 1, seed: 7)
         #expect(a[0] == b[1] && a[2] == b[0])  // the same sample, epoch and seed: the same crop
-        let other = try gathered([5], epoch: 2, seed: 7)
-        let moved = (0..<8).contains { e in (try? gathered([5], epoch: e + 3, seed: 7))?[0] != a[0] }
-        #expect(moved && (other[0] != a[0] || moved))
+        // Another epoch draws another crop (among 8 epochs, at least one differs).
+        let moved = (0..<8).contains { e in (try? gathered([5], epoch: e + 2, seed: 7))?[0] != a[0] }
+        #expect(moved)
         // Each result is a window of the original at some shift, maybe mirrored.
         let original = Array(data.features[(5 * 3072)..<(6 * 3072)])
         var shifts: Set<String> = []
@@ -156,8 +156,6 @@ import Testing
             #expect(found, "epoch \(epoch): not a shifted window of the original")
         }
         #expect(shifts.count > 10, "\(shifts)")
-        _ = workspace
-        workspace = Workspace(network: try Network(ModelDescription(input: [3, 32, 32], layers: [.flatten])), capacity: 1)
     }
 
     /// cifar-synthetic carries a signal a small CNN learns, and training on it is bitwise

@@ -233,10 +233,3 @@ public struct PermutationSpec: Sendable {
         return rows
     }
 }
-
-extension Network {
-    /// The shape of one sample after `layer` given one of `input`.
-    public static func outputShape(of layer: LayerSpec, input: [Int]) throws -> [Int] {
-        try Network(ModelDescription(input: input, layers: [layer])).outputShape(ofLayer: 0)
-    }
-}

@@ -22,6 +22,11 @@ public struct Network: Sendable {
     /// Output shape of layer `index` for one sample.
     public func outputShape(ofLayer index: Int) -> [Int] { kernels[index].outputShape }
 
+    /// The shape of one sample after `layer` given one of `input` (checked as a model would be).
+    public static func outputShape(of layer: LayerSpec, input: [Int]) throws -> [Int] {
+        try compile(layer, input: input, at: "layer").0.outputShape
+    }
+
     /// Builds the network, inferring and checking each layer's input size.
     public init(_ description: ModelDescription) throws {
         guard !description.input.isEmpty, description.input.allSatisfy({ $0 > 0 }) else {

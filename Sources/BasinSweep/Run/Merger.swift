@@ -160,17 +160,7 @@ public struct Merger {
         }
         var history = Array(output.metrics.dropFirst(names.count))
         if case .hessian(let hessian) = job.definition {
-            // After the 7 values: the top-k eigenvalues, then the density's bounds and values.
-            if let k = hessian.topK, k > 1, history.count >= k {
-                result.set("top_eigenvalues", TensorData(Array(history.prefix(k)), shape: [k]))
-                history.removeFirst(k)
-            }
-            if let bins = hessian.density?.settings.bins, history.count == bins + 2 {
-                let (low, high) = (history[0], history[1])
-                let grid = (0..<bins).map { low + (high - low) * Double($0) / Double(bins - 1) }
-                result.set("density_grid", TensorData(grid, shape: [bins]))
-                result.set("density", TensorData(Array(history.dropFirst(2)), shape: [bins]))
-            }
+            for (name, tensor) in hessian.arrays(fromExtra: history) { result.set(name, tensor) }
             history = []
         }
         if !history.isEmpty { result.set("epoch_loss", TensorData(history, shape: [history.count])) }

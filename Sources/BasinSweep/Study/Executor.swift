@@ -198,19 +198,7 @@ public final class Executor {
             sharpness.topK = job.topK ?? 1
             sharpness.density = job.density?.settings
             let r = try sharpness.measure(model, on: data.train, loss: spec.train.loss)
-            var values = [
-                r.topEigenvalue, Double(r.iterationsUsed), r.lastChange, r.converged ? 1 : 0, r.trace,
-                r.traceStandardError, Double(r.products),
-            ]
-            // Lanczos may close its Krylov space early (fewer Ritz values than asked): NaN fills.
-            if let k = job.topK, k > 1 { values += (0..<k).map { $0 < r.topEigenvalues.count ? r.topEigenvalues[$0] : .nan } }
-            if let settings = job.density?.settings {
-                let spectrum = r.spectralDensity
-                let grid = spectrum?.grid ?? []
-                values += [grid.first ?? .nan, grid.last ?? .nan]
-                values += (0..<settings.bins).map { $0 < (spectrum?.density.count ?? 0) ? spectrum?.density[$0] ?? .nan : .nan }
-            }
-            return Output(values: values, artifact: nil)
+            return Output(values: job.values(r), artifact: nil)
         }
     }
 

@@ -1,4 +1,5 @@
 import BasinLandscape
+import BasinNN
 import Foundation
 
 /// `hessian` (from `stages.hessian`): sharpness at a checkpoint, by power iteration and
@@ -41,8 +42,40 @@ public struct HessianJob: Codable, Sendable, Equatable {
 
     /// Values the job reports after the 7 of power iteration and Hutchinson: the top-k
     /// eigenvalues, then the density's grid bounds and its values.
-    public var extraValueCount: Int {
-        ((topK ?? 1) > 1 ? topK ?? 0 : 0) + (density.map { 2 + $0.settings.bins } ?? 0)
+    public var extraValueCount: Int { reportedTopK + (density.map { 2 + $0.settings.bins } ?? 0) }
+
+    /// Eigenvalues reported beside λmax (0 unless `top_k` > 1).
+    var reportedTopK: Int { (topK ?? 1) > 1 ? topK ?? 0 : 0 }
+
+    /// The job's values from a measurement, in the order above. Lanczos may close its Krylov
+    /// space early (fewer Ritz values than asked): NaN fills.
+    public func values(_ r: Sharpness.Result) -> [Double] {
+        var values = [
+            r.topEigenvalue, Double(r.iterationsUsed), r.lastChange, r.converged ? 1 : 0, r.trace,
+            r.traceStandardError, Double(r.products),
+        ]
+        values += (0..<reportedTopK).map { $0 < r.topEigenvalues.count ? r.topEigenvalues[$0] : .nan }
+        if let bins = density?.settings.bins {
+            let grid = r.spectralDensity?.grid ?? [], density = r.spectralDensity?.density ?? []
+            values += [grid.first ?? .nan, grid.last ?? .nan]
+            values += (0..<bins).map { $0 < density.count ? density[$0] : .nan }
+        }
+        return values
+    }
+
+    /// The arrays the values after the 7 hold: `top_eigenvalues`, `density_grid`, `density`.
+    public func arrays(fromExtra extra: [Double]) -> [(name: String, tensor: TensorData)] {
+        guard extra.count == extraValueCount else { return [] }
+        var arrays: [(name: String, tensor: TensorData)] = []
+        let k = reportedTopK
+        if k > 0 { arrays.append(("top_eigenvalues", TensorData(Array(extra.prefix(k)), shape: [k]))) }
+        if let bins = density?.settings.bins {
+            let (low, high) = (extra[k], extra[k + 1])
+            let grid = (0..<bins).map { low + (high - low) * Double($0) / Double(bins - 1) }
+            arrays.append(("density_grid", TensorData(grid, shape: [bins])))
+            arrays.append(("density", TensorData(Array(extra.suffix(bins)), shape: [bins])))
+        }
+        return arrays
     }
 
     public static let defaultIterations = 100
