@@ -58,7 +58,7 @@ struct ResNetBench: ParsableCommand {
             let batch = 128
             var random = RandomSource(seed: 2, stream: 2)
             let input = (0..<(batch * network.inputSize)).map { _ in Float(random.nextGaussian()) }
-            let workspace = Workspace(network: network, capacity: batch)
+            let workspace = Workspace(network: network, capacity: batch, backward: false)
             func pass() { input.withUnsafeBufferPointer { model.infer($0.baseAddress!, batch: batch, workspace: workspace) } }
             pass()
             let best = (0..<5).map { _ in seconds(pass) }.min()!

@@ -23,6 +23,10 @@ public struct LandscapeEvaluator: Sendable {
     /// Upper bound on the floats of the K first-layer responses of one chunk in the fast path,
     /// so they stay in cache while every point of a group combines them.
     public var responseFloats = 1 << 19
+    /// The fewest samples per chunk in the fast path when the first layer is a convolution: a
+    /// convolutional tail costs far more than combining responses, and its convolutions need
+    /// batches wide enough for large GEMMs (64 images of 8×8 make 4096 columns).
+    public var convolutionChunk = 64
 
     public init(family: AffineFamily, train: Dataset, test: Dataset?, loss: LossFunction, batchNorm: BatchNormMode)
         throws
@@ -56,7 +60,7 @@ public struct LandscapeEvaluator: Sendable {
     /// The reference: every point evaluated with the full network.
     public func plain(_ points: [[Double]]) throws -> [PointMetrics] {
         let workspace = Workspace(
-            network: family.network, capacity: max(1, min(chunkSize, max(train.count, test?.count ?? 0))))
+            network: family.network, capacity: max(1, min(chunkSize, max(train.count, test?.count ?? 0))), backward: false)
         return try points.map { c in
             var model = family.model(at: c)
             if recomputes { model.recomputeBatchNormStatistics(on: train, batchSize: batchNormBatchSize) }
@@ -81,7 +85,8 @@ public struct LandscapeEvaluator: Sendable {
         let tailBases = family.bases.map { Array($0[tailRange]) }
         let tailStates = family.states.map { Array($0[tailStateRange]) }
         let groupSize = max(1, min(points.count, groupFloats / max(tailRange.count, 1)))
-        let fastChunk = max(8, min(chunkSize, responseFloats / max((family.dimension + 1) * head.outputSize, 1)))
+        var fastChunk = max(8, min(chunkSize, responseFloats / max((family.dimension + 1) * head.outputSize, 1)))
+        if case .conv2d = network.description.layers[0] { fastChunk = max(fastChunk, min(chunkSize, convolutionChunk)) }
         var results: [PointMetrics] = []
         results.reserveCapacity(points.count)
         var groupStart = 0
@@ -96,7 +101,7 @@ public struct LandscapeEvaluator: Sendable {
             let responses = FirstLayerResponses(heads: heads, outputSize: head.outputSize)
             if recomputes {
                 for p in tails.indices { tails[p].resetBatchNormStatistics() }
-                let workspace = Workspace(network: tail, capacity: min(batchNormBatchSize, train.count))
+                let workspace = Workspace(network: tail, capacity: min(batchNormBatchSize, train.count), backward: false)
                 forEachChunk(of: train, size: batchNormBatchSize) { pointer, batch, index in
                     responses.compute(pointer, batch: batch)
                     for p in tails.indices {
@@ -122,7 +127,7 @@ public struct LandscapeEvaluator: Sendable {
     ) -> [LossTally] {
         var tallies = [LossTally](repeating: LossTally(), count: group.count)
         guard data.count > 0, let tailNetwork = tails.first?.network else { return tallies }
-        let workspace = Workspace(network: tailNetwork, capacity: min(chunk, data.count))
+        let workspace = Workspace(network: tailNetwork, capacity: min(chunk, data.count), backward: false)
         forEachChunk(of: data, size: chunk) { pointer, batch, index in
             responses.compute(pointer, batch: batch)
             let first = index * chunk
@@ -179,7 +184,7 @@ private final class FirstLayerResponses {
             responses.deallocate()
             combined.deallocate()
             capacity = batch
-            workspace = Workspace(network: heads[0].network, capacity: batch)
+            workspace = Workspace(network: heads[0].network, capacity: batch, backward: false)
             responses = .allocate(capacity: heads.count * batch * outputSize)
             combined = .allocate(capacity: batch * outputSize)
         }

@@ -68,13 +68,42 @@ struct BatchNormKernel: LayerKernel {
             let invStd = 1 / (variance + eps).squareRoot()
             savedMean[ch] = Float(mean)
             savedInvStd[ch] = Float(invStd)
-            let scale = Float(Double(gamma[ch]) * invStd)
-            let shift = Float(Double(beta[ch]) - mean * Double(gamma[ch]) * invStd)
+            let (scale, shift) = Self.affine(gamma: gamma[ch], beta: beta[ch], mean: mean, invStd: invStd)
             for b in 0..<n {
                 let offset = (b * c + ch) * s
                 for i in 0..<s { y[offset + i] = x[offset + i] * scale + shift }
             }
         }
+    }
+
+    /// Normalization with `mean` and `invStd` = 1/σ as one affine map `x·scale + shift`.
+    @inline(__always)
+    static func affine(gamma: Float, beta: Float, mean: Double, invStd: Double) -> (scale: Float, shift: Float) {
+        (Float(Double(gamma) * invStd), Float(Double(beta) - mean * Double(gamma) * invStd))
+    }
+
+    /// The eval-mode map of each channel, written into this layer's scratch (scale, then shift)
+    /// for a layer before it to apply (`Epilogue`): the numbers `forward` in eval mode uses.
+    func inferenceAffine(_ m: LayerMemory) -> (scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>) {
+        let c = channels
+        let gamma = m.parameters.baseAddress!, beta = gamma + c
+        let runningMean = m.state.baseAddress!, runningVar = runningMean + c
+        let scale = m.scratch.baseAddress!, shift = scale + c
+        for ch in 0..<c {
+            let invStd = 1 / (Double(runningVar[ch]) + eps).squareRoot()
+            (scale[ch], shift[ch]) = Self.affine(gamma: gamma[ch], beta: beta[ch], mean: Double(runningMean[ch]), invStd: invStd)
+        }
+        return (scale, shift)
+    }
+
+    var absorbs: Absorbs { .relu }
+
+    /// Eval-mode normalization and the ReLU after it in one pass.
+    func forward(_ m: LayerMemory, epilogue: Epilogue, layerIndex: Int) {
+        precondition(epilogue.scale == nil)
+        let (scale, shift) = inferenceAffine(m)
+        Epilogue(scale: scale, shift: shift, relu: epilogue.relu).apply(
+            m.input.baseAddress!, into: m.output.baseAddress!, batch: m.batch, channels: channels, spatial: spatial)
     }
 
     func backward(_ m: LayerMemory, _ g: LayerGradientMemory, mode: ForwardMode, layerIndex: Int) {

@@ -43,9 +43,10 @@ struct Conv2dKernel: LayerKernel {
     }
 
     /// Unfolds one sample `[C, H, W]` into `columns[(c·kh + i)·kw + j, oh·ow]`, whose rows are
-    /// `rowStride` floats apart.
+    /// `rowStride` floats apart. Rows are short (a few dozen floats), so they are written by
+    /// plain loops rather than calls to memset/memmove.
     func im2col(_ image: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, rowStride: Int) {
-        let oh = outHeight, ow = outWidth
+        let oh = outHeight, ow = outWidth, sw = stride.w
         var row = 0
         for c in 0..<inChannels {
             let plane = image + c * height * width
@@ -53,23 +54,23 @@ struct Conv2dKernel: LayerKernel {
                 for j in 0..<kernel.w {
                     let dst = columns + row * rowStride
                     // Output columns x whose input column x·sw − pw + j lies inside the image.
-                    let firstX = min(ow, max(0, (padding.w - j + stride.w - 1) / stride.w))
-                    let endX = max(firstX, min(ow, (width + padding.w - j + stride.w - 1) / stride.w))
+                    let firstX = min(ow, max(0, (padding.w - j + sw - 1) / sw))
+                    let endX = max(firstX, min(ow, (width + padding.w - j + sw - 1) / sw))
                     for y in 0..<oh {
                         let iy = y * stride.h - padding.h + i
                         let line = dst + y * ow
-                        if iy < 0 || iy >= height {
-                            line.update(repeating: 0, count: ow)
+                        guard iy >= 0 && iy < height else {
+                            for x in 0..<ow { line[x] = 0 }
                             continue
                         }
                         let src = plane + iy * width - padding.w + j
-                        if firstX > 0 { line.update(repeating: 0, count: firstX) }
-                        if stride.w == 1 {
-                            (line + firstX).update(from: src + firstX, count: endX - firstX)
+                        for x in 0..<firstX { line[x] = 0 }
+                        if sw == 1 {
+                            for x in firstX..<endX { line[x] = src[x] }
                         } else {
-                            for x in firstX..<endX { line[x] = src[x * stride.w] }
+                            for x in firstX..<endX { line[x] = src[x * sw] }
                         }
-                        if endX < ow { (line + endX).update(repeating: 0, count: ow - endX) }
+                        for x in endX..<ow { line[x] = 0 }
                     }
                     row += 1
                 }
@@ -103,6 +104,15 @@ struct Conv2dKernel: LayerKernel {
     }
 
     func forward(_ m: LayerMemory, mode: ForwardMode, layerIndex: Int) {
+        forward(m, epilogue: .none, layerIndex: layerIndex)
+    }
+
+    var absorbs: Absorbs { [.batchNorm, .relu] }
+
+    /// The output of `group` samples at a time is one sgemm into scratch; the pass that moves it
+    /// into NCHW order adds the bias and applies the epilogue (the eval-mode BatchNorm and ReLU
+    /// after this layer), so those layers cost no pass of their own.
+    func forward(_ m: LayerMemory, epilogue: Epilogue, layerIndex: Int) {
         let weight = m.parameters.baseAddress!
         let spatial = outHeight * outWidth
         let group = forwardGroup(batch: m.batch)
@@ -125,8 +135,9 @@ struct Conv2dKernel: LayerKernel {
                     if hasBias {
                         let b = weight[outChannels * patchSize + o]
                         for p in 0..<spatial { dst[p] = src[p] + b }
+                        epilogue.apply(dst, into: dst, count: spatial, channel: o)
                     } else {
-                        dst.update(from: src, count: spatial)
+                        epilogue.apply(src, into: dst, count: spatial, channel: o)
                     }
                 }
             }

@@ -9,11 +9,15 @@ public enum ForwardMode: Sendable, Equatable {
     /// with batch statistics and folds batch `index` into a cumulative average
     /// (momentum 1/(index+1)); Dropout is the identity.
     case recomputeStatistics(batchIndex: Int)
+    /// Evaluation with no backward pass after it (`Model.infer`): as `eval`, but a layer may
+    /// apply the eval-mode BatchNorm and the ReLU that follow it in its own pass over the output
+    /// (`Epilogue`), leaving their activations unwritten. The numbers are bitwise those of `eval`.
+    case inference
 
     /// Whether BatchNorm normalizes with the batch's own statistics and updates running ones.
     public var usesBatchStatistics: Bool {
         switch self {
-        case .eval: false
+        case .eval, .inference: false
         case .train, .recomputeStatistics: true
         }
     }
@@ -38,9 +42,11 @@ public struct TensorSpec: Sendable, Equatable {
 /// The memory one layer works on for one minibatch. Sizes are `batch × sample size`.
 ///
 /// `input` and `output` are distinct regions; `parameters`, `state` and `scratch` are this
-/// layer's own slices.
+/// layer's own slices. `scratch` has `scratchCount(batch:)` floats when `backward` is true and
+/// `forwardScratchCount(batch:)` when the workspace serves forward passes only.
 struct LayerMemory {
     var batch: Int
+    var backward = true
     var input: UnsafeMutableBufferPointer<Float>
     var output: UnsafeMutableBufferPointer<Float>
     var parameters: UnsafeMutableBufferPointer<Float>
@@ -58,6 +64,56 @@ struct LayerGradientMemory {
     var parameterGradients: UnsafeMutableBufferPointer<Float>
 }
 
+/// What a layer applies to its own output in the pass that writes it, in inference: the
+/// per-channel affine map of the eval-mode BatchNorm after it (`y = x·scale + shift`, channel =
+/// the first dimension of a sample) and then a ReLU. Each is computed as the separate layer
+/// computes it, so a fused pass gives bitwise the separate layers' numbers.
+struct Epilogue {
+    var scale: UnsafePointer<Float>? = nil
+    var shift: UnsafePointer<Float>? = nil
+    var relu = false
+
+    static var none: Epilogue { Epilogue() }
+    var isEmpty: Bool { scale == nil && !relu }
+
+    /// `values` of one channel through the epilogue into `output` (which may be `values`).
+    @inline(__always)
+    func apply(_ values: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int, channel: Int) {
+        if let scale, let shift {
+            let a = scale[channel], b = shift[channel]
+            if relu {
+                for i in 0..<count {
+                    let v = values[i] * a + b
+                    output[i] = v > 0 ? v : 0
+                }
+            } else {
+                for i in 0..<count { output[i] = values[i] * a + b }
+            }
+        } else if relu {
+            for i in 0..<count { output[i] = values[i] > 0 ? values[i] : 0 }
+        } else if UnsafePointer(output) != values {
+            output.update(from: values, count: count)
+        }
+    }
+
+    /// `batch` samples of `channels × spatial` values through the epilogue into `output`.
+    func apply(_ values: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int) {
+        for b in 0..<batch {
+            for c in 0..<channels {
+                let offset = (b * channels + c) * spatial
+                apply(values + offset, into: output + offset, count: spatial, channel: c)
+            }
+        }
+    }
+}
+
+/// Which following layers a layer can take into its own pass in inference (`Epilogue`).
+struct Absorbs: OptionSet, Sendable {
+    let rawValue: Int
+    static let batchNorm = Absorbs(rawValue: 1)
+    static let relu = Absorbs(rawValue: 2)
+}
+
 /// A compiled layer: shapes fixed, forward and backward over raw minibatch memory.
 protocol LayerKernel: Sendable {
     var inputShape: [Int] { get }
@@ -67,6 +123,8 @@ protocol LayerKernel: Sendable {
     /// Non-parameter float buffers (BatchNorm running statistics) in `state_dict` order.
     var stateSpecs: [TensorSpec] { get }
     func scratchCount(batch: Int) -> Int
+    /// Scratch when no backward pass will run (a workspace without gradients).
+    func forwardScratchCount(batch: Int) -> Int
     func forward(_ memory: LayerMemory, mode: ForwardMode, layerIndex: Int)
     func backward(_ memory: LayerMemory, _ gradients: LayerGradientMemory, mode: ForwardMode, layerIndex: Int)
     /// Where the BatchNorm layers inside this one are, as `state_dict` prefixes relative to it
@@ -77,6 +135,10 @@ protocol LayerKernel: Sendable {
     /// Forward flops for one sample, as shard sizing estimates them: 2 per parameter, times the
     /// positions a convolution applies its weights at.
     var flopsPerSample: Int { get }
+    /// The following layers this one's `forward(_:epilogue:layerIndex:)` can take on.
+    var absorbs: Absorbs { get }
+    /// Inference forward with `epilogue` applied to the output (only what `absorbs` allows).
+    func forward(_ memory: LayerMemory, epilogue: Epilogue, layerIndex: Int)
 }
 
 extension LayerKernel {
@@ -85,7 +147,13 @@ extension LayerKernel {
     var parameterSpecs: [TensorSpec] { [] }
     var stateSpecs: [TensorSpec] { [] }
     func scratchCount(batch: Int) -> Int { 0 }
+    func forwardScratchCount(batch: Int) -> Int { scratchCount(batch: batch) }
     var batchNormPaths: [String] { [] }
     var containsDropout: Bool { false }
     var flopsPerSample: Int { 2 * parameterSpecs.reduce(0) { $0 + $1.count } }
+    var absorbs: Absorbs { [] }
+    func forward(_ memory: LayerMemory, epilogue: Epilogue, layerIndex: Int) {
+        precondition(epilogue.isEmpty, "\(type(of: self)) takes no epilogue")
+        forward(memory, mode: .inference, layerIndex: layerIndex)
+    }
 }

@@ -5,10 +5,12 @@ struct KernelChain: Sendable {
     let inputShape: [Int]
     let parameterRanges: [Range<Int>]
     let stateRanges: [Range<Int>]
+    let plan: InferencePlan
 
     init(_ kernels: [any LayerKernel], inputShape: [Int]) {
         self.kernels = kernels
         self.inputShape = inputShape
+        plan = InferencePlan(kernels)
         var parameters: [Range<Int>] = [], states: [Range<Int>] = []
         var p = 0, s = 0
         for kernel in kernels {
@@ -37,9 +39,13 @@ struct KernelChain: Sendable {
     }
 
     /// Scratch for a batch: each layer's output, its gradient and its own scratch, then the
-    /// gradient with respect to the chain's input.
-    func scratchCount(batch: Int) -> Int {
+    /// gradient with respect to the chain's input; without `gradients`, outputs and the layers'
+    /// forward scratch only.
+    func scratchCount(batch: Int, gradients: Bool = true) -> Int {
         guard !kernels.isEmpty else { return 0 }
+        guard gradients else {
+            return kernels.reduce(0) { $0 + batch * $1.outputSize + $1.forwardScratchCount(batch: batch) }
+        }
         return kernels.reduce(batch * inputSize) { $0 + 2 * batch * $1.outputSize + $1.scratchCount(batch: batch) }
     }
 
@@ -48,20 +54,23 @@ struct KernelChain: Sendable {
         var gradients: [UnsafeMutableBufferPointer<Float>] = []
         var scratch: [UnsafeMutableBufferPointer<Float>] = []
         var inputGradient: UnsafeMutableBufferPointer<Float>
+        var backward: Bool
     }
 
-    /// The scratch regions for `batch` samples, carved from `memory` in `scratchCount` order.
-    func regions(_ memory: UnsafeMutableBufferPointer<Float>, batch: Int) -> Regions {
+    /// The scratch regions for `batch` samples, carved from `memory` in `scratchCount` order
+    /// (gradient regions empty when `gradients` is false).
+    func regions(_ memory: UnsafeMutableBufferPointer<Float>, batch: Int, gradients: Bool) -> Regions {
         var offset = 0
         func take(_ n: Int) -> UnsafeMutableBufferPointer<Float> {
             defer { offset += n }
             return UnsafeMutableBufferPointer(rebasing: memory[offset..<(offset + n)])
         }
-        var regions = Regions(inputGradient: take(kernels.isEmpty ? 0 : batch * inputSize))
+        var regions = Regions(inputGradient: take(kernels.isEmpty || !gradients ? 0 : batch * inputSize), backward: gradients)
         for kernel in kernels {
             regions.outputs.append(take(batch * kernel.outputSize))
-            regions.gradients.append(take(batch * kernel.outputSize))
-            regions.scratch.append(take(kernel.scratchCount(batch: batch)))
+            regions.gradients.append(take(gradients ? batch * kernel.outputSize : 0))
+            regions.scratch.append(
+                take(gradients ? kernel.scratchCount(batch: batch) : kernel.forwardScratchCount(batch: batch)))
         }
         return regions
     }
@@ -72,7 +81,7 @@ struct KernelChain: Sendable {
         let base = parameters.lowerBound, stateBase = state.lowerBound
         let p = parameterRanges[i], s = stateRanges[i]
         return LayerMemory(
-            batch: m.batch, input: i == 0 ? m.input : regions.outputs[i - 1], output: regions.outputs[i],
+            batch: m.batch, backward: regions.backward, input: i == 0 ? m.input : regions.outputs[i - 1], output: regions.outputs[i],
             parameters: UnsafeMutableBufferPointer(rebasing: m.parameters[(base + p.lowerBound)..<(base + p.upperBound)]),
             state: UnsafeMutableBufferPointer(rebasing: m.state[(stateBase + s.lowerBound)..<(stateBase + s.upperBound)]),
             scratch: regions.scratch[i])
@@ -82,8 +91,12 @@ struct KernelChain: Sendable {
     func forward(_ m: LayerMemory, _ regions: Regions, parameters: Range<Int>, state: Range<Int>, mode: ForwardMode, id: Int)
         -> UnsafeMutableBufferPointer<Float>?
     {
-        for i in kernels.indices {
-            kernels[i].forward(memory(i, m, regions, parameters: parameters, state: state), mode: mode, layerIndex: id &+ i)
+        if mode == .inference {
+            plan.run(kernels, memory: { memory($0, m, regions, parameters: parameters, state: state) }, id: { id &+ $0 })
+        } else {
+            for i in kernels.indices {
+                kernels[i].forward(memory(i, m, regions, parameters: parameters, state: state), mode: mode, layerIndex: id &+ i)
+            }
         }
         return regions.outputs.last
     }
@@ -133,12 +146,20 @@ struct ResidualKernel: LayerKernel {
 
     func scratchCount(batch: Int) -> Int { body.scratchCount(batch: batch) + shortcut.scratchCount(batch: batch) }
 
+    func forwardScratchCount(batch: Int) -> Int {
+        body.scratchCount(batch: batch, gradients: false) + shortcut.scratchCount(batch: batch, gradients: false)
+    }
+
     private func regions(_ m: LayerMemory) -> (KernelChain.Regions, KernelChain.Regions) {
-        let split = body.scratchCount(batch: m.batch)
+        let split = body.scratchCount(batch: m.batch, gradients: m.backward)
         let scratch = m.scratch
         return (
-            body.regions(UnsafeMutableBufferPointer(rebasing: scratch[scratch.startIndex..<(scratch.startIndex + split)]), batch: m.batch),
-            shortcut.regions(UnsafeMutableBufferPointer(rebasing: scratch[(scratch.startIndex + split)...]), batch: m.batch)
+            body.regions(
+                UnsafeMutableBufferPointer(rebasing: scratch[scratch.startIndex..<(scratch.startIndex + split)]),
+                batch: m.batch, gradients: m.backward),
+            shortcut.regions(
+                UnsafeMutableBufferPointer(rebasing: scratch[(scratch.startIndex + split)...]), batch: m.batch,
+                gradients: m.backward)
         )
     }
 
@@ -157,6 +178,17 @@ struct ResidualKernel: LayerKernel {
     }
 
     func forward(_ m: LayerMemory, mode: ForwardMode, layerIndex: Int) {
+        forward(m, mode: mode, epilogue: .none, layerIndex: layerIndex)
+    }
+
+    var absorbs: Absorbs { .relu }
+
+    func forward(_ m: LayerMemory, epilogue: Epilogue, layerIndex: Int) {
+        forward(m, mode: .inference, epilogue: epilogue, layerIndex: layerIndex)
+    }
+
+    /// The sum and, in inference, the ReLU after the block in the same pass.
+    private func forward(_ m: LayerMemory, mode: ForwardMode, epilogue: Epilogue, layerIndex: Int) {
         let (bodyRegions, shortcutRegions) = regions(m)
         let (bodyParameters, shortcutParameters) = parameterSplit
         let (bodyState, shortcutState) = stateSplit
@@ -171,7 +203,14 @@ struct ResidualKernel: LayerKernel {
             ?? m.input
         let n = m.batch * outputSize
         let y = m.output.baseAddress!, a = main.baseAddress!, b = side.baseAddress!
-        for i in 0..<n { y[i] = a[i] + b[i] }
+        if epilogue.relu {
+            for i in 0..<n {
+                let v = a[i] + b[i]
+                y[i] = v > 0 ? v : 0
+            }
+        } else {
+            for i in 0..<n { y[i] = a[i] + b[i] }
+        }
     }
 
     func backward(_ m: LayerMemory, _ g: LayerGradientMemory, mode: ForwardMode, layerIndex: Int) {

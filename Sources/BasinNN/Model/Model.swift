@@ -37,14 +37,15 @@ public struct Model: Sendable {
         }
     }
 
-    /// Evaluation-mode forward pass that leaves the model untouched.
+    /// Evaluation-mode forward pass that leaves the model untouched; no backward may follow it
+    /// (layers fuse, `ForwardMode.inference`).
     public func infer(_ input: UnsafePointer<Float>, batch: Int, workspace: Workspace) {
         parameters.withUnsafeBufferPointer { params in
             state.withUnsafeBufferPointer { state in
                 // Evaluation mode reads parameters and state and never writes them.
                 Self.forward(
                     network, UnsafeMutableBufferPointer(mutating: params), UnsafeMutableBufferPointer(mutating: state),
-                    input, batch: batch, mode: .eval, workspace: workspace)
+                    input, batch: batch, mode: .inference, workspace: workspace)
             }
         }
     }
@@ -57,7 +58,8 @@ public struct Model: Sendable {
         _ input: UnsafePointer<Float>, batch: Int, mode: ForwardMode, workspace: Workspace,
         gradients: UnsafeMutableBufferPointer<Float>
     ) {
-        precondition(gradients.count == parameters.count && batch <= workspace.capacity)
+        precondition(gradients.count == parameters.count && batch <= workspace.capacity && mode != .inference)
+        precondition(workspace.backward, "backward needs a workspace made with backward: true")
         let network = self.network
         parameters.withUnsafeBufferPointer { params in
             state.withUnsafeBufferPointer { state in
@@ -93,7 +95,7 @@ public struct Model: Sendable {
             ? UnsafeMutableBufferPointer(mutating: UnsafeBufferPointer(start: input, count: batch * kernel.inputSize))
             : UnsafeMutableBufferPointer(rebasing: workspace.activations[layer - 1][0..<(batch * kernel.inputSize)])
         return LayerMemory(
-            batch: batch,
+            batch: batch, backward: workspace.backward,
             input: layerInput,
             output: UnsafeMutableBufferPointer(rebasing: workspace.activations[layer][0..<(batch * kernel.outputSize)]),
             parameters: UnsafeMutableBufferPointer(rebasing: params[network.parameterRanges[layer]]),
@@ -106,6 +108,12 @@ public struct Model: Sendable {
         _ input: UnsafePointer<Float>, batch: Int, mode: ForwardMode, workspace: Workspace
     ) {
         precondition(batch <= workspace.capacity, "batch \(batch) exceeds workspace capacity \(workspace.capacity)")
+        if mode == .inference {
+            network.plan.run(
+                network.kernels, memory: { memory(network, $0, params, state, input, batch: batch, workspace: workspace) },
+                id: { $0 })
+            return
+        }
         for layer in network.kernels.indices {
             let memory = memory(network, layer, params, state, input, batch: batch, workspace: workspace)
             network.kernels[layer].forward(memory, mode: mode, layerIndex: layer)
@@ -121,7 +129,7 @@ extension Model {
         guard network.hasBatchNorm, data.count > 0 else { return }
         resetBatchNormStatistics()
         let chunk = min(batchSize, data.count)
-        let workspace = Workspace(network: network, capacity: chunk)
+        let workspace = Workspace(network: network, capacity: chunk, backward: false)
         data.features.withUnsafeBufferPointer { features in
             var start = 0, index = 0
             while start < data.count {

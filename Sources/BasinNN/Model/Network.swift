@@ -12,6 +12,7 @@ public struct Network: Sendable {
     let kernels: [any LayerKernel]
     let parameterRanges: [Range<Int>]
     let stateRanges: [Range<Int>]
+    let plan: InferencePlan
 
     public var inputSize: Int { description.input.reduce(1, *) }
     public var outputSize: Int { kernels.last?.outputSize ?? inputSize }
@@ -60,6 +61,7 @@ public struct Network: Sendable {
         }
         self.description = ModelDescription(input: description.input, layers: resolved)
         self.kernels = kernels
+        plan = InferencePlan(kernels)
         self.parameterLayout = parameterLayout
         self.stateLayout = stateLayout
         self.parameterRanges = parameterRanges

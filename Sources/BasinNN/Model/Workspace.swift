@@ -1,11 +1,14 @@
 /// Preallocated memory for running one network on minibatches of up to `capacity` samples:
 /// every layer's output, the matching gradients, per-layer scratch and a staging area for
-/// gathered inputs.
+/// gathered inputs. A workspace made with `backward: false` holds no gradients (about half
+/// the memory) and serves forward passes only: evaluation and BatchNorm re-estimation.
 ///
 /// A workspace belongs to one thread at a time; it is reused across minibatches so the
 /// training and evaluation loops allocate nothing.
 public final class Workspace {
     public let capacity: Int
+    /// Whether it holds gradients, so `Model.backward` can run in it.
+    public let backward: Bool
     let network: Network
     let activations: [UnsafeMutableBufferPointer<Float>]
     let gradients: [UnsafeMutableBufferPointer<Float>]
@@ -14,15 +17,19 @@ public final class Workspace {
     public let input: UnsafeMutableBufferPointer<Float>
     private let storage: UnsafeMutableBufferPointer<Float>
 
-    public init(network: Network, capacity: Int) {
+    public init(network: Network, capacity: Int, backward: Bool = true) {
         precondition(capacity > 0)
         _ = BLAS.defaultThreads
         self.capacity = capacity
+        self.backward = backward
         self.network = network
         let outputSizes = network.kernels.map { $0.outputSize * capacity }
-        let scratchSizes = network.kernels.map { $0.scratchCount(batch: capacity) }
+        let gradientSizes = backward ? outputSizes : outputSizes.map { _ in 0 }
+        let scratchSizes = network.kernels.map {
+            backward ? $0.scratchCount(batch: capacity) : $0.forwardScratchCount(batch: capacity)
+        }
         let inputCount = network.inputSize * capacity
-        let total = 2 * outputSizes.reduce(0, +) + scratchSizes.reduce(0, +) + inputCount
+        let total = outputSizes.reduce(0, +) + gradientSizes.reduce(0, +) + scratchSizes.reduce(0, +) + inputCount
         let storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(total, 1))
         storage.initialize(repeating: 0)
         self.storage = storage
@@ -32,7 +39,7 @@ public final class Workspace {
             return UnsafeMutableBufferPointer(rebasing: storage[offset..<(offset + n)])
         }
         activations = outputSizes.map(take)
-        gradients = outputSizes.map(take)
+        gradients = gradientSizes.map(take)
         scratch = scratchSizes.map(take)
         input = take(inputCount)
     }

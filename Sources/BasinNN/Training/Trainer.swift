@@ -119,7 +119,7 @@ extension Model {
         }
         var tally = LossTally()
         guard data.count > 0 else { return tally }
-        let workspace = workspace ?? Workspace(network: network, capacity: min(batchSize, data.count))
+        let workspace = workspace ?? Workspace(network: network, capacity: min(batchSize, data.count), backward: false)
         let chunk = workspace.capacity
         data.features.withUnsafeBufferPointer { features in
             var start = 0

@@ -223,7 +223,8 @@ public final class Executor {
     /// The largest difference between two models' outputs on `data`, and the largest output of `a`.
     public static func largestOutputDifference(_ a: Model, _ b: Model, on data: Dataset) throws -> (Double, Double) {
         let chunk = min(500, max(1, data.count))
-        let wa = Workspace(network: a.network, capacity: chunk), wb = Workspace(network: b.network, capacity: chunk)
+        let wa = Workspace(network: a.network, capacity: chunk, backward: false)
+        let wb = Workspace(network: b.network, capacity: chunk, backward: false)
         var largest = 0.0, scale = 0.0
         data.features.withUnsafeBufferPointer { features in
             var start = 0

@@ -1,0 +1,71 @@
+import BasinNN
+import BasinTestSupport
+import Foundation
+import Testing
+
+/// Inference (`Model.infer`) runs conv → batchnorm → relu, batchnorm → relu and residual → relu
+/// as single passes; the numbers must be bitwise those of the layer-by-layer eval pass.
+@Suite struct InferenceTests {
+    func outputs(_ model: Model, _ input: [Float], batch: Int, fused: Bool) -> [Float] {
+        var model = model
+        let workspace = Workspace(network: model.network, capacity: batch)
+        input.withUnsafeBufferPointer { input in
+            if fused {
+                model.infer(input.baseAddress!, batch: batch, workspace: workspace)
+            } else {
+                model.forward(input.baseAddress!, batch: batch, mode: .eval, workspace: workspace)
+            }
+        }
+        return Array(workspace.output(batch: batch))
+    }
+
+    @Test(arguments: ["residual", "preactivation", "vgg"])
+    func fusedInferenceIsBitwiseTheEvalPass(_ name: String) throws {
+        let descriptions = [
+            // Conv with and without bias before BatchNorm, BN → ReLU, residual → ReLU, nested blocks.
+            "residual": ResidualTests.description,
+            // Pre-activation blocks: BatchNorm and ReLU first in the body, nothing after the sum.
+            "preactivation": """
+                {"input": [3, 8, 8], "layers": [
+                  {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false},
+                  {"type": "residual", "body": [{"type": "batchnorm2d"}, "relu",
+                    {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false},
+                    {"type": "batchnorm2d"}, "relu",
+                    {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false}]},
+                  {"type": "batchnorm2d"}, "relu", {"type": "adaptive_avgpool2d", "output_size": 1}, "flatten",
+                  {"type": "linear", "out_features": 3}]}
+                """,
+            // VGG: conv (bias) → BN → ReLU → pool, a conv → ReLU without BN, dropout in the head.
+            "vgg": """
+                {"input": [3, 8, 8], "layers": [
+                  {"type": "conv2d", "out_channels": 5, "kernel_size": 3, "padding": 1}, {"type": "batchnorm2d"}, "relu",
+                  {"type": "maxpool2d", "kernel_size": 2},
+                  {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1}, "relu",
+                  {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1},
+                  {"type": "batchnorm2d"}, "flatten", {"type": "dropout", "p": 0.5},
+                  {"type": "linear", "out_features": 4}, {"type": "batchnorm1d"}, "relu", {"type": "linear", "out_features": 2}]}
+                """,
+        ]
+        let network = try Network(try ModelDescription.fromJSON(descriptions[name]!, source: name))
+        var model = network.initialize(seed: 11)
+        // Running statistics far from (0, 1), so a BatchNorm skipped or applied twice shows.
+        let noise = TestSupport.gaussian(model.state.count, seed: 12)
+        for entry in network.stateLayout.entries {
+            for i in entry.range {
+                model.state[i] = entry.name.hasSuffix("running_var") ? 0.2 + abs(noise[i]) : 0.5 * noise[i]
+            }
+        }
+        for i in model.parameters.indices where network.parameterLayout.entries.contains(where: {
+            $0.range.contains(i) && $0.shape.count == 1
+        }) {
+            model.parameters[i] += 0.3 * noise[i % noise.count]
+        }
+        let batch = 5
+        let input = TestSupport.gaussian(batch * network.inputSize, seed: 13)
+        let plain = outputs(model, input, batch: batch, fused: false)
+        let fused = outputs(model, input, batch: batch, fused: true)
+        #expect(plain.count == batch * network.outputSize)
+        #expect(plain.map(\.bitPattern) == fused.map(\.bitPattern), "\(name): fused inference differs from eval")
+        #expect(Set(plain).count > plain.count / 2, "\(name): outputs collapsed, the test would not see a difference")
+    }
+}
