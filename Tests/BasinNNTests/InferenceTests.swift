@@ -35,12 +35,14 @@ import Testing
                   {"type": "batchnorm2d"}, "relu", {"type": "adaptive_avgpool2d", "output_size": 1}, "flatten",
                   {"type": "linear", "out_features": 3}]}
                 """,
-            // VGG: conv (bias) → BN → ReLU → pool, a conv → ReLU without BN, dropout in the head.
+            // VGG: conv (bias) → BN → ReLU → pool, Winograd convs (8 channels) → ReLU and → BN → ReLU,
+            // dropout in the head.
             "vgg": """
                 {"input": [3, 8, 8], "layers": [
-                  {"type": "conv2d", "out_channels": 5, "kernel_size": 3, "padding": 1}, {"type": "batchnorm2d"}, "relu",
+                  {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}, {"type": "batchnorm2d"}, "relu",
                   {"type": "maxpool2d", "kernel_size": 2},
-                  {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1}, "relu",
+                  {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}, "relu",
+                  {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": false}, {"type": "batchnorm2d"}, "relu",
                   {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1},
                   {"type": "batchnorm2d"}, "flatten", {"type": "dropout", "p": 0.5},
                   {"type": "linear", "out_features": 4}, {"type": "batchnorm1d"}, "relu", {"type": "linear", "out_features": 2}]}

@@ -44,19 +44,10 @@ struct BatchNormKernel: LayerKernel {
             var mean: Double, variance: Double
             if mode.usesBatchStatistics {
                 var sum = 0.0
-                for b in 0..<n {
-                    let p = x + (b * c + ch) * s
-                    for i in 0..<s { sum += Double(p[i]) }
-                }
+                for b in 0..<n { sum += Self.sum(x + (b * c + ch) * s, count: s) }
                 mean = sum / count
                 var squares = 0.0
-                for b in 0..<n {
-                    let p = x + (b * c + ch) * s
-                    for i in 0..<s {
-                        let d = Double(p[i]) - mean
-                        squares += d * d
-                    }
-                }
+                for b in 0..<n { squares += Self.sum(x + (b * c + ch) * s, count: s, squaredAround: mean) }
                 variance = squares / count
                 let unbiased = count > 1 ? squares / (count - 1) : variance
                 runningMean[ch] = Float((1 - momentum) * Double(runningMean[ch]) + momentum * mean)
@@ -74,6 +65,43 @@ struct BatchNormKernel: LayerKernel {
                 for i in 0..<s { y[offset + i] = x[offset + i] * scale + shift }
             }
         }
+    }
+
+    /// Σ values (or Σ (value − center)² with `squaredAround`) in Double, in four interleaved
+    /// partial sums so the additions do not wait on each other.
+    @inline(__always)
+    static func sum(_ p: UnsafePointer<Float>, count: Int, squaredAround center: Double? = nil) -> Double {
+        var a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+        var i = 0
+        if let center {
+            while i + 4 <= count {
+                let d0 = Double(p[i]) - center, d1 = Double(p[i + 1]) - center
+                let d2 = Double(p[i + 2]) - center, d3 = Double(p[i + 3]) - center
+                a0 += d0 * d0
+                a1 += d1 * d1
+                a2 += d2 * d2
+                a3 += d3 * d3
+                i += 4
+            }
+            while i < count {
+                let d = Double(p[i]) - center
+                a0 += d * d
+                i += 1
+            }
+        } else {
+            while i + 4 <= count {
+                a0 += Double(p[i])
+                a1 += Double(p[i + 1])
+                a2 += Double(p[i + 2])
+                a3 += Double(p[i + 3])
+                i += 4
+            }
+            while i < count {
+                a0 += Double(p[i])
+                i += 1
+            }
+        }
+        return (a0 + a1) + (a2 + a3)
     }
 
     /// Normalization with `mean` and `invStd` = 1/σ as one affine map `x·scale + shift`.

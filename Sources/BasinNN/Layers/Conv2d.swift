@@ -36,10 +36,12 @@ struct Conv2dKernel: LayerKernel {
     /// positions instead of one sample's.
     func forwardGroup(batch: Int) -> Int { max(1, min(batch, 4096 / max(outHeight * outWidth, 1))) }
 
-    /// Forward: unfolded columns `[patchSize, group·oh·ow]` and the product `[out, group·oh·ow]`.
-    /// Backward (one sample at a time) uses the first `patchSize·oh·ow` floats.
+    /// Forward: unfolded columns `[patchSize, group·oh·ow]` and the product `[out, group·oh·ow]`,
+    /// or the Winograd buffers (`winogradScratch`). Backward (one sample at a time) uses the
+    /// first `patchSize·oh·ow` floats.
     func scratchCount(batch: Int) -> Int {
-        (patchSize + outChannels) * forwardGroup(batch: batch) * outHeight * outWidth
+        let direct = (patchSize + outChannels) * forwardGroup(batch: batch) * outHeight * outWidth
+        return usesWinograd ? max(patchSize * outHeight * outWidth, winogradScratch(batch: batch)) : direct
     }
 
     /// Unfolds one sample `[C, H, W]` into `columns[(c·kh + i)·kw + j, oh·ow]`, whose rows are
@@ -113,6 +115,7 @@ struct Conv2dKernel: LayerKernel {
     /// into NCHW order adds the bias and applies the epilogue (the eval-mode BatchNorm and ReLU
     /// after this layer), so those layers cost no pass of their own.
     func forward(_ m: LayerMemory, epilogue: Epilogue, layerIndex: Int) {
+        if usesWinograd { return winogradForward(m, epilogue: epilogue) }
         let weight = m.parameters.baseAddress!
         let spatial = outHeight * outWidth
         let group = forwardGroup(batch: m.batch)
