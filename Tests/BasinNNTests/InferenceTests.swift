@@ -4,11 +4,13 @@ import Foundation
 import Testing
 
 /// Inference (`Model.infer`) runs conv → batchnorm → relu, batchnorm → relu and residual → relu
-/// as single passes; the numbers must be bitwise those of the layer-by-layer eval pass.
+/// as single passes in a forward-only workspace (no gradients, one scratch region shared by all
+/// layers); the numbers must be bitwise those of the layer-by-layer eval pass in a full one.
 @Suite struct InferenceTests {
     func outputs(_ model: Model, _ input: [Float], batch: Int, fused: Bool) -> [Float] {
         var model = model
-        let workspace = Workspace(network: model.network, capacity: batch)
+        // Inference as evaluation runs it: a forward-only workspace, every layer's scratch shared.
+        let workspace = Workspace(network: model.network, capacity: batch, backward: !fused)
         input.withUnsafeBufferPointer { input in
             if fused {
                 model.infer(input.baseAddress!, batch: batch, workspace: workspace)
@@ -49,8 +51,39 @@ import Testing
                 """,
         ]
         let network = try Network(try ModelDescription.fromJSON(descriptions[name]!, source: name))
+        let model = Self.perturbed(network)
+        let batch = 5
+        let input = TestSupport.gaussian(batch * network.inputSize, seed: 13)
+        let plain = outputs(model, input, batch: batch, fused: false)
+        let fused = outputs(model, input, batch: batch, fused: true)
+        #expect(plain.count == batch * network.outputSize)
+        #expect(plain.map(\.bitPattern) == fused.map(\.bitPattern), "\(name): fused inference differs from eval")
+        #expect(Set(plain).count > plain.count / 2, "\(name): outputs collapsed, the test would not see a difference")
+
+        // BatchNorm re-estimation (a forward-only workspace) against the same passes in a full one.
+        let data = Dataset(
+            sampleShape: network.description.input, features: TestSupport.gaussian(7 * network.inputSize, seed: 14),
+            labels: [Int32](repeating: 0, count: 7), classCount: 2)
+        var recomputed = model
+        recomputed.recomputeBatchNormStatistics(on: data, batchSize: 3)
+        var reference = model
+        reference.resetBatchNormStatistics()
+        let workspace = Workspace(network: network, capacity: 3)
+        data.features.withUnsafeBufferPointer { features in
+            for (index, start) in stride(from: 0, to: 7, by: 3).enumerated() {
+                reference.forward(
+                    features.baseAddress! + start * network.inputSize, batch: min(3, 7 - start),
+                    mode: .recomputeStatistics(batchIndex: index), workspace: workspace)
+            }
+        }
+        #expect(recomputed.state.map(\.bitPattern) == reference.state.map(\.bitPattern), "\(name): re-estimated statistics differ")
+        #expect(recomputed.state != model.state)
+    }
+
+    /// Parameters and running statistics away from their initial values, so a BatchNorm
+    /// skipped or applied twice shows.
+    static func perturbed(_ network: Network) -> Model {
         var model = network.initialize(seed: 11)
-        // Running statistics far from (0, 1), so a BatchNorm skipped or applied twice shows.
         let noise = TestSupport.gaussian(model.state.count, seed: 12)
         for entry in network.stateLayout.entries {
             for i in entry.range {
@@ -62,12 +95,6 @@ import Testing
         }) {
             model.parameters[i] += 0.3 * noise[i % noise.count]
         }
-        let batch = 5
-        let input = TestSupport.gaussian(batch * network.inputSize, seed: 13)
-        let plain = outputs(model, input, batch: batch, fused: false)
-        let fused = outputs(model, input, batch: batch, fused: true)
-        #expect(plain.count == batch * network.outputSize)
-        #expect(plain.map(\.bitPattern) == fused.map(\.bitPattern), "\(name): fused inference differs from eval")
-        #expect(Set(plain).count > plain.count / 2, "\(name): outputs collapsed, the test would not see a difference")
+        return model
     }
 }

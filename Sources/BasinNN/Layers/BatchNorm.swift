@@ -110,27 +110,18 @@ struct BatchNormKernel: LayerKernel {
         (Float(Double(gamma) * invStd), Float(Double(beta) - mean * Double(gamma) * invStd))
     }
 
-    /// The eval-mode map of each channel, written into this layer's scratch (scale, then shift)
-    /// for a layer before it to apply (`Epilogue`): the numbers `forward` in eval mode uses.
-    func inferenceAffine(_ m: LayerMemory) -> (scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>) {
-        let c = channels
-        let gamma = m.parameters.baseAddress!, beta = gamma + c
-        let runningMean = m.state.baseAddress!, runningVar = runningMean + c
-        let scale = m.scratch.baseAddress!, shift = scale + c
-        for ch in 0..<c {
-            let invStd = 1 / (Double(runningVar[ch]) + eps).squareRoot()
-            (scale[ch], shift[ch]) = Self.affine(gamma: gamma[ch], beta: beta[ch], mean: Double(runningMean[ch]), invStd: invStd)
-        }
-        return (scale, shift)
+    /// This layer in eval mode, for a layer before it to apply (`Epilogue`).
+    func inferenceNorm(_ m: LayerMemory) -> Epilogue.Norm {
+        let gamma = m.parameters.baseAddress!, mean = m.state.baseAddress!
+        return Epilogue.Norm(gamma: gamma, beta: gamma + channels, mean: mean, variance: mean + channels, eps: eps)
     }
 
     var absorbs: Absorbs { .relu }
 
     /// Eval-mode normalization and the ReLU after it in one pass.
     func forward(_ m: LayerMemory, epilogue: Epilogue, layerIndex: Int) {
-        precondition(epilogue.scale == nil)
-        let (scale, shift) = inferenceAffine(m)
-        Epilogue(scale: scale, shift: shift, relu: epilogue.relu).apply(
+        precondition(epilogue.norm == nil)
+        Epilogue(norm: inferenceNorm(m), relu: epilogue.relu).apply(
             m.input.baseAddress!, into: m.output.baseAddress!, batch: m.batch, channels: channels, spatial: spatial)
     }
 

@@ -50,11 +50,7 @@ struct InferencePlan: Sendable {
             }
             m.output = memory(step.last).output
             var epilogue = Epilogue(relu: step.relu)
-            if let (index, norm) = step.batchNorm {
-                let affine = norm.inferenceAffine(memory(index))
-                epilogue.scale = UnsafePointer(affine.scale)
-                epilogue.shift = UnsafePointer(affine.shift)
-            }
+            if let (index, norm) = step.batchNorm { epilogue.norm = norm.inferenceNorm(memory(index)) }
             kernels[step.layer].forward(m, epilogue: epilogue, layerIndex: id(step.layer))
         }
     }

@@ -69,18 +69,33 @@ struct LayerGradientMemory {
 /// the first dimension of a sample) and then a ReLU. Each is computed as the separate layer
 /// computes it, so a fused pass gives bitwise the separate layers' numbers.
 struct Epilogue {
-    var scale: UnsafePointer<Float>? = nil
-    var shift: UnsafePointer<Float>? = nil
+    /// An eval-mode BatchNorm's parameters and running statistics (its own slices).
+    struct Norm {
+        var gamma: UnsafePointer<Float>
+        var beta: UnsafePointer<Float>
+        var mean: UnsafePointer<Float>
+        var variance: UnsafePointer<Float>
+        var eps: Double
+
+        /// Channel `c`'s map, as `BatchNormKernel.forward` computes it in eval mode.
+        @inline(__always)
+        func affine(_ c: Int) -> (scale: Float, shift: Float) {
+            BatchNormKernel.affine(
+                gamma: gamma[c], beta: beta[c], mean: Double(mean[c]), invStd: 1 / (Double(variance[c]) + eps).squareRoot())
+        }
+    }
+
+    var norm: Norm? = nil
     var relu = false
 
     static var none: Epilogue { Epilogue() }
-    var isEmpty: Bool { scale == nil && !relu }
+    var isEmpty: Bool { norm == nil && !relu }
 
     /// `values` of one channel through the epilogue into `output` (which may be `values`).
     @inline(__always)
     func apply(_ values: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int, channel: Int) {
-        if let scale, let shift {
-            let a = scale[channel], b = shift[channel]
+        if let norm {
+            let (a, b) = norm.affine(channel)
             if relu {
                 for i in 0..<count {
                     let v = values[i] * a + b

@@ -39,12 +39,13 @@ struct KernelChain: Sendable {
     }
 
     /// Scratch for a batch: each layer's output, its gradient and its own scratch, then the
-    /// gradient with respect to the chain's input; without `gradients`, outputs and the layers'
-    /// forward scratch only.
+    /// gradient with respect to the chain's input; without `gradients`, the outputs and one
+    /// scratch region the layers share (the largest forward scratch), as a forward-only
+    /// `Workspace` does.
     func scratchCount(batch: Int, gradients: Bool = true) -> Int {
         guard !kernels.isEmpty else { return 0 }
         guard gradients else {
-            return kernels.reduce(0) { $0 + batch * $1.outputSize + $1.forwardScratchCount(batch: batch) }
+            return kernels.reduce(0) { $0 + batch * $1.outputSize } + sharedScratch(batch: batch)
         }
         return kernels.reduce(batch * inputSize) { $0 + 2 * batch * $1.outputSize + $1.scratchCount(batch: batch) }
     }
@@ -66,14 +67,22 @@ struct KernelChain: Sendable {
             return UnsafeMutableBufferPointer(rebasing: memory[offset..<(offset + n)])
         }
         var regions = Regions(inputGradient: take(kernels.isEmpty || !gradients ? 0 : batch * inputSize), backward: gradients)
+        guard gradients else {
+            regions.outputs = kernels.map { take(batch * $0.outputSize) }
+            regions.gradients = kernels.map { _ in take(0) }
+            let shared = take(sharedScratch(batch: batch))
+            regions.scratch = kernels.map { _ in shared }
+            return regions
+        }
         for kernel in kernels {
             regions.outputs.append(take(batch * kernel.outputSize))
-            regions.gradients.append(take(gradients ? batch * kernel.outputSize : 0))
-            regions.scratch.append(
-                take(gradients ? kernel.scratchCount(batch: batch) : kernel.forwardScratchCount(batch: batch)))
+            regions.gradients.append(take(batch * kernel.outputSize))
+            regions.scratch.append(take(kernel.scratchCount(batch: batch)))
         }
         return regions
     }
+
+    private func sharedScratch(batch: Int) -> Int { kernels.map { $0.forwardScratchCount(batch: batch) }.max() ?? 0 }
 
     private func memory(
         _ i: Int, _ m: LayerMemory, _ regions: Regions, parameters: Range<Int>, state: Range<Int>

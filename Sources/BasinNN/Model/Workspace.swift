@@ -1,7 +1,8 @@
 /// Preallocated memory for running one network on minibatches of up to `capacity` samples:
 /// every layer's output, the matching gradients, per-layer scratch and a staging area for
-/// gathered inputs. A workspace made with `backward: false` holds no gradients (about half
-/// the memory) and serves forward passes only: evaluation and BatchNorm re-estimation.
+/// gathered inputs. A workspace made with `backward: false` holds no gradients and one scratch
+/// region that every layer uses in turn (a layer's scratch is dead once its forward returns),
+/// and serves forward passes only: evaluation and BatchNorm re-estimation.
 ///
 /// A workspace belongs to one thread at a time; it is reused across minibatches so the
 /// training and evaluation loops allocate nothing.
@@ -25,9 +26,11 @@ public final class Workspace {
         self.network = network
         let outputSizes = network.kernels.map { $0.outputSize * capacity }
         let gradientSizes = backward ? outputSizes : outputSizes.map { _ in 0 }
-        let scratchSizes = network.kernels.map {
-            backward ? $0.scratchCount(batch: capacity) : $0.forwardScratchCount(batch: capacity)
-        }
+        // Without a backward pass no layer's scratch outlives its forward, so all share one.
+        let scratchSizes =
+            backward
+            ? network.kernels.map { $0.scratchCount(batch: capacity) }
+            : [network.kernels.map { $0.forwardScratchCount(batch: capacity) }.max() ?? 0]
         let inputCount = network.inputSize * capacity
         let total = outputSizes.reduce(0, +) + gradientSizes.reduce(0, +) + scratchSizes.reduce(0, +) + inputCount
         let storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(total, 1))
@@ -40,7 +43,8 @@ public final class Workspace {
         }
         activations = outputSizes.map(take)
         gradients = gradientSizes.map(take)
-        scratch = scratchSizes.map(take)
+        let scratch = scratchSizes.map(take)
+        self.scratch = backward ? scratch : network.kernels.map { _ in scratch[0] }
         input = take(inputCount)
     }
 
