@@ -116,6 +116,27 @@ import Testing
         }
     }
 
+    /// Convolutions at the sizes where the fast paths engage: Winograd forwards (8 channels, 3×3,
+    /// stride 1) and backward over several groups of images (20×20 outputs: 10 images a group,
+    /// 12 in the batch), with and without bias.
+    @Test func convolutionsOverSeveralGroups() throws {
+        func conv(_ out: Int, bias: Bool) -> LayerSpec {
+            .conv2d(inChannels: nil, outChannels: out, kernel: .init(3), stride: .init(1), padding: .init(1), bias: bias)
+        }
+        let description = ModelDescription(
+            input: [8, 20, 20],
+            layers: [
+                conv(8, bias: true), .gelu(tanhApproximation: false), conv(8, bias: false),
+                .batchNorm2d(numFeatures: nil, eps: 1e-5, momentum: 0.1), .adaptiveAvgPool2d(outputSize: .init(1)), .flatten,
+                .linear(inFeatures: nil, outFeatures: 3, bias: true),
+            ])
+        for mode in [ForwardMode.train(seed: 3, step: 2), .eval] {
+            let check = try GradientCheck(description: description, batch: 12, mode: mode)
+            let mismatches = check.mismatches()
+            #expect(mismatches.isEmpty, "\(mode): \(mismatches.prefix(5))")
+        }
+    }
+
     /// ∂loss/∂logits of both losses against finite differences computed in Double.
     @Test(arguments: LossFunction.allCases)
     func lossGradient(_ loss: LossFunction) {

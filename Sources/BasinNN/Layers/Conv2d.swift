@@ -32,16 +32,21 @@ struct Conv2dKernel: LayerKernel {
         return specs
     }
 
-    /// Samples unfolded together in the forward pass, so one sgemm covers about 4096 output
-    /// positions instead of one sample's.
+    /// Samples unfolded together in the direct forward and in backward, so one sgemm covers
+    /// about 4096 output positions instead of one sample's.
     func forwardGroup(batch: Int) -> Int { max(1, min(batch, 4096 / max(outHeight * outWidth, 1))) }
 
-    /// Forward: unfolded columns `[patchSize, group·oh·ow]` and the product `[out, group·oh·ow]`,
-    /// or the Winograd buffers (`winogradScratch`). Backward (one sample at a time) uses the
-    /// first `patchSize·oh·ow` floats.
-    func scratchCount(batch: Int) -> Int {
-        let direct = (patchSize + outChannels) * forwardGroup(batch: batch) * outHeight * outWidth
-        return usesWinograd ? max(patchSize * outHeight * outWidth, winogradScratch(batch: batch)) : direct
+    /// The direct forward and every backward: unfolded columns `[patchSize, group·oh·ow]` and
+    /// the product or gathered output gradient `[out, group·oh·ow]`; a Winograd forward uses
+    /// `winogradScratch` instead.
+    func scratchCount(batch: Int) -> Int { max(directScratch(batch: batch), forwardScratchCount(batch: batch)) }
+
+    func forwardScratchCount(batch: Int) -> Int {
+        usesWinograd ? winogradScratch(batch: batch) : directScratch(batch: batch)
+    }
+
+    private func directScratch(batch: Int) -> Int {
+        (patchSize + outChannels) * forwardGroup(batch: batch) * outHeight * outWidth
     }
 
     /// Unfolds one sample `[C, H, W]` into `columns[(c·kh + i)·kw + j, oh·ow]`, whose rows are
@@ -80,15 +85,16 @@ struct Conv2dKernel: LayerKernel {
         }
     }
 
-    /// Adds the unfolded gradient back into one sample's image gradient (the adjoint of im2col).
-    func col2imAdd(_ columns: UnsafePointer<Float>, _ image: UnsafeMutablePointer<Float>) {
+    /// Adds the unfolded gradient back into one sample's image gradient (the adjoint of im2col;
+    /// rows `rowStride` floats apart).
+    func col2imAdd(_ columns: UnsafePointer<Float>, _ image: UnsafeMutablePointer<Float>, rowStride: Int) {
         let oh = outHeight, ow = outWidth
         var row = 0
         for c in 0..<inChannels {
             let plane = image + c * height * width
             for i in 0..<kernel.h {
                 for j in 0..<kernel.w {
-                    let src = columns + row * oh * ow
+                    let src = columns + row * rowStride
                     for y in 0..<oh {
                         let iy = y * stride.h - padding.h + i
                         if iy < 0 || iy >= height { continue }
@@ -148,34 +154,50 @@ struct Conv2dKernel: LayerKernel {
         }
     }
 
+    /// Backward over the same groups of images as the direct forward: their unfolded inputs
+    /// and output gradients side by side (`[patchSize, n·oh·ow]`, `[out, n·oh·ow]`), so ∂W is one
+    /// GEMM over n·oh·ow positions and ∂columns another, folded back image by image.
     func backward(_ m: LayerMemory, _ g: LayerGradientMemory, mode: ForwardMode, layerIndex: Int) {
         let weight = m.parameters.baseAddress!
-        let columns = m.scratch.baseAddress!
         let spatial = outHeight * outWidth
+        let group = forwardGroup(batch: m.batch)
+        let columns = m.scratch.baseAddress!
+        let gathered = columns + patchSize * group * spatial
         let gradWeight = g.parameterGradients.baseAddress!
         gradWeight.update(repeating: 0, count: g.parameterGradients.count)
         if let gradIn = g.inputGradient { gradIn.update(repeating: 0) }
-        for s in 0..<m.batch {
-            let gradOut = g.outputGradient.baseAddress! + s * outChannels * spatial
-            im2col(m.input.baseAddress! + s * inputSize, columns, rowStride: spatial)
+        var first = 0
+        while first < m.batch {
+            let n = min(group, m.batch - first)
+            let width = n * spatial
+            for s in 0..<n {
+                im2col(m.input.baseAddress! + (first + s) * inputSize, columns + s * spatial, rowStride: width)
+                let gradOut = g.outputGradient.baseAddress! + (first + s) * outChannels * spatial
+                for o in 0..<outChannels {
+                    (gathered + o * width + s * spatial).update(from: gradOut + o * spatial, count: spatial)
+                }
+            }
             BLAS.sgemm(
-                transB: true, m: outChannels, n: patchSize, k: spatial, a: gradOut, lda: spatial, b: columns,
-                ldb: spatial, beta: 1, c: gradWeight, ldc: patchSize)
+                transB: true, m: outChannels, n: patchSize, k: width, a: gathered, lda: width, b: columns,
+                ldb: width, beta: 1, c: gradWeight, ldc: patchSize)
             if hasBias {
                 let gradBias = gradWeight + outChannels * patchSize
                 for o in 0..<outChannels {
-                    let r = gradOut + o * spatial
+                    let r = gathered + o * width
                     var sum: Float = 0
-                    for p in 0..<spatial { sum += r[p] }
+                    for p in 0..<width { sum += r[p] }
                     gradBias[o] += sum
                 }
             }
             if let gradIn = g.inputGradient {
                 BLAS.sgemm(
-                    transA: true, m: patchSize, n: spatial, k: outChannels, a: weight, lda: patchSize, b: gradOut,
-                    ldb: spatial, c: columns, ldc: spatial)
-                col2imAdd(columns, gradIn.baseAddress! + s * inputSize)
+                    transA: true, m: patchSize, n: width, k: outChannels, a: weight, lda: patchSize, b: gathered,
+                    ldb: width, c: columns, ldc: width)
+                for s in 0..<n {
+                    col2imAdd(columns + s * spatial, gradIn.baseAddress! + (first + s) * inputSize, rowStride: width)
+                }
             }
+            first += n
         }
     }
 }
