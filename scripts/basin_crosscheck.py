@@ -7,7 +7,8 @@
 
 For a result inside a run directory the job definition comes from the result, the spec from
 RUN/spec.yaml and the base directory from RUN/study.json. Surface (random directions) and
-interpolation results are supported. The parameters at each sampled point are rebuilt with
+interpolation results are supported, with BatchNorm in eval mode or recomputed at each point
+(`bn: recompute`: PyTorch re-estimates the statistics as Basin does, basin_torch.recompute_batchnorm). The parameters at each sampled point are rebuilt with
 Basin's own directions (scripts/basin_points.py, bit for bit), the model is evaluated by PyTorch
 on Basin's data split, and every metric must agree within --tolerance (relative, with an
 absolute floor of the same size). Prints one line per point and exits 1 on any disagreement.

@@ -211,7 +211,8 @@ def load_factory(reference):
 
 
 class PointJob:
-    """A Basin surface or interpolation job evaluated point by point in PyTorch.
+    """A Basin surface or interpolation job evaluated point by point in PyTorch, with the BatchNorm
+    statistics of the models (`bn: eval`) or recomputed at each point (`bn: recompute`).
 
     `definition` and `spec` are the job and the study spec as Basin sends them (dicts), `base`
     the directory their relative paths start from. The model comes from `factory()` when given
@@ -225,8 +226,9 @@ class PointJob:
         self.kind = definition.get("kind")
         if self.kind not in ("surface", "interpolate"):
             raise ValueError(f"the PyTorch worker evaluates surface and interpolate jobs, not '{self.kind}'")
-        if (definition.get("bn") or "eval") != "eval":
-            raise ValueError("the PyTorch worker evaluates with the models' BatchNorm statistics only (bn: eval)")
+        self.bn = definition.get("bn") or "eval"
+        if self.bn not in ("eval", "recompute"):
+            raise ValueError(f"unknown BatchNorm mode '{self.bn}' (eval or recompute)")
         if definition.get("trajectory"):
             raise ValueError("the PyTorch worker draws random directions; trajectory (PCA) surfaces need a Basin worker")
         outputs = outputs or {}
@@ -309,9 +311,34 @@ class PointJob:
             for n, o, s in zip(self.buffers, self._offsets(self.buffer_shapes), self.buffer_shapes):
                 buffers[n].copy_(torch.from_numpy(state[o:o + int(np.prod(s))].reshape(s)))
         train_x, train_y, test_x, test_y = self.data
+        if self.bn == "recompute":
+            recompute_batchnorm(self.model, train_x)
         metrics = list(evaluate_batched(self.model, train_x, train_y, self.loss))
         metrics += list(evaluate_batched(self.model, test_x, test_y, self.loss)) if len(test_x) else [math.nan] * 2
         return metrics
+
+
+def recompute_batchnorm(model, features, batch=128):
+    """Basin's `bn: recompute` (Garipov et al.'s update_bn): every BatchNorm's running statistics
+    reset, then the equally weighted average of the batch statistics (unbiased variance) over
+    `features` in order, in batches of `batch`, with Dropout off. Returns the model in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return model.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: batch k enters with weight 1/k
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.eval()
+    with torch.no_grad():
+        for first in range(0, len(features), batch):
+            model(torch.from_numpy(np.ascontiguousarray(features[first:first + batch])))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return model.eval()
 
 
 def evaluate_batched(model, features, labels, loss="cross_entropy", batch=8192):
