@@ -88,21 +88,25 @@ struct Conv2dKernel: LayerKernel {
     /// Adds the unfolded gradient back into one sample's image gradient (the adjoint of im2col;
     /// rows `rowStride` floats apart).
     func col2imAdd(_ columns: UnsafePointer<Float>, _ image: UnsafeMutablePointer<Float>, rowStride: Int) {
-        let oh = outHeight, ow = outWidth
+        let oh = outHeight, ow = outWidth, sw = stride.w
         var row = 0
         for c in 0..<inChannels {
             let plane = image + c * height * width
             for i in 0..<kernel.h {
                 for j in 0..<kernel.w {
                     let src = columns + row * rowStride
+                    // The output columns whose input column lies inside the image, as in im2col.
+                    let firstX = min(ow, max(0, (padding.w - j + sw - 1) / sw))
+                    let endX = max(firstX, min(ow, (width + padding.w - j + sw - 1) / sw))
                     for y in 0..<oh {
                         let iy = y * stride.h - padding.h + i
                         if iy < 0 || iy >= height { continue }
-                        let dst = plane + iy * width
+                        let dst = plane + iy * width - padding.w + j
                         let line = src + y * ow
-                        for x in 0..<ow {
-                            let ix = x * stride.w - padding.w + j
-                            if ix >= 0 && ix < width { dst[ix] += line[x] }
+                        if sw == 1 {
+                            for x in firstX..<endX { dst[x] += line[x] }
+                        } else {
+                            for x in firstX..<endX { dst[x * sw] += line[x] }
                         }
                     }
                     row += 1
