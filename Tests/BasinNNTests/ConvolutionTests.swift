@@ -20,7 +20,9 @@ import Testing
         Shape(inChannels: 8, outChannels: 12, size: 9, kernel: 3, stride: 1, padding: 1, batch: 2, bias: true),
         Shape(inChannels: 9, outChannels: 5, size: 10, kernel: 3, stride: 1, padding: 0, batch: 2, bias: true),
         Shape(inChannels: 8, outChannels: 8, size: 7, kernel: 3, stride: 1, padding: 2, batch: 2, bias: false),
-        // More images than one group of tiles (8×8: 16 tiles, 128 images a group).
+        // More images than one Winograd group (8 channels at 32×32: 16 images a group, the last
+        // one shorter), and 130 images at 8×8.
+        Shape(inChannels: 8, outChannels: 8, size: 32, kernel: 3, stride: 1, padding: 1, batch: 18, bias: true),
         Shape(inChannels: 8, outChannels: 4, size: 8, kernel: 3, stride: 1, padding: 1, batch: 130, bias: true),
         // The im2col path: few input channels, stride 2, 1×1.
         Shape(inChannels: 3, outChannels: 16, size: 11, kernel: 3, stride: 1, padding: 1, batch: 2, bias: true),

@@ -140,9 +140,9 @@ extension Conv2dKernel {
     }
 
     /// Output tiles Aᵀ m A, Aᵀ = [[1,1,1,0],[0,1,−1,−1]], with the bias and the epilogue, into
-    /// `count` NCHW images at `output`. `rows` holds two output rows (and slack) per tile row.
+    /// `count` NCHW images at `output`; every value of `m` it reads it sets back to zero. `rows` holds two output rows (and slack) per tile row.
     func transformOutput(
-        _ m: UnsafePointer<Float>, count: Int, bias: UnsafePointer<Float>?, epilogue: Epilogue,
+        _ m: UnsafeMutablePointer<Float>, count: Int, bias: UnsafePointer<Float>?, epilogue: Epilogue,
         into output: UnsafeMutablePointer<Float>, rows: UnsafeMutablePointer<Float>
     ) {
         let tw = tileColumns, th = tileRows, oh = outHeight, ow = outWidth
@@ -170,6 +170,10 @@ extension Conv2dKernel {
                         let m10 = Self.load4(t + tx + 10 * plane), m11 = Self.load4(t + tx + 11 * plane)
                         let m12 = Self.load4(t + tx + 12 * plane), m13 = Self.load4(t + tx + 13 * plane)
                         let m14 = Self.load4(t + tx + 14 * plane), m15 = Self.load4(t + tx + 15 * plane)
+                        // M is left zero behind the reads, so the next group's GEMMs can
+                        // accumulate (β = 1) instead of OpenBLAS zeroing C in a pass of its own.
+                        let lanes = min(4, tw - tx)
+                        for k in 0..<16 { Self.clear(t + tx + k * plane, lanes: lanes) }
                         // Aᵀ m: the two rows of the 2×4 intermediate, then · A.
                         let s0 = m0 + m4 + m8, s1 = m1 + m5 + m9, s2 = m2 + m6 + m10, s3 = m3 + m7 + m11
                         let u0 = m4 - m8 - m12, u1 = m5 - m9 - m13, u2 = m6 - m10 - m14, u3 = m7 - m11 - m15
@@ -191,6 +195,15 @@ extension Conv2dKernel {
                 }
                 epilogue.apply(dst, into: dst, count: spatial, channel: o)
             }
+        }
+    }
+
+    /// Zeroes `lanes` (1 to 4) floats at `p`.
+    @inline(__always) static func clear(_ p: UnsafeMutablePointer<Float>, lanes: Int) {
+        if lanes == 4 {
+            store4(SIMD4(repeating: 0), p)
+        } else {
+            for l in 0..<lanes { p[l] = 0 }
         }
     }
 
@@ -225,6 +238,9 @@ extension Conv2dKernel {
         let product = v + 16 * planeStride(rows: inChannels, tiles: maxTiles)
         let rows = product + 16 * planeStride(rows: outChannels, tiles: maxTiles)
         transformWeights(weight, into: u)
+        // The GEMMs add into M (β = 1), which the output transform leaves zero behind it; the
+        // scratch may hold another layer's numbers, so it starts zeroed once per call.
+        product.update(repeating: 0, count: 16 * planeStride(rows: outChannels, tiles: maxTiles))
         let bias = hasBias ? UnsafePointer(weight + outChannels * patchSize) : nil
         var first = 0
         while first < m.batch {
@@ -235,7 +251,7 @@ extension Conv2dKernel {
             for xi in 0..<16 {
                 BLAS.sgemm(
                     m: outChannels, n: tiles, k: inChannels, a: u + xi * outChannels * inChannels, lda: inChannels,
-                    b: v + xi * inPlane, ldb: tiles, c: product + xi * outPlane, ldc: tiles)
+                    b: v + xi * inPlane, ldb: tiles, beta: 1, c: product + xi * outPlane, ldc: tiles)
             }
             transformOutput(
                 product, count: n, bias: bias, epilogue: epilogue,
