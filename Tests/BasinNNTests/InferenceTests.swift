@@ -80,6 +80,34 @@ import Testing
         #expect(recomputed.state != model.state)
     }
 
+    /// Evaluation chunks shrink until a chunk's workspace fits the budget (an MLP keeps its 500,
+    /// a wide convolutional net takes tens), and the chunking does not change the tally beyond
+    /// rounding.
+    @Test func evaluationChunksFitTheirBudget() throws {
+        let mlp = try Network(ModelDescription(input: [20], layers: [.linear(inFeatures: nil, outFeatures: 64, bias: true), .relu]))
+        #expect(Workspace.evaluationCapacity(network: mlp, limit: 500) == 500)
+        let wide = try Network(
+            ModelDescription(
+                input: [16, 32, 32],
+                layers: [
+                    .conv2d(inChannels: nil, outChannels: 64, kernel: .init(3), stride: .init(1), padding: .init(1), bias: false),
+                    .relu, .adaptiveAvgPool2d(outputSize: .init(1)), .flatten, .linear(inFeatures: nil, outFeatures: 3, bias: true),
+                ]))
+        let capacity = Workspace.evaluationCapacity(network: wide, limit: 500)
+        #expect(capacity < 500 && capacity >= 16, "capacity \(capacity)")
+        #expect(Workspace.floats(network: wide, capacity: capacity, backward: false) <= 1 << 24)
+        let count = 40
+        let data = Dataset(
+            sampleShape: [16, 32, 32], features: TestSupport.gaussian(count * wide.inputSize, seed: 3),
+            labels: (0..<count).map { Int32($0 % 3) }, classCount: 3)
+        let model = wide.initialize(seed: 2)
+        let small = try model.evaluate(on: data, loss: .crossEntropy, batchSize: 500)  // chunks of `capacity` at most
+        let whole = try model.evaluate(
+            on: data, loss: .crossEntropy, workspace: Workspace(network: wide, capacity: count, backward: false))
+        #expect(abs(small.meanLoss - whole.meanLoss) <= 1e-6 * abs(whole.meanLoss))
+        #expect(small.correct == whole.correct && small.count == count)
+    }
+
     /// Parameters and running statistics away from their initial values, so a BatchNorm
     /// skipped or applied twice shows.
     static func perturbed(_ network: Network) -> Model {

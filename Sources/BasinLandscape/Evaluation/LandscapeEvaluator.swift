@@ -60,7 +60,10 @@ public struct LandscapeEvaluator: Sendable {
     /// The reference: every point evaluated with the full network.
     public func plain(_ points: [[Double]]) throws -> [PointMetrics] {
         let workspace = Workspace(
-            network: family.network, capacity: max(1, min(chunkSize, max(train.count, test?.count ?? 0))), backward: false)
+            network: family.network,
+            capacity: Workspace.evaluationCapacity(
+                network: family.network, limit: max(1, min(chunkSize, max(train.count, test?.count ?? 0)))),
+            backward: false)
         return try points.map { c in
             var model = family.model(at: c)
             if recomputes { model.recomputeBatchNormStatistics(on: train, batchSize: batchNormBatchSize) }

@@ -38,8 +38,8 @@ struct KernelChain: Sendable {
         }
     }
 
-    /// Scratch for a batch: each layer's output, its gradient and its own scratch, then the
-    /// gradient with respect to the chain's input; without `gradients`, the outputs and one
+    /// Scratch for a batch: the gradient with respect to the chain's input, each layer's output
+    /// and its own scratch, and two buffers the layers' output gradients take in turn; without `gradients`, the outputs and one
     /// scratch region the layers share (the largest forward scratch), as a forward-only
     /// `Workspace` does.
     func scratchCount(batch: Int, gradients: Bool = true) -> Int {
@@ -47,8 +47,11 @@ struct KernelChain: Sendable {
         guard gradients else {
             return kernels.reduce(0) { $0 + batch * $1.outputSize } + sharedScratch(batch: batch)
         }
-        return kernels.reduce(batch * inputSize) { $0 + 2 * batch * $1.outputSize + $1.scratchCount(batch: batch) }
+        return kernels.reduce(batch * inputSize) { $0 + batch * $1.outputSize + $1.scratchCount(batch: batch) }
+            + 2 * batch * largestOutput
     }
+
+    private var largestOutput: Int { kernels.map(\.outputSize).max() ?? 0 }
 
     struct Regions {
         var outputs: [UnsafeMutableBufferPointer<Float>] = []
@@ -76,8 +79,13 @@ struct KernelChain: Sendable {
         }
         for kernel in kernels {
             regions.outputs.append(take(batch * kernel.outputSize))
-            regions.gradients.append(take(batch * kernel.outputSize))
             regions.scratch.append(take(kernel.scratchCount(batch: batch)))
+        }
+        // Layer i's output gradient lives from layer i+1's backward to its own, so two buffers
+        // taken in turn hold them all.
+        let buffers = [take(batch * largestOutput), take(batch * largestOutput)]
+        regions.gradients = kernels.indices.map {
+            UnsafeMutableBufferPointer(rebasing: buffers[$0 % 2][0..<(batch * kernels[$0].outputSize)])
         }
         return regions
     }

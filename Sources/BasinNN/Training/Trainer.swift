@@ -108,7 +108,8 @@ extension Trainer {
 }
 
 extension Model {
-    /// Loss and accuracy over a whole dataset in evaluation mode, in chunks of `batchSize`.
+    /// Loss and accuracy over a whole dataset in evaluation mode, in chunks of `batchSize` (fewer
+    /// where a chunk's workspace would pass 64 MB: `Workspace.evaluationCapacity`).
     ///
     /// Pass a `workspace` to reuse its memory across calls; its capacity sets the chunk size.
     public func evaluate(
@@ -119,7 +120,12 @@ extension Model {
         }
         var tally = LossTally()
         guard data.count > 0 else { return tally }
-        let workspace = workspace ?? Workspace(network: network, capacity: min(batchSize, data.count), backward: false)
+        let workspace =
+            workspace
+            ?? Workspace(
+                network: network,
+                capacity: Workspace.evaluationCapacity(network: network, limit: min(batchSize, data.count)),
+                backward: false)
         let chunk = workspace.capacity
         data.features.withUnsafeBufferPointer { features in
             var start = 0
