@@ -53,11 +53,13 @@ import Testing
             for o in 0..<cout {
                 for y in 0..<on {
                     for x in 0..<on {
-                        var sum = shape.bias ? Double(model.parameters[cout * cin * k * k + o]) : 0, magnitude = abs(sum)
+                        var sum = shape.bias ? Double(model.parameters[cout * cin * k * k + o]) : 0,
+                            magnitude = abs(sum)
                         for c in 0..<cin {
                             for i in 0..<k {
                                 for j in 0..<k {
-                                    let iy = y * shape.stride - shape.padding + i, ix = x * shape.stride - shape.padding + j
+                                    let iy = y * shape.stride - shape.padding + i,
+                                        ix = x * shape.stride - shape.padding + j
                                     guard iy >= 0, iy < n, ix >= 0, ix < n else { continue }
                                     let term =
                                         Double(model.parameters[((o * cin + c) * k + i) * k + j])

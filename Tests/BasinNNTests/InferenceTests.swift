@@ -28,27 +28,27 @@ import Testing
             "residual": ResidualTests.description,
             // Pre-activation blocks: BatchNorm and ReLU first in the body, nothing after the sum.
             "preactivation": """
-                {"input": [3, 8, 8], "layers": [
-                  {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false},
-                  {"type": "residual", "body": [{"type": "batchnorm2d"}, "relu",
-                    {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false},
-                    {"type": "batchnorm2d"}, "relu",
-                    {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false}]},
-                  {"type": "batchnorm2d"}, "relu", {"type": "adaptive_avgpool2d", "output_size": 1}, "flatten",
-                  {"type": "linear", "out_features": 3}]}
-                """,
+            {"input": [3, 8, 8], "layers": [
+              {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false},
+              {"type": "residual", "body": [{"type": "batchnorm2d"}, "relu",
+                {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false},
+                {"type": "batchnorm2d"}, "relu",
+                {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false}]},
+              {"type": "batchnorm2d"}, "relu", {"type": "adaptive_avgpool2d", "output_size": 1}, "flatten",
+              {"type": "linear", "out_features": 3}]}
+            """,
             // VGG: conv (bias) → BN → ReLU → pool, Winograd convs (8 channels) → ReLU and → BN → ReLU,
             // dropout in the head.
             "vgg": """
-                {"input": [3, 8, 8], "layers": [
-                  {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}, {"type": "batchnorm2d"}, "relu",
-                  {"type": "maxpool2d", "kernel_size": 2},
-                  {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}, "relu",
-                  {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": false}, {"type": "batchnorm2d"}, "relu",
-                  {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1},
-                  {"type": "batchnorm2d"}, "flatten", {"type": "dropout", "p": 0.5},
-                  {"type": "linear", "out_features": 4}, {"type": "batchnorm1d"}, "relu", {"type": "linear", "out_features": 2}]}
-                """,
+            {"input": [3, 8, 8], "layers": [
+              {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}, {"type": "batchnorm2d"}, "relu",
+              {"type": "maxpool2d", "kernel_size": 2},
+              {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1}, "relu",
+              {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1, "bias": false}, {"type": "batchnorm2d"}, "relu",
+              {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1},
+              {"type": "batchnorm2d"}, "flatten", {"type": "dropout", "p": 0.5},
+              {"type": "linear", "out_features": 4}, {"type": "batchnorm1d"}, "relu", {"type": "linear", "out_features": 2}]}
+            """,
         ]
         let network = try Network(try ModelDescription.fromJSON(descriptions[name]!, source: name))
         let model = Self.perturbed(network)
@@ -76,7 +76,9 @@ import Testing
                     mode: .recomputeStatistics(batchIndex: index), workspace: workspace)
             }
         }
-        #expect(recomputed.state.map(\.bitPattern) == reference.state.map(\.bitPattern), "\(name): re-estimated statistics differ")
+        #expect(
+            recomputed.state.map(\.bitPattern) == reference.state.map(\.bitPattern),
+            "\(name): re-estimated statistics differ")
         #expect(recomputed.state != model.state)
     }
 
@@ -84,14 +86,18 @@ import Testing
     /// a wide convolutional net takes tens), and the chunking does not change the tally beyond
     /// rounding.
     @Test func evaluationChunksFitTheirBudget() throws {
-        let mlp = try Network(ModelDescription(input: [20], layers: [.linear(inFeatures: nil, outFeatures: 64, bias: true), .relu]))
+        let mlp = try Network(
+            ModelDescription(input: [20], layers: [.linear(inFeatures: nil, outFeatures: 64, bias: true), .relu]))
         #expect(Workspace.evaluationCapacity(network: mlp, limit: 500) == 500)
         let wide = try Network(
             ModelDescription(
                 input: [16, 32, 32],
                 layers: [
-                    .conv2d(inChannels: nil, outChannels: 64, kernel: .init(3), stride: .init(1), padding: .init(1), bias: false),
-                    .relu, .adaptiveAvgPool2d(outputSize: .init(1)), .flatten, .linear(inFeatures: nil, outFeatures: 3, bias: true),
+                    .conv2d(
+                        inChannels: nil, outChannels: 64, kernel: .init(3), stride: .init(1), padding: .init(1),
+                        bias: false),
+                    .relu, .adaptiveAvgPool2d(outputSize: .init(1)), .flatten,
+                    .linear(inFeatures: nil, outFeatures: 3, bias: true),
                 ]))
         let capacity = Workspace.evaluationCapacity(network: wide, limit: 500)
         #expect(capacity < 500 && capacity >= 16, "capacity \(capacity)")
@@ -118,7 +124,8 @@ import Testing
                 model.state[i] = entry.name.hasSuffix("running_var") ? 0.2 + abs(noise[i]) : 0.5 * noise[i]
             }
         }
-        for i in model.parameters.indices where network.parameterLayout.entries.contains(where: {
+        for i in model.parameters.indices
+        where network.parameterLayout.entries.contains(where: {
             $0.range.contains(i) && $0.shape.count == 1
         }) {
             model.parameters[i] += 0.3 * noise[i % noise.count]

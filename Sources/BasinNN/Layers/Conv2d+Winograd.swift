@@ -5,8 +5,9 @@
 ///
 /// Layout in scratch, all row-major: `U[16][out][in]` (the transformed weights), `V[16][in][T]`
 /// and `M[16][out][T]` for the `T` tiles of one group of images (tile `t = s·tiles + ty·tw + tx`;
-/// planes `planeStride` apart), and the rows of the transforms (`transformRows`). The transforms add and subtract only, so every output
-/// differs from the direct convolution by a few roundings (tested to 1e-5 relative).
+/// planes `planeStride` apart), and the rows of the transforms (`transformRows`). The transforms
+/// add and subtract only, so every output differs from the direct convolution by a few
+/// roundings (tested to 1e-5 relative).
 extension Conv2dKernel {
     /// Winograd pays where the GEMMs' inner dimension (input channels) is not tiny.
     var usesWinograd: Bool {
@@ -68,7 +69,8 @@ extension Conv2dKernel {
     /// V[ξ][c][t] = (Bᵀ d B) of every tile of `count` images from `image`, with
     /// Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]]; tiles past the image read zeros.
     func transformInput(
-        _ image: UnsafePointer<Float>, count: Int, into v: UnsafeMutablePointer<Float>, rows: UnsafeMutablePointer<Float>
+        _ image: UnsafePointer<Float>, count: Int, into v: UnsafeMutablePointer<Float>,
+        rows: UnsafeMutablePointer<Float>
     ) {
         let tw = tileColumns, th = tileRows, length = transformRow
         let tiles = count * tilesPerSample
@@ -140,7 +142,8 @@ extension Conv2dKernel {
     }
 
     /// Output tiles Aᵀ m A, Aᵀ = [[1,1,1,0],[0,1,−1,−1]], with the bias and the epilogue, into
-    /// `count` NCHW images at `output`; every value of `m` it reads it sets back to zero. `rows` holds two output rows (and slack) per tile row.
+    /// `count` NCHW images at `output`; every value of `m` it reads it sets back to zero. `rows`
+    /// holds two output rows (and slack) per tile row.
     func transformOutput(
         _ m: UnsafeMutablePointer<Float>, count: Int, bias: UnsafePointer<Float>?, epilogue: Epilogue,
         into output: UnsafeMutablePointer<Float>, rows: UnsafeMutablePointer<Float>
@@ -247,7 +250,8 @@ extension Conv2dKernel {
             let n = min(group, m.batch - first)
             let tiles = n * tilesPerSample
             transformInput(m.input.baseAddress! + first * inputSize, count: n, into: v, rows: rows)
-            let inPlane = planeStride(rows: inChannels, tiles: tiles), outPlane = planeStride(rows: outChannels, tiles: tiles)
+            let inPlane = planeStride(rows: inChannels, tiles: tiles),
+                outPlane = planeStride(rows: outChannels, tiles: tiles)
             for xi in 0..<16 {
                 BLAS.sgemm(
                     m: outChannels, n: tiles, k: inChannels, a: u + xi * outChannels * inChannels, lda: inChannels,

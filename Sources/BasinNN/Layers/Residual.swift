@@ -39,9 +39,9 @@ struct KernelChain: Sendable {
     }
 
     /// Scratch for a batch: the gradient with respect to the chain's input, each layer's output
-    /// and its own scratch, and two buffers the layers' output gradients take in turn; without `gradients`, the outputs and one
-    /// scratch region the layers share (the largest forward scratch), as a forward-only
-    /// `Workspace` does.
+    /// and its own scratch, and two buffers the layers' output gradients take in turn; without
+    /// `gradients`, the outputs and one scratch region the layers share (the largest forward
+    /// scratch), as a forward-only `Workspace` does.
     func scratchCount(batch: Int, gradients: Bool = true) -> Int {
         guard !kernels.isEmpty else { return 0 }
         guard gradients else {
