@@ -145,7 +145,7 @@ enum Examples {
         # ResNet-20 (He et al.'s CIFAR ResNet, width 16, as Li et al. map it): a connectivity study of
         # two seeds: the straight line between them, the line after weight matching (Git Re-Basin),
         # a fitted Bezier curve (Garipov et al.), a surface around each seed and its sharpness.
-        # On cifar-synthetic (CIFAR's shapes, a learnable signal) it runs in about 11 minutes on two cores:
+        # On cifar-synthetic (CIFAR's shapes, a learnable signal) it runs in about 8 minutes on two cores:
         #   basin run resnet20.yaml --out resnet20-run --workers 2
         # On real CIFAR-10 (the binary version, from https://www.cs.toronto.edu/~kriz/cifar.html):
         #   data: {source: cifar10, path: cifar-10-batches-bin}
@@ -234,6 +234,10 @@ enum Examples {
           connect:
             t: "0:1:9"
             align: true
+            # BatchNorm statistics re-estimated at every point of the lines and the curve, as
+            # Garipov et al. and Git Re-Basin evaluate them: with eval-mode statistics averaged
+            # between two networks, the line and the aligned line both collapse and compare badly.
+            bn: recompute
             curve: {kind: bezier, bends: 1, epochs: 2, lr: 0.02}
           surface: {x: "-1:1:7", y: "-1:1:7"}
           hessian: {iterations: 20, tolerance: 0.01, probes: 5}
