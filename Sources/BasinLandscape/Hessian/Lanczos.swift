@@ -9,7 +9,7 @@ public enum Lanczos {
     /// are the Gauss quadrature of the operator's spectral measure seen from `start`.
     public static func run(steps: Int, start: [Double], product: ([Double]) -> [Double]) -> (values: [Double], weights: [Double]) {
         let n = start.count
-        let norm = start.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let norm = dot(start, start).squareRoot()
         guard n > 0, norm > 0, steps > 0 else { return ([], []) }
         var basis: [[Double]] = [start.map { $0 / norm }]
         var alpha: [Double] = [], beta: [Double] = []
@@ -25,7 +25,7 @@ public enum Lanczos {
                     for i in 0..<n { w[i] -= c * b[i] }
                 }
             }
-            let b = w.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let b = dot(w, w).squareRoot()
             if j == min(steps, n) - 1 || b <= 1e-10 * max(1, abs(a)) { break }
             beta.append(b)
             basis.append(w.map { $0 / b })
@@ -112,7 +112,7 @@ public struct SpectralDensity: Sendable, Equatable {
                 var sum = 0.0
                 for (value, weight) in zip(run.values, run.weights) {
                     let d = value - x
-                    sum += weight * (-d * d / (2 * sigma)).exp / (2 * Double.pi * sigma).squareRoot()
+                    sum += weight * Foundation.exp(-d * d / (2 * sigma)) / (2 * Double.pi * sigma).squareRoot()
                 }
                 density[j] += sum / Double(usable.count)
             }
@@ -121,8 +121,4 @@ public struct SpectralDensity: Sendable, Equatable {
         let mass = density.reduce(0, +) * step
         self.density = mass > 0 ? density.map { $0 / mass } : density
     }
-}
-
-extension Double {
-    fileprivate var exp: Double { Foundation.exp(self) }
 }

@@ -97,19 +97,15 @@ extension Conv2dKernel {
                     let b0 = b + firstX, b1 = b0 + row, b2 = b1 + row, b3 = b2 + row
                     var x = 0
                     while x + 4 <= inside {
-                        let d0 = Self.load4(r0 + x), d1 = Self.load4(r1 + x)
-                        let d2 = Self.load4(r2 + x), d3 = Self.load4(r3 + x)
-                        Self.store4(d0 - d2, b0 + x)
-                        Self.store4(d1 + d2, b1 + x)
-                        Self.store4(d2 - d1, b2 + x)
-                        Self.store4(d1 - d3, b3 + x)
+                        let v = Self.bt(Self.load4(r0 + x), Self.load4(r1 + x), Self.load4(r2 + x), Self.load4(r3 + x))
+                        Self.store4(v.0, b0 + x)
+                        Self.store4(v.1, b1 + x)
+                        Self.store4(v.2, b2 + x)
+                        Self.store4(v.3, b3 + x)
                         x += 4
                     }
                     while x < inside {
-                        b0[x] = r0[x] - r2[x]
-                        b1[x] = r1[x] + r2[x]
-                        b2[x] = r2[x] - r1[x]
-                        b3[x] = r1[x] - r3[x]
+                        (b0[x], b1[x], b2[x], b3[x]) = Self.bt(r0[x], r1[x], r2[x], r3[x])
                         x += 1
                     }
                     // Across each tile's four columns (· B), four tiles at a time, into the 16 planes.
@@ -120,19 +116,16 @@ extension Conv2dKernel {
                         var tx = 0
                         while tx + 4 <= tw {
                             let first = Self.load8(line + 2 * tx), second = Self.load8(line + 2 * tx + 2)
-                            let x0 = first.evenHalf, x1 = first.oddHalf, x2 = second.evenHalf, x3 = second.oddHalf
-                            Self.store4(x0 - x2, p0 + tx)
-                            Self.store4(x1 + x2, p1 + tx)
-                            Self.store4(x2 - x1, p2 + tx)
-                            Self.store4(x1 - x3, p3 + tx)
+                            let v = Self.bt(first.evenHalf, first.oddHalf, second.evenHalf, second.oddHalf)
+                            Self.store4(v.0, p0 + tx)
+                            Self.store4(v.1, p1 + tx)
+                            Self.store4(v.2, p2 + tx)
+                            Self.store4(v.3, p3 + tx)
                             tx += 4
                         }
                         while tx < tw {
                             let x = 2 * tx
-                            p0[tx] = line[x] - line[x + 2]
-                            p1[tx] = line[x + 1] + line[x + 2]
-                            p2[tx] = line[x + 2] - line[x + 1]
-                            p3[tx] = line[x + 1] - line[x + 3]
+                            (p0[tx], p1[tx], p2[tx], p3[tx]) = Self.bt(line[x], line[x + 1], line[x + 2], line[x + 3])
                             tx += 1
                         }
                     }
@@ -199,6 +192,18 @@ extension Conv2dKernel {
                 epilogue.apply(dst, into: dst, count: spatial, channel: o)
             }
         }
+    }
+
+    /// Bᵀ times four values down a column or along a row of a tile: (d₀−d₂, d₁+d₂, d₂−d₁, d₁−d₃).
+    @inline(__always) static func bt(_ d0: Float, _ d1: Float, _ d2: Float, _ d3: Float) -> (Float, Float, Float, Float) {
+        (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+    }
+
+    /// `bt` on four tiles at once.
+    @inline(__always) static func bt(_ d0: SIMD4<Float>, _ d1: SIMD4<Float>, _ d2: SIMD4<Float>, _ d3: SIMD4<Float>)
+        -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>)
+    {
+        (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
     }
 
     /// Zeroes `lanes` (1 to 4) floats at `p`.

@@ -85,6 +85,13 @@ struct Conv2dKernel: LayerKernel {
         }
     }
 
+    /// `count` samples unfolded side by side: `columns[patchSize, count·oh·ow]`, sample s in
+    /// columns s·oh·ow ..< (s+1)·oh·ow.
+    func unfold(_ images: UnsafePointer<Float>, count: Int, into columns: UnsafeMutablePointer<Float>) {
+        let spatial = outHeight * outWidth
+        for s in 0..<count { im2col(images + s * inputSize, columns + s * spatial, rowStride: count * spatial) }
+    }
+
     /// Adds the unfolded gradient back into one sample's image gradient (the adjoint of im2col;
     /// rows `rowStride` floats apart).
     func col2imAdd(_ columns: UnsafePointer<Float>, _ image: UnsafeMutablePointer<Float>, rowStride: Int) {
@@ -135,9 +142,7 @@ struct Conv2dKernel: LayerKernel {
         while first < m.batch {
             let n = min(group, m.batch - first)
             let width = n * spatial
-            for s in 0..<n {
-                im2col(m.input.baseAddress! + (first + s) * inputSize, columns + s * spatial, rowStride: width)
-            }
+            unfold(m.input.baseAddress! + first * inputSize, count: n, into: columns)
             BLAS.sgemm(
                 m: outChannels, n: width, k: patchSize, a: weight, lda: patchSize, b: columns, ldb: width,
                 c: product, ldc: width)
@@ -174,8 +179,8 @@ struct Conv2dKernel: LayerKernel {
         while first < m.batch {
             let n = min(group, m.batch - first)
             let width = n * spatial
+            unfold(m.input.baseAddress! + first * inputSize, count: n, into: columns)
             for s in 0..<n {
-                im2col(m.input.baseAddress! + (first + s) * inputSize, columns + s * spatial, rowStride: width)
                 let gradOut = g.outputGradient.baseAddress! + (first + s) * outChannels * spatial
                 for o in 0..<outChannels {
                     (gathered + o * width + s * spatial).update(from: gradOut + o * spatial, count: spatial)

@@ -44,7 +44,7 @@ public enum OutputCheck {
         case .hessian(let hessian):
             let count = 7 + hessian.extraValueCount
             guard values.count == count else { return "has \(values.count) values where this Hessian job gives \(count)" }
-            if hessian.density != nil, let bad = values.suffix(hessian.density?.settings.bins ?? 0).first(where: { !($0.isNaN || $0 >= 0) }) {
+            if let bins = hessian.density?.settings.bins, let bad = values.suffix(bins).first(where: { !($0.isNaN || $0 >= 0) }) {
                 return "has a negative eigenvalue density \(bad)"
             }
             guard isCount(values[1]), isCount(values[6]), values[3] == 0 || values[3] == 1,

@@ -45,7 +45,10 @@ public struct HessianJob: Codable, Sendable, Equatable {
     public var extraValueCount: Int { reportedTopK + (density.map { 2 + $0.settings.bins } ?? 0) }
 
     /// Eigenvalues reported beside λmax (0 unless `top_k` > 1).
-    var reportedTopK: Int { (topK ?? 1) > 1 ? topK ?? 0 : 0 }
+    var reportedTopK: Int {
+        let k = topK ?? 1
+        return k > 1 ? k : 0
+    }
 
     /// The job's values from a measurement, in the order above. Lanczos may close its Krylov
     /// space early (fewer Ritz values than asked): NaN fills.
