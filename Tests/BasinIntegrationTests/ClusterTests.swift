@@ -657,18 +657,6 @@ import ZeroMQ
             ["data", teacher.path, "-o", directory.appendingPathComponent(folder).path], name: "data-\(folder)")
     }
 
-    /// Whether scripts/basin_worker.py can run here (python3 with torch, pyzmq, safetensors, numpy).
-    static let pythonWorkerAvailable: Bool = {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import torch, zmq, safetensors, numpy, yaml"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return false }
-        process.waitUntilExit()
-        return process.terminationStatus == 0
-    }()
-
     /// Metric arrays of a result file as Doubles.
     func metrics(_ data: Data, _ name: String) throws -> [String: [Double]] {
         let file = try ResultFile(data: data, source: name)
@@ -681,8 +669,8 @@ import ZeroMQ
 
     @Test(
         .enabled(
-            if: ClusterTests.pythonWorkerAvailable,
-            "skipped: the PyTorch worker needs python3 with torch, pyzmq, safetensors, numpy and PyYAML"))
+            if: TestSupport.installed("basin-worker") != nil,
+            "skipped: no basin-worker in the virtual environment; scripts/setup installs it"))
     func aPyTorchWorkerAndABasinWorkerShareASweep() throws {
         // Data as .npy files (split and normalized by each worker itself), three models.
         try writeTeacherData(samples: 1500, to: "data")
@@ -734,11 +722,10 @@ import ZeroMQ
         let coordinator = try Child(
             ["coordinator", spec.path, "--out", directory.appendingPathComponent("mixed").path, "--bind", endpoint],
             log: directory.appendingPathComponent("coordinator.log"))
+        let torchWorker = try #require(TestSupport.installed("basin-worker"))
         let python = try Child(
-            [
-                "python3", TestSupport.repositoryRoot.appendingPathComponent("scripts/basin_worker.py").path,
-                "--connect", endpoint, "--name", "torch", "--model", "\(model.path):build",
-            ], log: directory.appendingPathComponent("python.log"), executable: URL(fileURLWithPath: "/usr/bin/env"))
+            ["--connect", endpoint, "--name", "torch", "--model", "\(model.path):build"],
+            log: directory.appendingPathComponent("python.log"), executable: torchWorker)
         let deadline = Date().addingTimeInterval(60)
         while !TestSupport.logged(coordinator.output, "worker joined", ["worker": "torch"]) && Date() < deadline {
             usleep(50_000)

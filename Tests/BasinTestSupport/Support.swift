@@ -26,22 +26,45 @@ public enum TestSupport {
         return (0..<count).map { _ in Float(random.nextGaussian() * scale) }
     }
 
-    /// Whether `python3 -c "import numpy"` works here.
-    public static let numpyAvailable: Bool = {
+    /// The set-up's virtual environment (scripts/setup): $BASIN_VENV, else the repository's `.venv`.
+    public static var virtualEnvironment: URL {
+        if let path = ProcessInfo.processInfo.environment["BASIN_VENV"], !path.isEmpty {
+            return URL(fileURLWithPath: path, relativeTo: repositoryRoot).standardizedFileURL
+        }
+        return repositoryRoot.appendingPathComponent(".venv")
+    }
+
+    /// A program the virtual environment installed (`python`, `basin-worker`, ...), if it is there.
+    public static func installed(_ name: String) -> URL? {
+        let url = virtualEnvironment.appendingPathComponent("bin").appendingPathComponent(name)
+        return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
+    }
+
+    /// The Python that tests run: the virtual environment's, else `python3` on PATH.
+    static func pythonCommand(_ arguments: [String]) -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import numpy"]
+        if let python = installed("python") {
+            process.executableURL = python
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3"] + arguments
+        }
+        return process
+    }
+
+    /// Whether `python -c "import numpy"` works here.
+    public static let numpyAvailable: Bool = {
+        let process = pythonCommand(["-c", "import numpy"])
         process.standardError = FileHandle.nullDevice
         guard (try? process.run()) != nil else { return false }
         process.waitUntilExit()
         return process.terminationStatus == 0
     }()
 
-    /// Runs `python3 -c script path` and returns its trimmed standard output.
+    /// Runs `python -c script path` and returns its trimmed standard output.
     public static func python(_ script: String, _ path: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, path]
+        let process = pythonCommand(["-c", script, path])
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()

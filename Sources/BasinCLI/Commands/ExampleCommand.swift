@@ -103,7 +103,7 @@ enum Examples {
         """,
         "digits": """
         # The first study to try on real data: scikit-learn's handwritten digits (8x8 images,
-        # 10 classes), exported once with `python3 scripts/digits-export digits` next to this file.
+        # 10 classes), exported once with `.venv/bin/python scripts/digits-export digits` next to this file.
         # A small CNN, 3 seeds x 2 learning rates; lines, aligned lines and curves between every
         # pair of seeds; sharpness and a surface around each model; summary.csv.
         #   basin run digits.yaml --out digits-run --workers 2

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Read Basin result files with numpy alone.
 
 A Basin result is a `.npz`: one array per metric (`train_loss`, `train_acc`, `test_loss`,
@@ -6,12 +5,12 @@ A Basin result is a `.npz`: one array per metric (`train_loss`, `train_acc`, `te
 mask (points not computed are NaN), and a `basin.json` member with the metadata (job, model,
 loss, BatchNorm mode, path statistics and barriers).
 
-    import basin_results
-    r = basin_results.load("run/results/surface/seed0.npz")
+    from basin import results
+    r = results.load("run/results/surface/seed0.npz")
     r.kind, r.shape, r["train_loss"], r.metadata["job"], r.axes   # axes: {"x": ..., "y": ...}
     for coordinates, metrics in r.points(): ...
 
-    python3 scripts/basin_results.py RESULT.npz [--json]     # a summary, or the metadata as JSON
+    basin-results RESULT.npz [--json]     # a summary, or the metadata as JSON
 """
 import json
 import sys
@@ -85,14 +84,15 @@ def load(path):
     return Result(path, arrays, metadata)
 
 
-def main(argv):
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
     try:
         result = load(argv[0])
     except ValueError as error:
-        print(f"basin_results: {error}", file=sys.stderr)
+        print(f"basin-results: {error}", file=sys.stderr)
         return 1
     if "--json" in argv[1:]:
         print(json.dumps(result.metadata, indent=2))

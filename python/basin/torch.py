@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import basin_points  # noqa: E402
+from . import points as basin_points
 
 
 def _pair(value):
@@ -217,7 +216,7 @@ class PointJob:
     `definition` and `spec` are the job and the study spec as Basin sends them (dicts), `base`
     the directory their relative paths start from. The model comes from `factory()` when given
     (a model Basin cannot build), otherwise from the checkpoint's Basin description. Directions,
-    points and data are Basin's own (basin_points), so the parameters evaluated are the ones
+    points and data are Basin's own (basin.points), so the parameters evaluated are the ones
     Basin's workers evaluate. `outputs` maps job names to files, for inputs written `@name`."""
 
     def __init__(self, definition, spec, base, factory=None, data=None, outputs=None, data_files=None):
@@ -433,10 +432,10 @@ def import_checkpoint(path, description, output):
     save_file(tensors, output, metadata={"basin.model": json.dumps(description, separators=(",", ":"))})
 
 
-def _main(argv):
+def main(argv=None):
     import argparse
     parser = argparse.ArgumentParser(
-        prog="basin_torch.py",
+        prog="basin-torch",
         description="Turn a PyTorch nn.Sequential and its state_dict into a Basin checkpoint (.safetensors with "
                     "the model description), or print a Basin checkpoint's description as an nn.Sequential.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -468,7 +467,7 @@ def _main(argv):
             model = load_factory(args.model)()
             if not isinstance(model, nn.Sequential):
                 raise ValueError(f"{args.model} returned a {type(model).__name__}; Basin describes nn.Sequential models "
-                                 "(use scripts/basin_worker.py --model for others)")
+                                 "(use basin-worker --model for others)")
             if args.state_dict:
                 if args.state_dict.endswith(".safetensors"):
                     from safetensors.torch import load_file
@@ -490,10 +489,10 @@ def _main(argv):
     except Exception as error:  # one sentence, no traceback: bad files and bad factories are user input
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         where = getattr(args, "checkpoint", None) or getattr(args, "state_dict", None) or args.model
-        print(f"basin_torch.py: {message if where in message else f'{where}: {message}'}", file=sys.stderr)
+        print(f"basin-torch: {message if where in message else f'{where}: {message}'}", file=sys.stderr)
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(main())

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Plot Basin results with matplotlib, as `basin plot` draws them.
 
-    python3 scripts/basin_plot.py RESULT.npz -o out.png [--metric train_loss] [--log] [--3d]
-    python3 scripts/basin_plot.py RUN/results/interpolate/*.npz -o paths.pdf   # several paths, one chart
+    basin-plot RESULT.npz -o out.png [--metric train_loss] [--log] [--3d]
+    basin-plot RUN/results/interpolate/*.npz -o paths.pdf   # several paths, one chart
 
 - 2-D results (surfaces, planes): filled contours with contour lines and a colour bar, the
   centre (or the three models of a plane) marked; `--3d` draws the same grid as a 3-D surface.
@@ -17,8 +16,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import basin_results  # noqa: E402
+from . import results as basin_results
 
 
 def title(result):
@@ -102,8 +100,8 @@ def plot_paths(results, metric, log):
     return figure
 
 
-def main(argv):
-    parser = argparse.ArgumentParser(description="Plot Basin results with matplotlib.")
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="basin-plot", description="Plot Basin results with matplotlib.")
     parser.add_argument("results", nargs="+")
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--metric", default="train_loss")
@@ -115,7 +113,7 @@ def main(argv):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: F401
     except ImportError:
-        print("basin_plot: needs matplotlib (pip install matplotlib)", file=sys.stderr)
+        print("basin-plot: needs matplotlib (pip install 'basin-landscapes[plot]')", file=sys.stderr)
         return 1
     try:
         results = [basin_results.load(path) for path in args.results]
@@ -130,7 +128,7 @@ def main(argv):
         figure.tight_layout()
         figure.savefig(args.output, dpi=150)
     except ValueError as error:
-        print(f"basin_plot: {error}", file=sys.stderr)
+        print(f"basin-plot: {error}", file=sys.stderr)
         return 1
     print(args.output)
     return 0
