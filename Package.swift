@@ -82,7 +82,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "BasinIntegrationTests",
-            dependencies: ["BasinSweep", "BasinCluster", "BasinFuzz", "ZeroMQ", "BasinNN", "BasinTestSupport"]
+            dependencies: [
+                "BasinSweep", "BasinCluster", "BasinFuzz", "ZeroMQ", "BasinNN", "BasinLandscape", "BasinTestSupport",
+            ]
         ),
         .testTarget(
             name: "BasinCLITests",

@@ -160,7 +160,7 @@ import Yams
     }
 
     @Test func slurmScriptsAreValidBashAndSurviveRequeue() throws {
-        for script in ["slurm/basin.sbatch", "slurm/basin-workers.sbatch"] {
+        for script in ["slurm/basin.sbatch", "slurm/basin-workers.sbatch", "slurm/basin-torch-workers.sbatch"] {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             process.arguments = ["-n", deploy.appendingPathComponent(script).path]
@@ -172,5 +172,9 @@ import Yams
         #expect(main.contains("#SBATCH --requeue") && main.contains("#SBATCH --open-mode=append"))
         #expect(main.contains("srun") && main.contains("SLURM_PROCID"))
         #expect(try text("slurm/basin-workers.sbatch").contains("$RUN/endpoint"))
+        // The PyTorch workers: one task per GPU, each on the GPU Slurm gave it.
+        let torch = try text("slurm/basin-torch-workers.sbatch")
+        #expect(torch.contains("#SBATCH --gpus-per-task=1") && torch.contains("srun --gpus-per-task=1"))
+        #expect(torch.contains("--device cuda") && torch.contains("$RUN/endpoint"))
     }
 }

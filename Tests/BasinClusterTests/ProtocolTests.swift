@@ -188,6 +188,22 @@ func hello(_ name: String, slots: Int = 2) -> [Data] {
         #expect(other.contains { $0.message.command == .task })
     }
 
+    @Test func aWorkerThatNamesAVariantGetsOnlyJobsOfThatVariant() throws {
+        var core = try fixture.core()
+        func join(_ name: String, _ kinds: [String]) -> [(peer: String, message: WireMessage)] {
+            var header: [String: JSONValue] = ["worker": .string(name), "slots": .integer(64)]
+            header["kinds"] = .array(kinds.map { .string($0) })
+            return sent(core.receive(peer: Data(name.utf8), frames: frames(.hello, header), now: 0)).filter {
+                $0.message.command == .task
+            }
+        }
+        // The fixture's surface draws random directions: a worker of trajectory surfaces (and
+        // raw planes) is leased nothing of it, one of random surfaces all of it.
+        #expect(join("pca", ["surface:trajectory", "plane:raw"]).isEmpty)
+        let random = join("random", ["surface:random"])
+        #expect(!random.isEmpty && random.allSatisfy { $0.message.int("job_index") == 0 })
+    }
+
     @Test func resultsAreAcknowledgedOnlyWhenDurable() throws {
         var core = try fixture.core()
         let tasks = sent(core.receive(peer: Data("w1".utf8), frames: hello("w1", slots: 1), now: 0)).filter {

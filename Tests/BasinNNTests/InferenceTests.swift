@@ -21,6 +21,26 @@ import Testing
         return Array(workspace.output(batch: batch))
     }
 
+    /// A running variance below zero (BatchNorm statistics extrapolated beyond two models) makes
+    /// its channel NaN, and ReLU passes the NaN on as torch.relu does, fused or not, instead of
+    /// zeroing the channel and scoring a model no one defined.
+    @Test func reluPassesNaNAsPyTorchDoes() throws {
+        let network = try Network(
+            try ModelDescription.fromJSON(
+                #"{"input": [2], "layers": [{"type": "batchnorm1d"}, "relu", {"type": "linear", "out_features": 2}]}"#,
+                source: "nan"))
+        var model = network.initialize(seed: 1)
+        model.state = [0, 0, -0.5, 1]  // running_mean, then running_var: channel 0's is negative
+        let input: [Float] = [1, -2, -1, 3]
+        for fused in [false, true] {
+            let out = outputs(model, input, batch: 2, fused: fused)
+            #expect(out.count == 4 && out.allSatisfy { $0.isNaN }, "fused \(fused): \(out)")
+        }
+        var healthy = model
+        healthy.state = [0, 0, 0.5, 1]
+        #expect(outputs(healthy, input, batch: 2, fused: true).allSatisfy { $0.isFinite })
+    }
+
     @Test(arguments: ["residual", "preactivation", "vgg"])
     func fusedInferenceIsBitwiseTheEvalPass(_ name: String) throws {
         let descriptions = [

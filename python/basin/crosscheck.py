@@ -5,12 +5,15 @@
         [--samples 8] [--tolerance 1e-4] [--model FILE.py:FUNCTION] [--data DIR] [--seed 0]
 
 For a result inside a run directory the job definition comes from the result, the spec from
-RUN/spec.yaml and the base directory from RUN/study.json. Surface (random directions) and
-interpolation results are supported, with BatchNorm in eval mode or recomputed at each point
-(`bn: recompute`: PyTorch re-estimates the statistics as Basin does, basin.torch.recompute_batchnorm). The parameters at each sampled point are rebuilt with
-Basin's own directions (basin.points, bit for bit), the model is evaluated by PyTorch
-on Basin's data split, and every metric must agree within --tolerance (relative, with an
-absolute floor of the same size). Prints one line per point and exits 1 on any disagreement.
+RUN/spec.yaml and the base directory from RUN/study.json; every grid job of a run can be checked
+(surfaces along random or trajectory directions, interpolations, planes, curves). Standalone
+`basin surface` (random directions) and `basin interpolate` results are rebuilt from their
+metadata. BatchNorm is in eval mode or recomputed at each point (`bn: recompute`: PyTorch
+re-estimates the statistics as Basin does, basin.torch.recompute_batchnorm). The parameters at
+each sampled point are rebuilt as Basin builds them (basin.points: directions bit for bit), the
+model is evaluated by PyTorch on Basin's data split, and every metric must agree within
+--tolerance (relative, with an absolute floor of the same size; NaN where both are NaN). Prints
+one line per point and exits 1 on any disagreement.
 """
 import argparse
 import json
@@ -82,11 +85,13 @@ def run_outputs(path):
     outputs = {}
     if not os.path.isdir(results):
         return outputs
-    for kind in sorted(os.listdir(results)):
-        for name in sorted(os.listdir(os.path.join(results, kind))):
+    # Results lie under results/KIND/ or, for jobs the spec named, under results/ itself.
+    for folder, subfolders, names in os.walk(results):
+        subfolders.sort()
+        for name in sorted(names):
             if not name.endswith(".npz"):
                 continue
-            meta = basin_results.load(os.path.join(results, kind, name)).metadata
+            meta = basin_results.load(os.path.join(folder, name)).metadata
             artifact, job = meta.get("artifact"), meta.get("job_name")
             if artifact and job:
                 outputs[job] = os.path.join(run, "artifacts", artifact[:2], artifact)
@@ -137,7 +142,7 @@ def main(argv=None):
             worst = max(worst, error)
             ok = ok and error <= limit
         failures += not ok
-        print(f"point {index} at {job.points[index]}: basin {np.round(values[index], 6).tolist()} "
+        print(f"point {index} at {job.coordinates(index)}: basin {np.round(values[index], 6).tolist()} "
               f"torch {np.round(torch_values, 6).tolist()} worst {worst:.2e} {'ok' if ok else 'DIFFERS'}")
     print(f"basin-crosscheck: {len(picks) - failures} of {len(picks)} points agree within {args.tolerance:g}")
     print(f"figure crosscheck_points_agreeing {len(picks) - failures}/{len(picks)}")

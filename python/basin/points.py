@@ -7,8 +7,9 @@ worker, the cross-check) evaluates the same parameter vectors Basin does:
   counter (n / 4, stream)); `gaussians` draws Box-Muller pairs one block per pair.
 - `directions(named, count, ...)`: `Directions.random` bit for bit (random Gaussian tensors,
   filter/layer normalization against the weights, bias/BN rule, optional orthogonalization).
-- `axis_values("MIN:MAX:STEPS")`, `job_points(definition)`: the grid of a surface or
-  interpolation job, in Basin's point order.
+- `axis_values("MIN:MAX:STEPS")`, `job_points(definition)`, `framing`, `curve_coefficients`: the
+  grids of surface, interpolation, plane and curve jobs, in Basin's point order, and the weights
+  of a curve's control points.
 - `load_data(spec, base)`: a spec's `files` data (.npy), split and normalized like Basin; other
   sources are read from a directory written by `basin data SPEC -o DIR`.
 
@@ -141,6 +142,9 @@ def directions(named, count, norm="filter", ignore="biasbn", orthogonalize=False
     return result
 
 
+DEFAULT_STEPS = 21
+
+
 def axis_values(text, default="-1:1:21"):
     """Values of a Basin axis 'MIN:MAX:STEPS' (each computed directly, not accumulated)."""
     low, high, steps = (text or default).split(":")
@@ -150,8 +154,61 @@ def axis_values(text, default="-1:1:21"):
     return [low + i * (high - low) / (steps - 1) for i in range(steps)]
 
 
+def framing(values):
+    """A plane's axis where the spec gives none: the models' coordinates along it with a quarter
+    of their range beyond them on each side, in 21 steps (Basin's LandscapeJob.framing)."""
+    low, high = min(values), max(values)
+    margin = 0.25 * (high - low)
+    return f"{low - margin!r}:{high + margin!r}:{DEFAULT_STEPS}"
+
+
+def curve_coefficients(kind, bends, t):
+    """The weight of each control point at `t` (Basin's Curve.coefficients): Bezier's Bernstein
+    weights, or a polygonal chain's, whose first and last segments continue straight outside
+    [0, 1]. The straight line is ('polychain', 0)."""
+    n = bends + 1
+    if kind == "bezier":
+        weights, binomial = [], 1.0
+        for j in range(n + 1):
+            if j > 0:
+                binomial = binomial * float(n - j + 1) / float(j)
+            weights.append(binomial * _power(t, j) * _power(1 - t, n - j))
+        return weights
+    if kind != "polychain":
+        raise ValueError(f"unknown curve kind '{kind}' (bezier or polychain)")
+    position = t * float(n)
+    if position < 0 or position > float(n):
+        k = 0 if position < 0 else n - 1
+        s = position - float(k)
+        return [1 - s if j == k else (s if j == k + 1 else 0.0) for j in range(n + 1)]
+    return [max(0.0, 1 - abs(position - float(j))) for j in range(n + 1)]
+
+
+def _power(x, k):
+    result = 1.0
+    for _ in range(k):
+        result *= x
+    return result
+
+
+# What basin.torch.PointJob evaluates, by job kind and variant: `kinds` in the worker's HELLO.
+KINDS = ("surface:random", "surface:trajectory", "interpolate", "plane:raw", "plane:orthonormal", "curve")
+
+
+def job_variant(definition):
+    """The capability a job definition needs: its kind, with the variant where a kind has several
+    (surface: random or trajectory directions; plane: raw or orthonormal basis)."""
+    kind = definition.get("kind")
+    if kind == "surface":
+        return "surface:trajectory" if definition.get("trajectory") else "surface:random"
+    if kind == "plane":
+        return "plane:orthonormal" if definition.get("basis") == "orthonormal" else "plane:raw"
+    return str(kind)
+
+
 def job_points(definition):
-    """A surface or interpolation job's points in Basin's order: (x, y) pairs, or t values."""
+    """A surface or interpolation job's points in Basin's order: (x, y) pairs, or t values
+    (a path's grid, then its two ends)."""
     kind = definition["kind"]
     if kind == "surface":
         xs = axis_values(definition.get("x"))
@@ -159,9 +216,35 @@ def job_points(definition):
             return [(x, None) for x in xs]
         ys = axis_values(definition.get("y"))
         return [(x, y) for y in ys for x in xs]
-    if kind == "interpolate":
+    if kind in ("interpolate", "curve"):
         return axis_values(definition.get("t"), "0:1:21") + [0.0, 1.0]
-    raise ValueError(f"job kind '{kind}' is not reproduced in Python (surface and interpolate are)")
+    raise ValueError(f"job kind '{kind}' has no points without its models (surface, interpolate and curve do)")
+
+
+def trajectory_directions(snapshots, final, count):
+    """Basin's TrajectoryPCA: the top `count` principal directions of the offsets θᵢ − θ_final of
+    a trajectory's snapshots (centred), unit-norm, each signed so the first snapshot's coordinate
+    is non-negative; float32 vectors. The eigenvectors come from LAPACK rather than Basin's
+    Jacobi rotations, so they agree to rounding, not bit for bit."""
+    if len(snapshots) < count + 1:
+        raise ValueError(f"trajectory: PCA of {count} directions needs at least {count + 1} snapshots, "
+                         f"got {len(snapshots)}")
+    final = np.asarray(final, np.float32)
+    offsets = [np.asarray(s, np.float32) - final for s in snapshots]
+    centred = np.stack([o.astype(np.float64) for o in offsets])
+    centred -= centred.mean(axis=0)
+    gram = centred @ centred.T
+    values, vectors = np.linalg.eigh(gram)
+    order = np.argsort(-values, kind="stable")
+    result = []
+    for j in order[:count]:
+        d = vectors[:, j] @ centred
+        norm = math.sqrt(float(d @ d))
+        if norm == 0:
+            raise ValueError(f"trajectory: the snapshots span fewer than {count} directions")
+        sign = -1.0 if float(d @ offsets[0].astype(np.float64)) < 0 else 1.0
+        result.append((sign * d / norm).astype(np.float32))
+    return result
 
 
 def combine(coefficients, vectors):

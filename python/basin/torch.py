@@ -210,76 +210,174 @@ def load_factory(reference):
 
 
 class PointJob:
-    """A Basin surface or interpolation job evaluated point by point in PyTorch, with the BatchNorm
-    statistics of the models (`bn: eval`) or recomputed at each point (`bn: recompute`).
+    """A Basin grid job (surface, interpolate, plane, curve) evaluated point by point in PyTorch.
 
     `definition` and `spec` are the job and the study spec as Basin sends them (dicts), `base`
     the directory their relative paths start from. The model comes from `factory()` when given
-    (a model Basin cannot build), otherwise from the checkpoint's Basin description. Directions,
-    points and data are Basin's own (basin.points), so the parameters evaluated are the ones
-    Basin's workers evaluate. `outputs` maps job names to files, for inputs written `@name`."""
+    (a model Basin cannot build), otherwise from the Basin description in the checkpoint (or
+    curve file). The job is an affine family as Basin's (LandscapeJob): base vectors over the
+    parameters and over the BatchNorm statistics, and per point a row of coefficients; the
+    directions, plane basis, curve weights, points and data are Basin's own (basin.points), so
+    the parameters evaluated are the ones Basin's workers evaluate. BatchNorm is in eval mode
+    with the family's statistics (`bn: eval`, the default except for curves) or re-estimated at
+    each point (`bn: recompute`). `outputs` maps job names to files, for inputs written `@name`;
+    `data_files` maps the spec's data paths to local copies."""
 
     def __init__(self, definition, spec, base, factory=None, data=None, outputs=None, data_files=None):
-        from safetensors.torch import load_file
         self.definition, self.spec = definition, spec
         self.kind = definition.get("kind")
-        if self.kind not in ("surface", "interpolate"):
-            raise ValueError(f"the PyTorch worker evaluates surface and interpolate jobs, not '{self.kind}'")
-        self.bn = definition.get("bn") or "eval"
+        if basin_points.job_variant(definition) not in basin_points.KINDS:
+            raise ValueError(f"the PyTorch worker evaluates {', '.join(basin_points.KINDS)} jobs, not '{self.kind}'")
+        self.bn = definition.get("bn") or ("recompute" if self.kind == "curve" else "eval")
         if self.bn not in ("eval", "recompute"):
             raise ValueError(f"unknown BatchNorm mode '{self.bn}' (eval or recompute)")
-        if definition.get("trajectory"):
-            raise ValueError("the PyTorch worker draws random directions; trajectory (PCA) surfaces need a Basin worker")
-        outputs = outputs or {}
-
-        def path(p):
-            if p.startswith("@"):  # another job's output, fetched into the worker's cache
-                if p[1:] not in outputs:
-                    raise ValueError(f"the output of job '{p[1:]}' did not come with the task")
-                return outputs[p[1:]]
-            if data_files and p in data_files:  # a file the spec names, fetched into the cache
-                return data_files[p]
-            return p if os.path.isabs(p) else os.path.join(base, p)
-        files = [definition["checkpoint"]] if self.kind == "surface" else [definition["from"], definition["to"]]
-        self.model = self._build(path(files[0]), factory)
-        self.names = [name for name, _ in self.model.named_parameters()]
-        self.buffers = [name for name, b in self.model.named_buffers() if b.dtype.is_floating_point]
-        params, states = [], []
-        for file in files:
-            tensors = load_file(path(file))
-            missing = [n for n in self.names + self.buffers if n not in tensors]
-            if missing:
-                raise ValueError(f"{file}: no tensor '{missing[0]}' for this model")
-            params.append(np.concatenate([tensors[n].float().reshape(-1).numpy() for n in self.names]))
-            states.append(np.concatenate([tensors[n].float().reshape(-1).numpy() for n in self.buffers])
-                          if self.buffers else np.zeros(0, np.float32))
-            if len(params) == 1:
-                self.model.load_state_dict(tensors, strict=False)
-        self.shapes = [p.shape for _, p in self.model.named_parameters()]
-        self.buffer_shapes = [b.shape for n, b in self.model.named_buffers() if n in self.buffers]
-        self.points = basin_points.job_points(definition)
-        if self.kind == "surface":
-            named = [(n, params[0][o:o + int(np.prod(s))].reshape(s))
-                     for n, s, o in zip(self.names, self.shapes, self._offsets(self.shapes))]
-            count = 1 if definition.get("line") else 2
-            self.bases = [params[0]] + basin_points.directions(
-                named, count, norm=definition.get("norm") or "filter", ignore=definition.get("ignore") or "biasbn",
-                orthogonalize=bool(definition.get("orthogonalize")), seed=int(definition.get("seed") or 0))
-            self.states = states
+        self._outputs, self._data_files, self._base = outputs or {}, data_files or {}, base
+        if self.kind == "curve":
+            self._curve_family(factory)
         else:
-            self.bases, self.states = params, states
-        self.data = basin_points.load_data(spec, base, data, locate=data_files)
+            files = {"surface": [definition.get("checkpoint")], "interpolate": [definition.get("from"),
+                                                                                 definition.get("to")],
+                     "plane": list(definition.get("models") or [])}[self.kind]
+            if not all(isinstance(f, str) for f in files) or not files:
+                raise ValueError(f"the {self.kind} job names no input files")
+            tensors = [self._tensors(f) for f in files]
+            self.model = self._build(files[0], tensors[0], factory)
+            self._layout()
+            models = [self._vectors(f, t) for f, t in zip(files, tensors)]
+            self.model.load_state_dict(tensors[0], strict=False)
+            getattr(self, f"_{self.kind}_family")(models)
+        self.data = basin_points.load_data(spec, base, data, locate=self._data_files)
         self.loss = ((spec.get("train") or {}).get("loss")) or "cross_entropy"
 
-    def _build(self, checkpoint, factory):
-        from safetensors import safe_open
+    # Inputs
+
+    def _path(self, p):
+        if p.startswith("@"):  # another job's output, fetched into the worker's cache
+            if p[1:] not in self._outputs:
+                raise ValueError(f"the output of job '{p[1:]}' did not come with the task")
+            return self._outputs[p[1:]]
+        if p in self._data_files:  # a file the spec names, fetched into the cache
+            return self._data_files[p]
+        return p if os.path.isabs(p) else os.path.join(self._base, p)
+
+    def _tensors(self, file):
+        from safetensors.torch import load_file
+        try:
+            return load_file(self._path(file))
+        except (OSError, RuntimeError, ValueError) as error:
+            raise ValueError(f"{file}: not a readable safetensors checkpoint ({str(error).splitlines()[0][:200]})")
+
+    def _build(self, file, tensors, factory, metadata=None):
         if factory is not None:
             return factory()
-        with safe_open(checkpoint, "pt") as f:
-            text = (f.metadata() or {}).get("basin.model")
+        if metadata is None:
+            from safetensors import safe_open
+            with safe_open(self._path(file), "pt") as f:
+                metadata = f.metadata() or {}
+        text = metadata.get("basin.model")
         if text is None:
-            raise ValueError(f"{checkpoint}: no Basin model description; pass --model FILE.py:FUNCTION")
+            raise ValueError(f"{file}: no Basin model description; pass --model FILE.py:FUNCTION")
         return to_sequential(json.loads(text))
+
+    def _layout(self):
+        self.names = [name for name, _ in self.model.named_parameters()]
+        self.buffers = [name for name, b in self.model.named_buffers() if b.dtype.is_floating_point]
+        self.shapes = [p.shape for _, p in self.model.named_parameters()]
+        self.buffer_shapes = [b.shape for n, b in self.model.named_buffers() if n in self.buffers]
+
+    def _vectors(self, file, tensors, prefix=""):
+        """(parameters, statistics) of one model as flat float32 vectors, in the module's order."""
+        missing = [n for n in self.names + self.buffers if prefix + n not in tensors]
+        if missing:
+            raise ValueError(f"{file}: no tensor '{prefix}{missing[0]}' for this model")
+        for n, shape in zip(self.names + self.buffers, self.shapes + self.buffer_shapes):
+            if tuple(tensors[prefix + n].shape) != tuple(shape):
+                raise ValueError(f"{file}: tensor '{prefix}{n}' is shaped {list(tensors[prefix + n].shape)}, "
+                                 f"the model needs {list(shape)}")
+        params = np.concatenate([tensors[prefix + n].float().reshape(-1).numpy() for n in self.names])
+        states = (np.concatenate([tensors[prefix + n].float().reshape(-1).numpy() for n in self.buffers])
+                  if self.buffers else np.zeros(0, np.float32))
+        return params, states
+
+    # Families: self.bases / self.states (lists of flat vectors), self.count, self.row(index)
+
+    def _surface_family(self, models):
+        (center, state), = models
+        d = self.definition
+        count = 1 if d.get("line") else 2
+        if d.get("trajectory"):
+            directory = self._path(d["trajectory"])
+            try:
+                names = sorted(n for n in os.listdir(directory) if n.endswith(".safetensors"))
+            except OSError as error:
+                raise ValueError(f"{directory}: cannot list the snapshot directory ({error.strerror})")
+            snapshots = [self._vectors(os.path.join(d["trajectory"], n),
+                                       self._tensors(os.path.join(directory, n)))[0] for n in names]
+            directions = basin_points.trajectory_directions(snapshots, center, count)
+        else:
+            named = [(n, center[o:o + int(np.prod(s))].reshape(s))
+                     for n, s, o in zip(self.names, self.shapes, self._offsets(self.shapes))]
+            directions = basin_points.directions(
+                named, count, norm=d.get("norm") or "filter", ignore=d.get("ignore") or "biasbn",
+                orthogonalize=bool(d.get("orthogonalize")), seed=int(d.get("seed") or 0))
+        self.bases = [center] + directions
+        self.states = [state] + [np.zeros_like(state) for _ in directions]
+        self.xs = basin_points.axis_values(d.get("x"))
+        self.ys = None if d.get("line") else basin_points.axis_values(d.get("y"))
+        self.count = len(self.xs) * (len(self.ys) if self.ys is not None else 1)
+
+    def _path_family(self, models, kind, bends):
+        self.bases = [p for p, _ in models]
+        self.states = [s for _, s in models]
+        self.curve = (kind, bends)
+        self.ts = basin_points.axis_values(self.definition.get("t"), "0:1:21") + [0.0, 1.0]
+        self.count = len(self.ts)
+
+    def _interpolate_family(self, models):
+        self._path_family(models, "polychain", 0)
+
+    def _curve_family(self, factory):
+        from safetensors import safe_open
+        file = self.definition.get("file")
+        if not isinstance(file, str):
+            raise ValueError("the curve job names no curve file")
+        with safe_open(self._path(file), "pt") as f:
+            metadata = f.metadata() or {}
+        kind, bends = metadata.get("basin.curve"), metadata.get("basin.bends", "")
+        if kind not in ("bezier", "polychain") or not bends.isdigit() or int(bends) > 1000:
+            raise ValueError(f"{file}: not a Basin curve file (no 'basin.curve' and 'basin.bends' metadata)")
+        tensors = self._tensors(file)
+        self.model = self._build(file, tensors, factory, metadata)
+        self._layout()
+        models = [self._vectors(file, tensors, prefix=f"p{j}.") for j in range(int(bends) + 2)]
+        self._path_family(models, kind, int(bends))
+
+    def _plane_family(self, models):
+        if len(models) != 3:
+            raise ValueError(f"a plane needs three checkpoints, not {len(models)}")
+        d = self.definition
+        (p0, s0), (p1, s1), (p2, s2) = models
+        self.orthonormal = d.get("basis") == "orthonormal"
+        if self.orthonormal:  # LandscapeJob.plane: Gram-Schmidt in float64, rounded once to float32
+            u, v = p1 - p0, p2 - p0
+            du, dv = (s1 - s0).astype(np.float64), (s2 - s0).astype(np.float64)
+            dot = basin_points._sequential_dot
+            u_norm = math.sqrt(dot(u, u))
+            projection = dot(v, u) / (u_norm * u_norm)
+            v = (v.astype(np.float64) - (dot(v, u) / max(dot(u, u), 2.2250738585072014e-308))
+                 * u.astype(np.float64)).astype(np.float32)
+            v_norm = math.sqrt(dot(v, v))
+            self.bases = [p0, (u.astype(np.float64) / u_norm).astype(np.float32),
+                          (v.astype(np.float64) / v_norm).astype(np.float32)]
+            self.states = [s0, (du / u_norm).astype(np.float32), ((dv - projection * du) / v_norm).astype(np.float32)]
+            coordinates = [(0.0, 0.0), (u_norm, 0.0), (projection * u_norm, v_norm)]
+        else:
+            self.bases, self.states = [p0, p1, p2], [s0, s1, s2]
+            coordinates = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)]
+        self.model_coordinates = coordinates
+        self.xs = basin_points.axis_values(d.get("x") or basin_points.framing([c[0] for c in coordinates]))
+        self.ys = basin_points.axis_values(d.get("y") or basin_points.framing([c[1] for c in coordinates]))
+        self.count = len(self.xs) * len(self.ys)
 
     @staticmethod
     def _offsets(shapes):
@@ -289,20 +387,32 @@ class PointJob:
             total += int(np.prod(s))
         return offsets
 
+    # Points
+
+    def coordinates(self, index):
+        """Point `index` as the result's axes name it: (x, y), (x,) for a line, or (t,)."""
+        if not 0 <= index < self.count:
+            raise ValueError(f"point {index} outside the job's {self.count}")
+        if self.kind in ("interpolate", "curve"):
+            return (self.ts[index],)
+        x = self.xs[index % len(self.xs)]
+        return (x,) if self.ys is None else (x, self.ys[index // len(self.xs)])
+
     def coefficients(self, index):
-        point = self.points[index]
-        if self.kind == "surface":
+        """The coefficient row of point `index` over the family's bases (Basin's PointRows)."""
+        point = self.coordinates(index)
+        if self.kind in ("interpolate", "curve"):
+            return basin_points.curve_coefficients(*self.curve, point[0])
+        if self.kind == "plane" and not self.orthonormal:
             x, y = point
-            return [1.0, x] if y is None else [1.0, x, y]
-        if point < 0 or point > 1:  # Basin's straight line: extrapolated outside [0, 1]
-            return [1.0 - point, point]
-        return [max(0.0, 1.0 - abs(point)), max(0.0, 1.0 - abs(point - 1.0))]
+            return [1 - x - y, x, y]
+        return [1.0, *point]
 
     def evaluate(self, index):
         """(train loss, train accuracy, test loss, test accuracy) at point `index`."""
         c = self.coefficients(index)
         theta = basin_points.combine(c, self.bases)
-        state = (basin_points.combine(c, self.states) if self.kind == "interpolate" else self.states[0])
+        state = basin_points.combine(c, self.states) if len(self.states[0]) else self.states[0]
         with torch.no_grad():
             for p, o, s in zip(self.model.parameters(), self._offsets(self.shapes), self.shapes):
                 p.copy_(torch.from_numpy(theta[o:o + int(np.prod(s))].reshape(s)))

@@ -1,15 +1,17 @@
 """A Basin worker in Python: joins a sweep over BASIN/1 (pyzmq) and evaluates points in PyTorch.
 
     basin-worker --connect tcp://HOST:5555 [--model FILE.py:FUNCTION]
-        [--data DIR] [--name NAME] [--slots 2] [--threads 1] [--keep-alive]
+        [--data DIR] [--name NAME] [--slots 2] [--threads 1] [--keep-alive] [--kinds LIST]
         [--curve-keys NAME.key --curve-server COORDINATOR.pub]
 
 It speaks the protocol in Sources/BasinCluster/Protocol/PROTOCOL.md: HELLO, heartbeats every second,
 RESULT frames of 4 float64 per point, reconnection with backoff when the coordinator goes
-silent for 5 s, BYE on DONE or SIGTERM. It evaluates `surface` (random directions) and
-`interpolate` jobs and says so in HELLO (`kinds`), so the coordinator leases it only those and
-leaves planes and curves to Basin workers; a task it cannot do is answered with FAIL and a
-one-sentence reason.
+silent for 5 s, BYE on DONE or SIGTERM. It evaluates every grid job (basin.torch.PointJob):
+surfaces along random or trajectory (PCA) directions, interpolations, planes in both bases and
+Bezier or polychain curves, with BatchNorm in eval mode or recomputed, and names each variant in
+HELLO (`kinds`: surface:random, surface:trajectory, interpolate, plane:raw, plane:orthonormal,
+curve; `--kinds` names fewer), so the coordinator leases it only those. A task it does not take
+is answered with FAIL and a one-sentence reason.
 
 --model names a function returning the nn.Module to evaluate (for models Basin cannot build);
 its named_parameters() order is the parameter order directions are drawn in. Without it the
@@ -29,6 +31,8 @@ import sys
 import threading
 import time
 import traceback
+
+from .points import KINDS, job_variant
 
 VERSION = b"BASIN/1"
 HEARTBEAT_S = 1.0
@@ -52,9 +56,22 @@ def parse_args(argv):
                         help="artifacts fetched from the coordinator, by SHA-256 (default ~/.cache/basin)")
     parser.add_argument("--curve-keys", help="this worker's key pair (NAME.key from basin keygen)")
     parser.add_argument("--curve-server", help="the coordinator's public key (its .pub file)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda where there is one); "
+                                         "one worker per GPU")
+    parser.add_argument("--points-per-pass", type=int,
+                        help="points evaluated together under torch.vmap (default: measured per job, "
+                             "1 where batching loses)")
+    parser.add_argument("--kinds", help=f"job kinds to take, comma-separated (default all: {','.join(KINDS)}; "
+                                        "a kind such as surface stands for its variants)")
     args = parser.parse_args(argv)
+    try:
+        args.kinds = announced(args.kinds)
+    except ValueError as error:
+        parser.error(str(error))
     if not 1 <= args.slots <= 64:
         parser.error("--slots must be between 1 and 64")
+    if args.points_per_pass is not None and not 1 <= args.points_per_pass <= 4096:
+        parser.error("--points-per-pass must be between 1 and 4096")
     if not args.give_up_after >= 0:
         parser.error("--give-up-after must be 0 (never) or a number of seconds")
     if (args.curve_keys is None) != (args.curve_server is None):
@@ -79,6 +96,7 @@ def read_key_file(path, field):
 
 CHUNK = 1 << 20
 CREDIT = 4
+JOBS_KEPT = 4  # prepared jobs a worker keeps (shards of several jobs come interleaved)
 INDEX_MAX = 1 << 53
 
 
@@ -120,15 +138,29 @@ def hash_map(header, key, spec=None):
     return value
 
 
-def declines(definition):
-    """Why this worker cannot compute a job (it says so before starting), or None."""
+def declines(definition, kinds):
+    """Why this worker does not compute a job (it says so before starting), or None."""
     if not isinstance(definition, dict):
         return None
-    if definition.get("kind") not in ("surface", "interpolate"):
-        return f"the PyTorch worker does not compute {str(definition.get('kind'))[:32]} jobs"
-    if definition.get("trajectory"):
-        return "the PyTorch worker draws random directions; trajectory (PCA) surfaces need a Basin worker"
+    variant = job_variant(definition)
+    if variant not in kinds:
+        return f"this PyTorch worker does not compute {variant[:40]} jobs (it takes {', '.join(kinds)})"
     return None
+
+
+def announced(text):
+    """The job kinds and variants of --kinds (comma-separated; a kind stands for its variants)."""
+    if text is None:
+        return KINDS
+    chosen = []
+    for name in (part.strip() for part in text.split(",") if part.strip()):
+        matches = [k for k in KINDS if k == name or k.split(":")[0] == name]
+        if not matches:
+            raise ValueError(f"--kinds: '{name[:40]}' is not one of {', '.join(KINDS)}")
+        chosen += [m for m in matches if m not in chosen]
+    if not chosen:
+        raise ValueError("--kinds names no job kind")
+    return tuple(chosen)
 
 
 def check_task(header):
@@ -200,9 +232,11 @@ class Compute(threading.Thread):
         self.args, self.tasks, self.results = args, queue.Queue(), queue.Queue()
         self.jobs, self.definitions, self.broken, self.cancelled = {}, {}, {}, set()
         self.busy = None
+        from . import evaluate
         from . import torch as bridge
-        self.bridge = bridge
+        self.bridge, self.evaluate = bridge, evaluate
         self.factory = bridge.load_factory(args.model) if args.model else None
+        self.device = evaluate.choose_device(args.device)
 
     def run(self):
         while True:
@@ -214,11 +248,16 @@ class Compute(threading.Thread):
             self.busy = lease
             started = time.monotonic()
             try:
-                job = self.job(header)
+                job, evaluator = self.job(header)
                 points = range(header["start"], header["end"])
-                if points.stop > len(job.points):
-                    raise ValueError(f"points {points.start}..<{points.stop} outside the job's {len(job.points)}")
-                values = [v for i in points for v in job.evaluate(i)]
+                if points.stop > job.count:
+                    raise ValueError(f"points {points.start}..<{points.stop} outside the job's {job.count}")
+                chosen = evaluator.choice
+                values = [v for row in evaluator.evaluate(points) for v in row]
+                if chosen is None and evaluator.choice is not None:
+                    print(f"basin-worker: job {header['job'][:12]} on {evaluator.device}: "
+                          f"{evaluator.choice['strategy']}, {evaluator.choice['points_per_pass']} point(s) per pass "
+                          f"(measured points/s: {evaluator.choice['rates']})", file=sys.stderr, flush=True)
                 self.results.put(("RESULT", header, values, time.monotonic() - started))
             except Exception as error:  # one sentence back to the coordinator, the trace here
                 traceback.print_exc(file=sys.stderr)
@@ -228,6 +267,7 @@ class Compute(threading.Thread):
     def job(self, header):
         key = header["job"]
         if key in self.jobs:
+            self.jobs[key] = self.jobs.pop(key)  # the most recently used last
             return self.jobs[key]
         if "definition" in header:
             self.definitions[key] = (header["definition"], header["spec"], header["base"], header.get("files") or {})
@@ -239,13 +279,16 @@ class Compute(threading.Thread):
         outputs = {name: cache_path(self.args.cache, h) for name, h in (header.get("inputs") or {}).items()}
         try:
             job = self.bridge.PointJob(definition, spec, base, factory=self.factory, data=self.args.data,
-                                            outputs=outputs,
-                                            data_files={p: cache_path(self.args.cache, h) for p, h in data.items()})
+                                       outputs=outputs,
+                                       data_files={p: cache_path(self.args.cache, h) for p, h in data.items()})
+            evaluator = self.evaluate.ShardEvaluator(job, self.device, points_per_pass=self.args.points_per_pass)
         except Exception as error:  # every later shard of this job fails the same way, at once
             self.broken[key] = error
             raise
-        self.jobs[key] = job
-        return job
+        self.jobs[key] = (job, evaluator)
+        while len(self.jobs) > JOBS_KEPT:  # the oldest job's data and bases leave the device
+            self.jobs.pop(next(iter(self.jobs)))
+        return self.jobs[key]
 
 
 class Connection:
@@ -287,7 +330,7 @@ class Connection:
 
     def hello(self):
         self.send("HELLO", {"worker": self.args.name, "host": socket.gethostname(), "pid": os.getpid(),
-                            "slots": self.args.slots, "version": "basin-worker (Python)", "kinds": list(KINDS)})
+                            "slots": self.args.slots, "version": "basin-worker (Python)", "kinds": list(self.args.kinds)})
 
     def receive(self, timeout_ms):
         """The next message's (command, header, frames), None when nothing came, or an exit status."""
@@ -327,7 +370,7 @@ class Connection:
         job = header["job"]
         if "definition" in header:
             self.definitions[job] = header["definition"]
-        reason = declines(self.definitions.get(job))
+        reason = declines(self.definitions.get(job), self.args.kinds)
         if reason:
             self.send("FAIL", {"lease": header["lease"], "error": reason, "declined": True})
             return
@@ -448,7 +491,6 @@ class Connection:
 
 
 RECONNECT = "reconnect"
-KINDS = ("surface", "interpolate")
 
 
 class Worker:
@@ -516,6 +558,11 @@ def main(argv=None):
     except ImportError as error:
         raise SystemExit(f"basin-worker: needs numpy, torch, safetensors and pyzmq ({error}); "
                          "pip install 'basin-landscapes[torch]'")
+    from .evaluate import choose_device
+    try:
+        choose_device(args.device)
+    except ValueError as error:
+        raise SystemExit(f"basin-worker: {error}")
     worker = Worker(args)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

@@ -72,3 +72,26 @@ def test_an_artifact_whose_hash_differs_is_dropped(tmp_path):
 def test_cache_paths_are_artifact_names_only(tmp_path):
     with pytest.raises(ValueError):
         worker.cache_path(str(tmp_path), "../" + "a" * 61)
+
+
+def test_devices_are_checked_before_any_work():
+    import torch
+    from basin.evaluate import choose_device
+    assert choose_device("cpu") == torch.device("cpu")
+    assert choose_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="not cpu, cuda, cuda:N or mps"):
+        choose_device("tpu")
+    with pytest.raises(ValueError, match="cuda:99"):
+        choose_device("cuda:99")
+
+
+def test_the_worker_refuses_a_bad_device_or_kind_in_one_sentence(tmp_path):
+    import subprocess
+    import sys
+    worker = [sys.executable, "-m", "basin.worker", "--connect", "tcp://127.0.0.1:1", "--give-up-after", "1",
+              "--cache", str(tmp_path)]
+    bad_device = subprocess.run(worker + ["--device", "tpu"], capture_output=True, text=True, timeout=60)
+    assert bad_device.returncode != 0 and "--device 'tpu'" in bad_device.stderr, bad_device.stderr
+    assert "Traceback" not in bad_device.stderr
+    bad_kind = subprocess.run(worker + ["--kinds", "surface,hessian"], capture_output=True, text=True, timeout=60)
+    assert bad_kind.returncode == 2 and "--kinds: 'hessian' is not one of" in bad_kind.stderr, bad_kind.stderr

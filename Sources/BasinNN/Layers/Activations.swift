@@ -17,7 +17,7 @@ struct ActivationKernel: LayerKernel {
         let x = m.input.baseAddress!, y = m.output.baseAddress!
         switch function {
         case .relu:
-            for i in 0..<n { y[i] = x[i] > 0 ? x[i] : 0 }
+            for i in 0..<n { y[i] = rectified(x[i]) }
         case .leakyReLU(let slope):
             for i in 0..<n { y[i] = x[i] > 0 ? x[i] : x[i] * slope }
         case .tanh:
@@ -126,3 +126,8 @@ struct DropoutKernel: LayerKernel {
         }
     }
 }
+
+/// max(v, 0) with NaN passed through, as `torch.relu` does: a point whose numbers broke (an
+/// extrapolated BatchNorm variance below zero) reads NaN instead of silently losing a channel.
+@inline(__always)
+func rectified(_ v: Float) -> Float { v < 0 ? 0 : v }

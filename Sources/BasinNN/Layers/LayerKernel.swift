@@ -99,13 +99,13 @@ struct Epilogue {
             if relu {
                 for i in 0..<count {
                     let v = values[i] * a + b
-                    output[i] = v > 0 ? v : 0
+                    output[i] = rectified(v)
                 }
             } else {
                 for i in 0..<count { output[i] = values[i] * a + b }
             }
         } else if relu {
-            for i in 0..<count { output[i] = values[i] > 0 ? values[i] : 0 }
+            for i in 0..<count { output[i] = rectified(values[i]) }
         } else if UnsafePointer(output) != values {
             output.update(from: values, count: count)
         }

@@ -223,7 +223,7 @@ struct ResidualKernel: LayerKernel {
         if epilogue.relu {
             for i in 0..<n {
                 let v = a[i] + b[i]
-                y[i] = v > 0 ? v : 0
+                y[i] = rectified(v)
             }
         } else {
             for i in 0..<n { y[i] = a[i] + b[i] }

@@ -61,7 +61,7 @@ public struct ShardScheduler {
         /// The name as log lines show it.
         var label: String
         var slots: Int
-        /// Job kinds it evaluates; nil: every kind.
+        /// Job kinds (or kinds' variants, `surface:random`) it evaluates; nil: every kind.
         var kinds: Set<String>?
         /// Its results are bit for bit those of any other Basin worker (else verified within a tolerance).
         var exact: Bool
@@ -366,10 +366,10 @@ public struct ShardScheduler {
 
     /// Whether every connected taker that can compute `key` has failed it.
     func everyoneFailed(_ key: ShardKey) -> Bool {
-        let kind = study.jobs[key.job].definition.kind.rawValue
+        let definition = study.jobs[key.job].definition
         let evidence = Set((failures[key] ?? []).map(\.identity))
         return takers.values.allSatisfy {
-            !($0.kinds?.contains(kind) ?? true) || $0.declined.contains(key.job) || evidence.contains($0.identity)
+            !definition.isComputed(by: $0.kinds) || $0.declined.contains(key.job) || evidence.contains($0.identity)
         }
     }
 
@@ -399,7 +399,7 @@ public struct ShardScheduler {
                 // while an idle one could run it. Grid shards fill the spare credit instead.
                 let busy = !taker.leases.isEmpty
                 let kindFits = { (key: ShardKey) in
-                    (taker.kinds?.contains(jobs[key.job].definition.kind.rawValue) ?? true)
+                    jobs[key.job].definition.isComputed(by: taker.kinds)
                         && !taker.declined.contains(key.job) && !(busy && !jobs[key.job].isGrid)
                 }
                 let accepts = { (key: ShardKey) in

@@ -52,6 +52,23 @@ public enum JobDefinition: Codable, Sendable, Equatable {
         }
     }
 
+    /// The variant of its kind, for a kind that has several: `surface:random` or
+    /// `surface:trajectory` (the directions), `plane:raw` or `plane:orthonormal` (the basis).
+    public var variant: String? {
+        switch self {
+        case .surface(let job): job.trajectory == nil ? "surface:random" : "surface:trajectory"
+        case .plane(let job): job.isOrthonormal ? "plane:orthonormal" : "plane:raw"
+        default: nil
+        }
+    }
+
+    /// Whether a worker that announced `kinds` (HELLO; nil: every kind) computes this job: it
+    /// names the kind (every variant of it) or this job's variant.
+    public func isComputed(by kinds: Set<String>?) -> Bool {
+        guard let kinds else { return true }
+        return kinds.contains(kind.rawValue) || variant.map(kinds.contains) == true
+    }
+
     /// The name the spec gave, if any.
     public var name: String? {
         switch self {
