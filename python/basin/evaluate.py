@@ -29,7 +29,9 @@ from torch import nn
 
 STRATEGIES = ("plain", "reuse", "batched")
 PROBE_SECONDS = 0.02  # what one point of the probe should cost, so choosing stays a small part of a job
-BATCHING_MARGIN = 1.15  # how much faster than one point at a time batching must measure to be chosen
+PROBE_SAMPLES = 512  # the fewest training samples a probe keeps
+MARGIN = 1.1  # how much faster than the simpler way another must measure to be chosen
+CHOICES = {}  # signature -> choice, so a worker measures once per model and data, not per job
 
 
 def choose_device(name=None):
@@ -75,8 +77,10 @@ class ShardEvaluator:
         self.model = copy.deepcopy(job.model).to(self.device).eval()
         self.loss = job.loss
         to = dict(device=self.device)
-        self.bases = torch.from_numpy(np.stack(job.bases)).to(dtype=torch.float64, **to)
-        self.states = torch.from_numpy(np.stack(job.states)).to(dtype=torch.float64, **to)
+        # Points are combined in float64 and rounded once, as Basin does; MPS has no float64.
+        self.exact = torch.float32 if self.device.type == "mps" else torch.float64
+        self.bases = torch.from_numpy(np.stack(job.bases)).to(dtype=self.exact, **to)
+        self.states = torch.from_numpy(np.stack(job.states)).to(dtype=self.exact, **to)
         train_x, train_y, test_x, test_y = job.data
         self.splits = [(torch.as_tensor(np.ascontiguousarray(x)).to(**to), torch.as_tensor(np.ascontiguousarray(y)).to(**to))
                        for x, y in ((train_x, train_y), (test_x, test_y))]
@@ -109,6 +113,7 @@ class ShardEvaluator:
         if job.bn == "recompute" and self.strategy not in (None, "plain"):
             raise ValueError("with bn: recompute each point re-estimates its statistics; only 'plain' applies")
         self.choice = None  # (strategy, K, measured points/s per candidate) once chosen
+        self.unavailable = {}  # candidates that failed on this model, and why
 
     def _first_layer(self):
         """(module, weight name, bias name) of an nn.Sequential's first Linear or Conv2d, or None."""
@@ -124,7 +129,7 @@ class ShardEvaluator:
     # Setting a point
 
     def _rows(self, indices):
-        return torch.tensor([self.job.coefficients(i) for i in indices], dtype=torch.float64, device=self.device)
+        return torch.tensor([self.job.coefficients(i) for i in indices], dtype=self.exact, device=self.device)
 
     def _set(self, row):
         self.flat.copy_((row @ self.bases).to(torch.float32))
@@ -141,7 +146,14 @@ class ShardEvaluator:
         if self.job.bn == "recompute":
             return self._plain(indices, recompute=True)
         if self.strategy is None:
-            self._choose(indices)
+            signature = self._signature()
+            known = CHOICES.get(signature)
+            if known is not None:  # another job of the same model and data: measured already
+                self.choice = dict(known, reused=True)
+                self.strategy, self.points_per_pass = known["strategy"], known["points_per_pass"]
+            else:
+                self._choose(indices)
+                CHOICES[signature] = self.choice
         if self.strategy == "reuse":
             return self._reuse(indices)
         if self.strategy == "batched" and self._k() > 1:
@@ -159,7 +171,7 @@ class ShardEvaluator:
 
     def _score(self, out, target):
         losses, right = per_sample(out, target, self.loss)
-        return losses.double().sum(dim=-1), (right.sum(dim=-1) if right is not None else None)
+        return losses.to(self.exact).sum(dim=-1), (right.sum(dim=-1) if right is not None else None)
 
     def _plain(self, indices, recompute=False):
         from .torch import recompute_batchnorm
@@ -173,7 +185,7 @@ class ShardEvaluator:
                 self.model.eval()
                 metrics = []
                 for x, y in self.splits:
-                    total = torch.zeros((), dtype=torch.float64, device=self.device)
+                    total = torch.zeros((), dtype=self.exact, device=self.device)
                     correct = torch.zeros((), dtype=torch.int64, device=self.device)
                     for first in range(0, len(x), self.chunk):
                         t, c = self._score(self.model(x[first:first + self.chunk]), y[first:first + self.chunk])
@@ -203,7 +215,7 @@ class ShardEvaluator:
         results = [[] for _ in indices]
         with torch.no_grad():
             for x, y in self.splits:
-                totals = torch.zeros(len(indices), dtype=torch.float64, device=self.device)
+                totals = torch.zeros(len(indices), dtype=self.exact, device=self.device)
                 corrects = torch.zeros(len(indices), dtype=torch.int64, device=self.device)
                 for first in range(0, len(x), self.chunk):
                     chunk, target = x[first:first + self.chunk], y[first:first + self.chunk]
@@ -265,7 +277,7 @@ class ShardEvaluator:
                 group_results = [[] for _ in group]
                 chunk = max(64, self.chunk // len(group))
                 for x, y in self.splits:
-                    totals = torch.zeros(len(group), dtype=torch.float64, device=self.device)
+                    totals = torch.zeros(len(group), dtype=self.exact, device=self.device)
                     corrects = torch.zeros(len(group), dtype=torch.int64, device=self.device)
                     for first in range(0, len(x), chunk):
                         t, c = self._score(batched(params, buffers, x[first:first + chunk]), y[first:first + chunk])
@@ -312,41 +324,63 @@ class ShardEvaluator:
         most = int(max(1, min(256, free // 4 // per_point)))
         return sorted({k for k in (8, 32, most) if 1 < k <= most})
 
+    def _signature(self):
+        """What the choice depends on: the model, the data's shapes, the number of bases, the device."""
+        return (type(self.model).__name__, tuple(self.job.names), self.flat.numel(), len(self.job.bases),
+                tuple(tuple(x.shape) for x, _ in self.splits), str(self.device), self.points_per_pass)
+
     def _choose(self, indices):
-        """Times each candidate on a probe (a slice of the training data, the first points of
-        this shard) and keeps the fastest."""
+        """Times each candidate on this shard's points (up to 16) over a probe of the training data
+        sized so one point costs about PROBE_SECONDS, the best of two passes, and keeps the fastest.
+        The points per call are the shard's, so a per-chunk cost (the first layer's responses) is
+        shared as it will be."""
         saved_splits = self.splits
-        points = (indices * 8)[:8]
+        shard = list(indices)[:16]
         rates = {}
         try:
-            # A probe of the training data sized so one point costs about PROBE_SECONDS.
-            probe = min(len(saved_splits[0][0]), 2048)
-            self.splits = [(x[:probe], y[:probe]) for x, y in saved_splits[:1]]
+            # Both splits cut by the same fraction, so per-call costs weigh as they will.
+            def cut(fraction):
+                self.splits = [(x[:math.ceil(len(x) * fraction)], y[:math.ceil(len(y) * fraction)])
+                               for x, y in saved_splits]
+            fraction = min(1.0, 4096 / max(len(saved_splits[0][0]), 1))
+            cut(fraction)
             self.strategy = "plain"
             started = time.perf_counter()
-            self.evaluate(points[:1])
+            self.evaluate(shard[:1])
             seconds = time.perf_counter() - started
             if seconds > PROBE_SECONDS:
-                probe = max(128, int(probe * PROBE_SECONDS / seconds))
-                self.splits = [(x[:probe], y[:probe]) for x, y in saved_splits[:1]]
-            for strategy, k in self._candidates():
+                smallest = min(1.0, PROBE_SAMPLES / max(len(saved_splits[0][0]), 1))
+                cut(max(smallest, fraction * PROBE_SECONDS / seconds))
+            candidates = []
+            for strategy, k in self._candidates():  # warm-up: vmap traces, allocator caches
                 self.strategy, self.points_per_pass = strategy, k
-                self.evaluate(points[:min(len(points), max(k, 2))])  # warm-up (vmap traces, caches)
-                started = time.perf_counter()
-                count = 0
-                while count < max(4, k) or time.perf_counter() - started < 0.05:
-                    chosen = points * ((max(k, 4) + len(points) - 1) // len(points))
-                    self.evaluate(chosen[:max(k, 4)])
-                    count += max(k, 4)
+                try:
+                    self.evaluate(shard[:max(2, min(k, len(shard)))])
+                    candidates.append((strategy, k))
+                except (RuntimeError, NotImplementedError) as error:  # a module vmap cannot batch
+                    if strategy == "plain":
+                        raise
+                    self.unavailable[f"{strategy}/{k}"] = str(error).splitlines()[0][:200] if str(error) else "failed"
+            for _ in range(2):
+                for strategy, k in candidates:
+                    self.strategy, self.points_per_pass = strategy, k
+                    started = time.perf_counter()
+                    self.evaluate(shard)
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
-                rates[(strategy, k)] = count / (time.perf_counter() - started)
+                    rate = len(shard) / (time.perf_counter() - started)
+                    rates[(strategy, k)] = max(rates.get((strategy, k), 0.0), rate)
         finally:
             self.splits = saved_splits
-        (self.strategy, self.points_per_pass), rate = max(rates.items(), key=lambda item: item[1])
+        # A probe is small: another way must beat one point at a time clearly to be trusted with
+        # the whole job, and batching must beat the best way of one point at a time.
+        plain = rates.get(("plain", 1), 0.0)
         single = max((item for item in rates.items() if item[0][1] == 1), key=lambda item: item[1])
-        if self.points_per_pass > 1 and rate < BATCHING_MARGIN * single[1]:
-            # A probe is small; batching must win clearly to be trusted with the whole job.
+        if single[0] != ("plain", 1) and single[1] < MARGIN * plain:
+            single = (("plain", 1), plain)
+        (self.strategy, self.points_per_pass), rate = max(rates.items(), key=lambda item: item[1])
+        if (self.strategy, self.points_per_pass) != single[0] and rate < MARGIN * single[1]:
             (self.strategy, self.points_per_pass), rate = single
         self.choice = {"strategy": self.strategy, "points_per_pass": self.points_per_pass,
-                       "rates": {f"{s}/{k}": round(r, 2) for (s, k), r in rates.items()}}
+                       "rates": {f"{s}/{k}": round(r, 2) for (s, k), r in rates.items()},
+                       "unavailable": self.unavailable}

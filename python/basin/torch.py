@@ -188,25 +188,58 @@ def evaluate(model, features, labels, loss="cross_entropy"):
         return per_sample.double().mean().item(), accuracy
 
 
-def load_factory(reference):
-    """A user model factory from 'path/to/file.py:function' or 'package.module:function'."""
+def load_factory(reference, option="--model"):
+    """A user factory (of a model, or of data) from 'path/to/file.py:function' or 'package.module:function'."""
     import importlib
     import importlib.util
     location, _, name = reference.rpartition(":")
     if not location or not name:
-        raise ValueError(f"--model '{reference}': expected FILE.py:FUNCTION or MODULE:FUNCTION")
+        raise ValueError(f"{option} '{reference}': expected FILE.py:FUNCTION or MODULE:FUNCTION")
     if location.endswith(".py"):
         if not os.path.exists(location):
-            raise ValueError(f"--model '{reference}': no file {location}")
-        spec = importlib.util.spec_from_file_location("basin_user_model", location)
+            raise ValueError(f"{option} '{reference}': no file {location}")
+        spec = importlib.util.spec_from_file_location(f"basin_user_{option.strip('-').replace('-', '_')}", location)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     else:
         module = importlib.import_module(location)
     factory = getattr(module, name, None)
     if not callable(factory):
-        raise ValueError(f"--model '{reference}': {location} has no function '{name}'")
+        raise ValueError(f"{option} '{reference}': {location} has no function '{name}'")
     return factory
+
+
+def load_data_factory(reference):
+    """(train_x, train_y, test_x, test_y) as numpy arrays from a user's data factory,
+    'FILE.py:FUNCTION' or 'MODULE:FUNCTION', which returns the training data or a pair
+    (train, test); each a torch.utils.data.Dataset of (features, label) items or a pair of
+    tensors or arrays (features, labels). Labels are class indices (integers) or regression
+    targets (floats), as in Basin's own data."""
+    def arrays(split, which):
+        if isinstance(split, torch.utils.data.Dataset):
+            loader = torch.utils.data.DataLoader(split, batch_size=1024, shuffle=False)
+            parts = list(loader)
+            if not parts:
+                return np.zeros((0, 1), np.float32), np.zeros(0, np.int64)
+            features = torch.cat([torch.as_tensor(p[0]) for p in parts])
+            labels = torch.cat([torch.as_tensor(p[1]).reshape(len(p[0]), -1).squeeze(1) for p in parts])
+        elif isinstance(split, (tuple, list)) and len(split) == 2:
+            features, labels = (torch.as_tensor(np.asarray(v)) if not torch.is_tensor(v) else v for v in split)
+        else:
+            raise ValueError(f"--data-factory '{reference}': the {which} data is a {type(split).__name__}, not a "
+                             "Dataset or a (features, labels) pair")
+        if len(features) != len(labels):
+            raise ValueError(f"--data-factory '{reference}': {len(labels)} {which} labels for {len(features)} samples")
+        labels = labels.long() if not labels.dtype.is_floating_point else labels.float()
+        return features.float().numpy(), labels.numpy()
+
+    made = load_factory(reference, option="--data-factory")()
+    pair = isinstance(made, (tuple, list)) and len(made) == 2 and not torch.is_tensor(made[0]) \
+        and not isinstance(made[0], np.ndarray)
+    train, test = made if pair else (made, None)
+    train_x, train_y = arrays(train, "training")
+    test_x, test_y = arrays(test, "test") if test is not None else (train_x[:0], train_y[:0])
+    return train_x, train_y, test_x, test_y
 
 
 class PointJob:
@@ -223,7 +256,8 @@ class PointJob:
     each point (`bn: recompute`). `outputs` maps job names to files, for inputs written `@name`;
     `data_files` maps the spec's data paths to local copies."""
 
-    def __init__(self, definition, spec, base, factory=None, data=None, outputs=None, data_files=None):
+    def __init__(self, definition, spec, base, factory=None, data=None, outputs=None, data_files=None,
+                 arrays=None):
         self.definition, self.spec = definition, spec
         self.kind = definition.get("kind")
         if basin_points.job_variant(definition) not in basin_points.KINDS:
@@ -246,7 +280,9 @@ class PointJob:
             models = [self._vectors(f, t) for f, t in zip(files, tensors)]
             self.model.load_state_dict(tensors[0], strict=False)
             getattr(self, f"_{self.kind}_family")(models)
-        self.data = basin_points.load_data(spec, base, data, locate=self._data_files)
+        # `arrays`: (train_x, train_y, test_x, test_y) from a user's data factory (load_data_factory).
+        self.data = arrays if arrays is not None else basin_points.load_data(spec, base, data,
+                                                                             locate=self._data_files)
         self.loss = ((spec.get("train") or {}).get("loss")) or "cross_entropy"
 
     # Inputs
@@ -444,7 +480,8 @@ def recompute_batchnorm(model, features, batch=128):
             m.eval()
     with torch.no_grad():
         for first in range(0, len(features), batch):
-            model(torch.from_numpy(np.ascontiguousarray(features[first:first + batch])))
+            chunk = features[first:first + batch]  # a tensor on the model's device, or numpy
+            model(chunk if torch.is_tensor(chunk) else torch.from_numpy(np.ascontiguousarray(chunk)))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     return model.eval()

@@ -16,7 +16,9 @@ is answered with FAIL and a one-sentence reason.
 --model names a function returning the nn.Module to evaluate (for models Basin cannot build);
 its named_parameters() order is the parameter order directions are drawn in. Without it the
 model is built from the checkpoint's Basin description. --data is a directory written by
-`basin data SPEC -o DIR`, needed when the spec's data is a built-in generator.
+`basin data SPEC -o DIR`, needed when the spec's data is a built-in generator; --data-factory
+names a function returning the data instead (a torch Dataset or tensors, see
+basin.torch.load_data_factory). --device and --points-per-pass: see basin.evaluate.
 """
 import argparse
 import hashlib
@@ -44,6 +46,8 @@ def parse_args(argv):
     parser.add_argument("--connect", required=True, help="the coordinator's endpoint, tcp://HOST:PORT")
     parser.add_argument("--model", help="FILE.py:FUNCTION (or MODULE:FUNCTION) returning the nn.Module")
     parser.add_argument("--data", help="directory from `basin data SPEC -o DIR`")
+    parser.add_argument("--data-factory", help="FILE.py:FUNCTION (or MODULE:FUNCTION) returning the data: a "
+                                               "Dataset or (features, labels), or a pair (train, test) of them")
     parser.add_argument("--name", default=f"py-{socket.gethostname()}-{os.getpid()}")
     parser.add_argument("--slots", type=int, default=2, help="leases held at once (1-64)")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads")
@@ -236,6 +240,7 @@ class Compute(threading.Thread):
         from . import torch as bridge
         self.bridge, self.evaluate = bridge, evaluate
         self.factory = bridge.load_factory(args.model) if args.model else None
+        self.arrays = bridge.load_data_factory(args.data_factory) if args.data_factory else None
         self.device = evaluate.choose_device(args.device)
 
     def run(self):
@@ -279,7 +284,7 @@ class Compute(threading.Thread):
         outputs = {name: cache_path(self.args.cache, h) for name, h in (header.get("inputs") or {}).items()}
         try:
             job = self.bridge.PointJob(definition, spec, base, factory=self.factory, data=self.args.data,
-                                       outputs=outputs,
+                                       outputs=outputs, arrays=self.arrays,
                                        data_files={p: cache_path(self.args.cache, h) for p, h in data.items()})
             evaluator = self.evaluate.ShardEvaluator(job, self.device, points_per_pass=self.args.points_per_pass)
         except Exception as error:  # every later shard of this job fails the same way, at once
@@ -563,7 +568,10 @@ def main(argv=None):
         choose_device(args.device)
     except ValueError as error:
         raise SystemExit(f"basin-worker: {error}")
-    worker = Worker(args)
+    try:
+        worker = Worker(args)
+    except ValueError as error:  # a factory that cannot be loaded or returns no usable data
+        raise SystemExit(f"basin-worker: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     return worker.run()
