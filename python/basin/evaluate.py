@@ -8,8 +8,8 @@ the model's parameters are views of, so a point's parameters are one combination
 on the device, with no host round trip. Three ways to evaluate points:
 
 - `plain`: one point at a time, the whole network per point (what the cross-check does).
-- `reuse`: where the model is an nn.Sequential whose first module is a Linear or Conv2d applied
-  to the input, that layer's response to each base vector is computed once per data chunk and
+- `reuse`: where the model's first operation is a Linear or Conv2d applied to the input (the
+  first module of an nn.Sequential, or found by tracing the module with torch.fx), that layer's response to each base vector is computed once per data chunk and
   combined per point (it is linear in its weights and bias), as Basin's own fast evaluator does;
   only the layers after it run per point.
 - `batched`: K points per pass, `torch.func.functional_call` under `torch.vmap` over stacked
@@ -29,7 +29,7 @@ from torch import nn
 
 STRATEGIES = ("plain", "reuse", "batched")
 PROBE_SECONDS = 0.02  # what one point of the probe should cost, so choosing stays a small part of a job
-PROBE_SAMPLES = 512  # the fewest training samples a probe keeps
+PROBE_SAMPLES = 256  # the fewest training samples a probe keeps
 MARGIN = 1.1  # how much faster than the simpler way another must measure to be chosen
 CHOICES = {}  # signature -> choice, so a worker measures once per model and data, not per job
 
@@ -116,15 +116,49 @@ class ShardEvaluator:
         self.unavailable = {}  # candidates that failed on this model, and why
 
     def _first_layer(self):
-        """(module, weight name, bias name) of an nn.Sequential's first Linear or Conv2d, or None."""
+        """(module, weight name, bias name, rest) where the model's first operation is a Linear or
+        Conv2d applied to its input, `rest` computing the model from that layer's output; None
+        otherwise. Found from an nn.Sequential, else by tracing the module with torch.fx."""
         model = self.model
-        if not isinstance(model, nn.Sequential) or len(model) < 2 or not isinstance(model[0], (nn.Linear, nn.Conv2d)):
+        if isinstance(model, nn.Sequential):
+            if len(model) < 2:
+                return None
+            module, name, rest = model[0], "0", model[1:]
+        else:
+            try:
+                module, name, rest = self._traced_first_layer(model)
+            except Exception:  # noqa: BLE001 - a module fx cannot trace, or no first layer: no reuse
+                return None
+        if not isinstance(module, (nn.Linear, nn.Conv2d)):
             return None
-        if isinstance(model[0], nn.Conv2d) and (model[0].padding_mode != "zeros" or isinstance(model[0].padding, str)):
+        if isinstance(module, nn.Conv2d) and (module.padding_mode != "zeros" or isinstance(module.padding, str)):
             return None
         names = [n for n, _ in model.named_parameters()]
-        weight, bias = "0.weight", "0.bias" if model[0].bias is not None else None
-        return (model[0], weight, bias) if weight in names else None
+        weight, bias = f"{name}.weight", (f"{name}.bias" if module.bias is not None else None)
+        if weight not in names or (bias is not None and bias not in names):
+            return None
+        return module, weight, bias, rest
+
+    @staticmethod
+    def _traced_first_layer(model):
+        """The model traced with torch.fx, its single input feeding one Linear/Conv2d call and
+        nothing else: that module, its name, and the graph with the module's output as its input."""
+        traced = torch.fx.symbolic_trace(model)
+        graph = traced.graph
+        inputs = [n for n in graph.nodes if n.op == "placeholder"]
+        if len(inputs) != 1 or len(inputs[0].users) != 1:
+            raise ValueError("not a single input used once")
+        first = next(iter(inputs[0].users))
+        if first.op != "call_module" or first.args != (inputs[0],) or first.kwargs:
+            raise ValueError("the input does not go straight into a module")
+        module = traced.get_submodule(first.target)
+        with graph.inserting_before(first):
+            response = graph.placeholder("response")
+        first.replace_all_uses_with(response)
+        graph.erase_node(first)
+        graph.erase_node(inputs[0])
+        traced.recompile()
+        return module, first.target, traced
 
     # Setting a point
 
@@ -197,15 +231,16 @@ class ShardEvaluator:
         return results
 
     def _reuse(self, indices):
-        module, weight, bias = self.first
-        rest = self.model[1:]
+        module, weight, bias, rest = self.first
         rows = self._rows(indices)
         thetas = (rows @ self.bases).to(torch.float32)  # [points, P]
         states = (rows @ self.states).to(torch.float32) if self.flat_state.numel() else None
         w_offset, w_size = self._span(weight)
-        # The first module's parameters come first in an nn.Sequential; the rest start after them.
-        rest_start = sum(int(np.prod(shape)) for name, shape in zip(self.job.names, self.job.shapes)
-                         if name.split(".")[0] == "0")
+        # Where the first module's parameters lead the flat vector (an nn.Sequential's do), a point
+        # copies only the rest.
+        prefix = module.weight.numel() + (module.bias.numel() if bias is not None else 0)
+        leading = set(self.job.names[:2 if bias is not None else 1]) == {weight, bias} - {None}
+        rest_start = prefix if leading else 0
         weights = self.bases[:, w_offset:w_offset + w_size].to(torch.float32).reshape(-1, *module.weight.shape)
         biases = None
         if bias is not None:
