@@ -145,10 +145,21 @@ def directions(named, count, norm="filter", ignore="biasbn", orthogonalize=False
 DEFAULT_STEPS = 21
 
 
+MAXIMUM_STEPS = 1_000_000  # Basin's Axis.maximumSteps
+
+
 def axis_values(text, default="-1:1:21"):
-    """Values of a Basin axis 'MIN:MAX:STEPS' (each computed directly, not accumulated)."""
-    low, high, steps = (text or default).split(":")
-    low, high, steps = float(low), float(high), int(steps)
+    """Values of a Basin axis 'MIN:MAX:STEPS' (each computed directly, not accumulated); ValueError
+    for anything else, as Basin refuses it (at most MAXIMUM_STEPS steps, MAX > MIN unless one)."""
+    text = default if text is None or text == "" else text
+    parts = text.split(":") if isinstance(text, str) else []
+    try:
+        low, high, steps = float(parts[0]), float(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        raise ValueError(f"axis {str(text)[:60]!r} is not MIN:MAX:STEPS (for example -1:1:21)") from None
+    if len(parts) != 3 or not (math.isfinite(low) and math.isfinite(high)) or not 1 <= steps <= MAXIMUM_STEPS \
+            or (steps > 1 and not high > low):
+        raise ValueError(f"axis {text[:60]!r} needs 1 to {MAXIMUM_STEPS} steps and MAX > MIN")
     if steps == 1:
         return [low]
     return [low + i * (high - low) / (steps - 1) for i in range(steps)]

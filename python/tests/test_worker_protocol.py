@@ -95,3 +95,17 @@ def test_the_worker_refuses_a_bad_device_or_kind_in_one_sentence(tmp_path):
     assert "Traceback" not in bad_device.stderr
     bad_kind = subprocess.run(worker + ["--kinds", "surface,hessian"], capture_output=True, text=True, timeout=60)
     assert bad_kind.returncode == 2 and "--kinds: 'hessian' is not one of" in bad_kind.stderr, bad_kind.stderr
+
+
+@pytest.mark.parametrize("text", ["abc", "0:1", "0:1:0", "1:0:5", "0:1:2000000", "nan:1:3", 5, "0:1:2.5"])
+def test_an_axis_basin_would_refuse_is_refused_in_one_sentence(text):
+    from basin import points
+    with pytest.raises(ValueError, match="axis"):
+        points.axis_values(text)
+
+
+def test_axes_are_basins():
+    from basin import points
+    assert points.axis_values("-1:1:5") == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert points.axis_values("0.5:0.5:1") == [0.5]
+    assert points.axis_values(None) == points.axis_values("-1:1:21")
