@@ -31,6 +31,7 @@ STRATEGIES = ("plain", "reuse", "batched")
 PROBE_SECONDS = 0.02  # what one point of the probe should cost, so choosing stays a small part of a job
 PROBE_SAMPLES = 256  # the fewest training samples a probe keeps
 MARGIN = 1.1  # how much faster than the simpler way another must measure to be chosen
+CPU_BATCHING_SECONDS = 0.01  # a CPU point costing more is bound by arithmetic: batching is not tried
 CHOICES = {}  # signature -> choice, so a worker measures once per model and data, not per job
 
 
@@ -69,6 +70,10 @@ def per_sample(out, target, loss):
 
 
 class ShardEvaluator:
+    """Evaluates points of one job (a basin.torch.PointJob) on a device: `evaluate(indices)` gives
+    the four metrics of each point. `strategy` is plain, reuse, batched (with `points_per_pass`
+    K) or auto (measured on the first call); `chunk` is the samples per forward pass."""
+
     def __init__(self, job, device=None, strategy="auto", points_per_pass=None, chunk=8192):
         if strategy not in ("auto",) + STRATEGIES:
             raise ValueError(f"unknown strategy '{strategy}' ({', '.join(('auto',) + STRATEGIES)})")
@@ -88,11 +93,9 @@ class ShardEvaluator:
         self.flat = torch.zeros(self.bases.shape[1], dtype=torch.float32, **to)
         self.flat_state = torch.zeros(self.states.shape[1], dtype=torch.float32, **to)
         params = dict(self.model.named_parameters())
-        buffers = dict(self.model.named_buffers())
         self.views, self.state_views = {}, {}
-        for names, shapes, flat, table, views in ((job.names, job.shapes, self.flat, params, self.views),
-                                                  (job.buffers, job.buffer_shapes, self.flat_state, buffers,
-                                                   self.state_views)):
+        for names, shapes, flat, views in ((job.names, job.shapes, self.flat, self.views),
+                                           (job.buffers, job.buffer_shapes, self.flat_state, self.state_views)):
             offset = 0
             for name, shape in zip(names, shapes):
                 size = int(np.prod(shape))
@@ -347,9 +350,11 @@ class ShardEvaluator:
 
     def _batch_sizes(self):
         """Points per pass worth trying: on a GPU as many as a quarter of its free memory holds
-        (the activations of one chunk per point, measured), up to 256; on a CPU 8 and 32."""
+        (the activations of one chunk per point, measured), up to 256; on a CPU 8 and 32 where a
+        point is bound by per-call costs (under CPU_BATCHING_SECONDS over all the data), none
+        where it is bound by arithmetic, which batching does not reduce."""
         if self.device.type != "cuda":
-            return [8, 32]
+            return [8, 32] if getattr(self, "point_seconds", 0.0) < CPU_BATCHING_SECONDS else []
         free, _ = torch.cuda.mem_get_info(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         before = torch.cuda.memory_allocated(self.device)
@@ -383,6 +388,7 @@ class ShardEvaluator:
             started = time.perf_counter()
             self.evaluate(shard[:1])
             seconds = time.perf_counter() - started
+            self.point_seconds = seconds / fraction  # one point over all the data, estimated
             if seconds > PROBE_SECONDS:
                 smallest = min(1.0, PROBE_SAMPLES / max(len(saved_splits[0][0]), 1))
                 cut(max(smallest, fraction * PROBE_SECONDS / seconds))
