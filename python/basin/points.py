@@ -7,7 +7,7 @@ worker, the cross-check) evaluates the same parameter vectors Basin does:
   counter (n / 4, stream)); `gaussians` draws Box-Muller pairs one block per pair.
 - `directions(named, count, ...)`: `Directions.random` bit for bit (random Gaussian tensors,
   filter/layer normalization against the weights, bias/BN rule, optional orthogonalization).
-- `axis_values("MIN:MAX:STEPS")`, `job_points(definition)`, `framing`, `curve_coefficients`: the
+- `axis_values("MIN:MAX:STEPS")`, `framing`, `curve_coefficients`: the
   grids of surface, interpolation, plane and curve jobs, in Basin's point order, and the weights
   of a curve's control points.
 - `load_data(spec, base)`: a spec's `files` data (.npy), split and normalized like Basin; other
@@ -215,21 +215,6 @@ def job_variant(definition):
     if kind == "plane":
         return "plane:orthonormal" if definition.get("basis") == "orthonormal" else "plane:raw"
     return str(kind)
-
-
-def job_points(definition):
-    """A surface or interpolation job's points in Basin's order: (x, y) pairs, or t values
-    (a path's grid, then its two ends)."""
-    kind = definition["kind"]
-    if kind == "surface":
-        xs = axis_values(definition.get("x"))
-        if definition.get("line"):
-            return [(x, None) for x in xs]
-        ys = axis_values(definition.get("y"))
-        return [(x, y) for y in ys for x in xs]
-    if kind in ("interpolate", "curve"):
-        return axis_values(definition.get("t"), "0:1:21") + [0.0, 1.0]
-    raise ValueError(f"job kind '{kind}' has no points without its models (surface, interpolate and curve do)")
 
 
 def trajectory_directions(snapshots, final, count):

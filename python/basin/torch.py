@@ -175,17 +175,7 @@ def _output_shape(layer, shape):
 
 def evaluate(model, features, labels, loss="cross_entropy"):
     """Mean loss and accuracy in eval mode, as Basin reports them (float32 model, float64 sums)."""
-    model.eval()
-    with torch.no_grad():
-        out = model(torch.from_numpy(features))
-        labels = torch.from_numpy(labels)
-        if loss == "cross_entropy":
-            per_sample = nn.functional.cross_entropy(out, labels, reduction="none")
-        else:
-            target = nn.functional.one_hot(labels, out.shape[1]).to(out.dtype)
-            per_sample = ((out - target) ** 2).mean(dim=1)
-        accuracy = (out.argmax(dim=1) == labels).double().mean().item()
-        return per_sample.double().mean().item(), accuracy
+    return evaluate_batched(model, features, labels, loss)
 
 
 def load_factory(reference, option="--model"):
@@ -445,22 +435,12 @@ class PointJob:
         return [1.0, *point]
 
     def evaluate(self, index):
-        """(train loss, train accuracy, test loss, test accuracy) at point `index`."""
-        c = self.coefficients(index)
-        theta = basin_points.combine(c, self.bases)
-        state = basin_points.combine(c, self.states) if len(self.states[0]) else self.states[0]
-        with torch.no_grad():
-            for p, o, s in zip(self.model.parameters(), self._offsets(self.shapes), self.shapes):
-                p.copy_(torch.from_numpy(theta[o:o + int(np.prod(s))].reshape(s)))
-            buffers = dict(self.model.named_buffers())
-            for n, o, s in zip(self.buffers, self._offsets(self.buffer_shapes), self.buffer_shapes):
-                buffers[n].copy_(torch.from_numpy(state[o:o + int(np.prod(s))].reshape(s)))
-        train_x, train_y, test_x, test_y = self.data
-        if self.bn == "recompute":
-            recompute_batchnorm(self.model, train_x)
-        metrics = list(evaluate_batched(self.model, train_x, train_y, self.loss))
-        metrics += list(evaluate_batched(self.model, test_x, test_y, self.loss)) if len(test_x) else [math.nan] * 2
-        return metrics
+        """(train loss, train accuracy, test loss, test accuracy) at point `index`: one point at a
+        time, the whole network per point, on the CPU (basin.evaluate's plain way)."""
+        if getattr(self, "_reference", None) is None:
+            from .evaluate import ShardEvaluator
+            self._reference = ShardEvaluator(self, torch.device("cpu"), strategy="plain")
+        return self._reference.evaluate([index])[0]
 
 
 def recompute_batchnorm(model, features, batch=128):
@@ -489,22 +469,16 @@ def recompute_batchnorm(model, features, batch=128):
 
 def evaluate_batched(model, features, labels, loss="cross_entropy", batch=8192):
     """Mean loss and accuracy in eval mode over batches (float32 model, float64 sums), as Basin reports them."""
+    from .evaluate import per_sample
     model.eval()
     total, correct = 0.0, 0
     with torch.no_grad():
         for first in range(0, len(features), batch):
             out = model(torch.from_numpy(np.ascontiguousarray(features[first:first + batch])))
             target = torch.from_numpy(np.ascontiguousarray(labels[first:first + batch]))
-            if target.dtype.is_floating_point:
-                per_sample = ((out - target.reshape(out.shape)) ** 2).mean(dim=1)
-            else:
-                if loss == "cross_entropy":
-                    per_sample = nn.functional.cross_entropy(out, target, reduction="none")
-                else:
-                    one_hot = nn.functional.one_hot(target, out.shape[1]).to(out.dtype)
-                    per_sample = ((out - one_hot) ** 2).mean(dim=1)
-                correct += int((out.argmax(dim=1) == target).sum())
-            total += float(per_sample.double().sum())
+            losses, right = per_sample(out, target, loss)
+            total += float(losses.double().sum())
+            correct += int(right.sum()) if right is not None else 0
     count = max(len(features), 1)
     return total / count, correct / count
 
