@@ -26,9 +26,12 @@ let package = Package(
         ),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        // The engine's hand-written kernels (Winograd convolution with AVX2/FMA, chosen per
+        // function at run time): optimized in every configuration, as BasinNN is.
+        .target(name: "CBasinKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(
             name: "BasinNN",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CBasinKernels"],
             // The engine's kernels (Winograd transforms on SIMD types, im2col, BatchNorm) run
             // 10-30x slower unoptimized, and every test that trains or evaluates a network runs
             // them; debug builds optimize this one module so `swift test` stays fast.

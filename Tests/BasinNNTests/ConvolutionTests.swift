@@ -4,7 +4,8 @@ import Foundation
 import Testing
 
 /// Convolution forward passes (Winograd F(2×2, 3×3) for stride-1 3×3 layers of 8 or more input
-/// channels, im2col + sgemm otherwise) against the definition summed in Double.
+/// channels, through the AVX2 kernels where the processor and shape allow and OpenBLAS otherwise;
+/// im2col + sgemm for the rest) against the definition summed in Double.
 @Suite struct ConvolutionTests {
     struct Shape: Sendable, CustomStringConvertible {
         var inChannels, outChannels, size, kernel, stride, padding, batch: Int
@@ -24,6 +25,10 @@ import Testing
         // one shorter), and 130 images at 8×8.
         Shape(inChannels: 8, outChannels: 8, size: 32, kernel: 3, stride: 1, padding: 1, batch: 18, bias: true),
         Shape(inChannels: 8, outChannels: 4, size: 8, kernel: 3, stride: 1, padding: 1, batch: 130, bias: true),
+        // The AVX2 kernels' blocks of tiles crossing images, with a partial last column of 24
+        // tiles: 16->32 at 16x16 (48-tile blocks) and 64->64 at 8x8 (tile rows of 4).
+        Shape(inChannels: 16, outChannels: 32, size: 16, kernel: 3, stride: 1, padding: 1, batch: 5, bias: true),
+        Shape(inChannels: 64, outChannels: 64, size: 8, kernel: 3, stride: 1, padding: 1, batch: 7, bias: false),
         // The im2col path: few input channels, stride 2, 1×1.
         Shape(inChannels: 3, outChannels: 16, size: 11, kernel: 3, stride: 1, padding: 1, batch: 2, bias: true),
         Shape(inChannels: 16, outChannels: 32, size: 16, kernel: 3, stride: 2, padding: 1, batch: 2, bias: false),

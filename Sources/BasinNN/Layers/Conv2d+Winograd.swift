@@ -1,3 +1,5 @@
+import CBasinKernels
+
 /// The forward pass of a stride-1 3×3 convolution by Winograd's minimal filtering F(2×2, 3×3)
 /// (Lavin & Gray 2016): each 2×2 output tile is `Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A` of its 4×4 input
 /// tile d, so the 36 multiplications per tile and input channel of the direct form become 16,
@@ -30,6 +32,9 @@ extension Conv2dKernel {
     }
 
     func winogradScratch(batch: Int) -> Int {
+        if var shape = kernelShape {
+            return basin_winograd_weights_count(&shape) + basin_winograd_scratch_count(&shape) + 2 * outChannels
+        }
         let tiles = winogradGroup(batch: batch) * tilesPerSample
         return 16 * outChannels * inChannels + 16 * planeStride(rows: inChannels, tiles: tiles)
             + 16 * planeStride(rows: outChannels, tiles: tiles) + transformRows
@@ -236,8 +241,44 @@ extension Conv2dKernel {
         UnsafeMutableRawPointer(p).storeBytes(of: value, as: SIMD8<Float>.self)
     }
 
+    /// The shape for the AVX2/FMA kernels (`CBasinKernels`), where this processor runs them and
+    /// they take this layer (output channels and tile columns multiples of 4); else nil, and the
+    /// forward runs on OpenBLAS below.
+    var kernelShape: basin_winograd_shape? {
+        guard Self.kernelsSupported, let c = Int32(exactly: inChannels), let h = Int32(exactly: height),
+            let w = Int32(exactly: width), let k = Int32(exactly: outChannels), let ph = Int32(exactly: padding.h),
+            let pw = Int32(exactly: padding.w), let oh = Int32(exactly: outHeight), let ow = Int32(exactly: outWidth)
+        else { return nil }
+        var shape = basin_winograd_shape(
+            channels: c, height: h, width: w, out_channels: k, pad_h: ph, pad_w: pw, out_height: oh, out_width: ow)
+        return basin_winograd_accepts(&shape) != 0 ? shape : nil
+    }
+
+    static let kernelsSupported = basin_winograd_supported() != 0
+
+    /// The forward through `CBasinKernels`: weights transformed once per call, the eval-mode
+    /// BatchNorm's map computed per channel exactly as `Epilogue` computes it.
+    func kernelForward(_ m: LayerMemory, shape: basin_winograd_shape, epilogue: Epilogue) {
+        var shape = shape
+        let weight = m.parameters.baseAddress!
+        let u = m.scratch.baseAddress!
+        let scale = u + basin_winograd_weights_count(&shape)
+        let shift = scale + outChannels
+        let scratch = shift + outChannels
+        basin_winograd_transform_weights(&shape, weight, u)
+        if let norm = epilogue.norm {
+            for o in 0..<outChannels { (scale[o], shift[o]) = norm.affine(o) }
+        }
+        let bias = hasBias ? UnsafePointer(weight + outChannels * patchSize) : nil
+        guard let count = Int32(exactly: m.batch) else { preconditionFailure("batch \(m.batch) exceeds Int32") }
+        basin_winograd_forward(
+            &shape, m.input.baseAddress!, count, u, bias, epilogue.norm == nil ? nil : scale, shift,
+            epilogue.relu ? 1 : 0, m.output.baseAddress!, scratch)
+    }
+
     /// The Winograd forward of `m.batch` images into `m.output`, group by group.
     func winogradForward(_ m: LayerMemory, epilogue: Epilogue) {
+        if let shape = kernelShape { return kernelForward(m, shape: shape, epilogue: epilogue) }
         let weight = m.parameters.baseAddress!
         let group = winogradGroup(batch: m.batch)
         let u = m.scratch.baseAddress!

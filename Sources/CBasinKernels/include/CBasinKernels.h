@@ -1,0 +1,42 @@
+#ifndef CBASINKERNELS_H
+#define CBASINKERNELS_H
+
+#include <stddef.h>
+
+/// Shapes of a stride-1 3x3 convolution over NCHW images, for the Winograd F(2x2, 3x3) kernels.
+typedef struct {
+    int channels;      ///< input channels C
+    int height;        ///< input rows H
+    int width;         ///< input columns W
+    int out_channels;  ///< output channels K, a multiple of 4
+    int pad_h;         ///< zero rows above and below
+    int pad_w;         ///< zero columns left and right
+    int out_height;    ///< H + 2 pad_h - 2
+    int out_width;     ///< W + 2 pad_w - 2; (out_width + 1) / 2 must be a multiple of 4
+} basin_winograd_shape;
+
+/// Whether this processor runs the kernels (AVX2 and FMA); where it does not, callers use their own path.
+int basin_winograd_supported(void);
+
+/// Whether the kernels take this shape (K a multiple of 4, tile columns a multiple of 4).
+int basin_winograd_accepts(const basin_winograd_shape *shape);
+
+/// Floats of the transformed weights, 16 C K.
+size_t basin_winograd_weights_count(const basin_winograd_shape *shape);
+
+/// Floats of scratch that basin_winograd_forward needs (independent of the image count).
+size_t basin_winograd_scratch_count(const basin_winograd_shape *shape);
+
+/// U = G g G^T of every filter of weight [K][C][3][3], packed for the forward pass.
+void basin_winograd_transform_weights(
+    const basin_winograd_shape *shape, const float *weight, float *transformed);
+
+/// The convolution of `count` NCHW images: output[n][k] = epilogue(conv + bias[k]), where the
+/// epilogue is y * scale[k] + shift[k] (when scale is not NULL, multiply then add, unfused) and
+/// then y < 0 ? 0 : y (when relu is not 0, which passes NaN on). bias may be NULL. output must
+/// not alias input or scratch.
+void basin_winograd_forward(
+    const basin_winograd_shape *shape, const float *input, int count, const float *transformed,
+    const float *bias, const float *scale, const float *shift, int relu, float *output, float *scratch);
+
+#endif
