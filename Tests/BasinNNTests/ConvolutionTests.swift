@@ -33,6 +33,12 @@ import Testing
         Shape(inChannels: 3, outChannels: 16, size: 11, kernel: 3, stride: 1, padding: 1, batch: 2, bias: true),
         Shape(inChannels: 16, outChannels: 32, size: 16, kernel: 3, stride: 2, padding: 1, batch: 2, bias: false),
         Shape(inChannels: 16, outChannels: 32, size: 16, kernel: 1, stride: 2, padding: 0, batch: 2, bias: false),
+        // The AVX2 direct kernel (output widths of 8): a ResNet's first layer, strided layers
+        // whose blocks of 24 positions cross rows and images, an odd input width.
+        Shape(inChannels: 3, outChannels: 16, size: 32, kernel: 3, stride: 1, padding: 1, batch: 3, bias: true),
+        Shape(inChannels: 16, outChannels: 32, size: 32, kernel: 3, stride: 2, padding: 1, batch: 3, bias: false),
+        Shape(inChannels: 32, outChannels: 64, size: 16, kernel: 1, stride: 2, padding: 0, batch: 5, bias: true),
+        Shape(inChannels: 5, outChannels: 8, size: 15, kernel: 3, stride: 2, padding: 1, batch: 3, bias: true),
     ]
 
     @Test(arguments: shapes)

@@ -1,3 +1,5 @@
+import CBasinKernels
+
 /// 2-D convolution over NCHW input, weight `[out, in, kh, kw]` row-major (PyTorch's `nn.Conv2d`,
 /// groups 1, dilation 1, zero padding).
 ///
@@ -42,7 +44,46 @@ struct Conv2dKernel: LayerKernel {
     func scratchCount(batch: Int) -> Int { max(directScratch(batch: batch), forwardScratchCount(batch: batch)) }
 
     func forwardScratchCount(batch: Int) -> Int {
-        usesWinograd ? winogradScratch(batch: batch) : directScratch(batch: batch)
+        if usesWinograd { return winogradScratch(batch: batch) }
+        if var shape = directKernelShape {
+            return basin_conv_weights_count(&shape) + basin_conv_scratch_count(&shape) + 2 * outChannels
+        }
+        return directScratch(batch: batch)
+    }
+
+    /// The shape for the AVX2/FMA direct kernel (`CBasinKernels`), where this processor runs it
+    /// and it takes this layer (output channels a multiple of 4, output width of 8, stride 1 or 2
+    /// along the width); else nil, and the forward unfolds for OpenBLAS.
+    var directKernelShape: basin_conv_shape? {
+        guard Self.kernelsSupported, let c = Int32(exactly: inChannels), let h = Int32(exactly: height),
+            let w = Int32(exactly: width), let k = Int32(exactly: outChannels), let kh = Int32(exactly: kernel.h),
+            let kw = Int32(exactly: kernel.w), let sh = Int32(exactly: stride.h), let sw = Int32(exactly: stride.w),
+            let ph = Int32(exactly: padding.h), let pw = Int32(exactly: padding.w),
+            let oh = Int32(exactly: outHeight), let ow = Int32(exactly: outWidth)
+        else { return nil }
+        var shape = basin_conv_shape(
+            channels: c, height: h, width: w, out_channels: k, kernel_h: kh, kernel_w: kw, stride_h: sh, stride_w: sw,
+            pad_h: ph, pad_w: pw, out_height: oh, out_width: ow)
+        return basin_conv_accepts(&shape) != 0 ? shape : nil
+    }
+
+    /// The forward through the direct kernel; the epilogue's per-channel map computed as
+    /// `Epilogue` computes it, so fused and separate layers agree bit for bit.
+    private func directKernelForward(_ m: LayerMemory, shape: basin_conv_shape, epilogue: Epilogue) {
+        var shape = shape
+        let weight = m.parameters.baseAddress!
+        let packed = m.scratch.baseAddress!
+        let scale = packed + basin_conv_weights_count(&shape)
+        let shift = scale + outChannels
+        basin_conv_pack_weights(&shape, weight, packed)
+        if let norm = epilogue.norm {
+            for o in 0..<outChannels { (scale[o], shift[o]) = norm.affine(o) }
+        }
+        let bias = hasBias ? UnsafePointer(weight + outChannels * patchSize) : nil
+        guard let count = Int32(exactly: m.batch) else { preconditionFailure("batch \(m.batch) exceeds Int32") }
+        basin_conv_forward(
+            &shape, m.input.baseAddress!, count, packed, bias, epilogue.norm == nil ? nil : scale, shift,
+            epilogue.relu ? 1 : 0, m.output.baseAddress!, shift + outChannels)
     }
 
     private func directScratch(batch: Int) -> Int {
@@ -133,6 +174,7 @@ struct Conv2dKernel: LayerKernel {
     /// after this layer), so those layers cost no pass of their own.
     func forward(_ m: LayerMemory, epilogue: Epilogue, layerIndex: Int) {
         if usesWinograd { return winogradForward(m, epilogue: epilogue) }
+        if let shape = directKernelShape { return directKernelForward(m, shape: shape, epilogue: epilogue) }
         let weight = m.parameters.baseAddress!
         let spatial = outHeight * outWidth
         let group = forwardGroup(batch: m.batch)

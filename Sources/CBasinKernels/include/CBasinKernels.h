@@ -39,4 +39,33 @@ void basin_winograd_forward(
     const basin_winograd_shape *shape, const float *input, int count, const float *transformed,
     const float *bias, const float *scale, const float *shift, int relu, float *output, float *scratch);
 
+/// Shapes of a convolution over NCHW images (groups 1, dilation 1, zero padding) for the direct kernel.
+typedef struct {
+    int channels, height, width;         ///< input C, H, W
+    int out_channels;                    ///< K, a multiple of 4
+    int kernel_h, kernel_w;
+    int stride_h, stride_w;              ///< stride_w 1 or 2
+    int pad_h, pad_w;
+    int out_height, out_width;           ///< out_width a multiple of 8
+} basin_conv_shape;
+
+/// Whether the direct kernel takes this shape (and the processor runs it: basin_winograd_supported).
+int basin_conv_accepts(const basin_conv_shape *shape);
+
+/// Floats of the packed weights, K C kh kw.
+size_t basin_conv_weights_count(const basin_conv_shape *shape);
+
+/// Floats of scratch that basin_conv_forward needs (independent of the image count).
+size_t basin_conv_scratch_count(const basin_conv_shape *shape);
+
+/// weight [K][C][kh][kw] packed for basin_conv_forward.
+void basin_conv_pack_weights(const basin_conv_shape *shape, const float *weight, float *packed);
+
+/// The convolution of `count` NCHW images as unfolded columns times the weights, each output
+/// the sum over (c, i, j) in that order by FMA, then + bias[k] and the epilogue of
+/// basin_winograd_forward. output must not alias input or scratch.
+void basin_conv_forward(
+    const basin_conv_shape *shape, const float *input, int count, const float *packed, const float *bias,
+    const float *scale, const float *shift, int relu, float *output, float *scratch);
+
 #endif
