@@ -3,9 +3,10 @@ import BasinTestSupport
 import Foundation
 import Testing
 
-/// Convolution forward passes (Winograd F(2×2, 3×3) for stride-1 3×3 layers of 8 or more input
-/// channels, through the AVX2 kernels where the processor and shape allow and OpenBLAS otherwise;
-/// im2col + sgemm for the rest) against the definition summed in Double.
+/// Convolution forward passes (Winograd for stride-1 3×3 layers of 8 or more input channels:
+/// through the AVX2 kernels where the processor and shape allow, F(4×4, 3×3) for 8 images or more
+/// and F(2×2, 3×3) below, else F(2×2, 3×3) on OpenBLAS; direct for the rest, AVX2 or im2col +
+/// sgemm) against the definition summed in Double.
 @Suite struct ConvolutionTests {
     struct Shape: Sendable, CustomStringConvertible {
         var inChannels, outChannels, size, kernel, stride, padding, batch: Int
@@ -29,6 +30,9 @@ import Testing
         // tiles: 16->32 at 16x16 (48-tile blocks) and 64->64 at 8x8 (tile rows of 4).
         Shape(inChannels: 16, outChannels: 32, size: 16, kernel: 3, stride: 1, padding: 1, batch: 5, bias: true),
         Shape(inChannels: 64, outChannels: 64, size: 8, kernel: 3, stride: 1, padding: 1, batch: 7, bias: false),
+        // F(4×4, 3×3), 8 images to a vector: a last group of 3 images, 64 channels at 8×8.
+        Shape(inChannels: 16, outChannels: 16, size: 32, kernel: 3, stride: 1, padding: 1, batch: 11, bias: true),
+        Shape(inChannels: 64, outChannels: 64, size: 8, kernel: 3, stride: 1, padding: 1, batch: 9, bias: false),
         // The im2col path: few input channels, stride 2, 1×1.
         Shape(inChannels: 3, outChannels: 16, size: 11, kernel: 3, stride: 1, padding: 1, batch: 2, bias: true),
         Shape(inChannels: 16, outChannels: 32, size: 16, kernel: 3, stride: 2, padding: 1, batch: 2, bias: false),

@@ -1,8 +1,11 @@
+import CBasinKernels
+
 /// Batch normalization over the channel dimension of `[N, C]`, `[N, C, L]` or `[N, C, H, W]`
 /// input (`nn.BatchNorm1d` / `nn.BatchNorm2d`, affine, tracking running statistics).
 ///
 /// Training normalizes with the batch's biased variance and updates
-/// `running_var` with the unbiased one, as PyTorch does. Statistics are summed in Double.
+/// `running_var` with the unbiased one, as PyTorch does. Statistics are summed in Double (with
+/// AVX2 in `CBasinKernels` where the processor has it).
 /// Scratch holds the batch mean and 1/σ per channel for backward.
 struct BatchNormKernel: LayerKernel {
     let shape: [Int]
@@ -43,13 +46,18 @@ struct BatchNormKernel: LayerKernel {
         for ch in 0..<c {
             var mean: Double, variance: Double
             if mode.usesBatchStatistics {
-                var sum = 0.0
-                for b in 0..<n { sum += Self.sum(x + (b * c + ch) * s, count: s) }
-                mean = sum / count
-                var squares = 0.0
-                for b in 0..<n { squares += Self.sum(x + (b * c + ch) * s, count: s, squaredAround: mean) }
-                variance = squares / count
-                let unbiased = count > 1 ? squares / (count - 1) : variance
+                if Conv2dKernel.kernelsSupported {
+                    (mean, variance) = (0, 0)
+                    basin_channel_moments(x + ch * s, Int32(clamping: n), c * s, s, &mean, &variance)
+                } else {
+                    var sum = 0.0
+                    for b in 0..<n { sum += Self.sum(x + (b * c + ch) * s, count: s) }
+                    mean = sum / count
+                    var squares = 0.0
+                    for b in 0..<n { squares += Self.sum(x + (b * c + ch) * s, count: s, squaredAround: mean) }
+                    variance = squares / count
+                }
+                let unbiased = count > 1 ? variance * count / (count - 1) : variance
                 runningMean[ch] = Float((1 - momentum) * Double(runningMean[ch]) + momentum * mean)
                 runningVar[ch] = Float((1 - momentum) * Double(runningVar[ch]) + momentum * unbiased)
             } else {

@@ -33,7 +33,13 @@ extension Conv2dKernel {
 
     func winogradScratch(batch: Int) -> Int {
         if var shape = kernelShape {
-            return basin_winograd_weights_count(&shape) + basin_winograd_scratch_count(&shape) + 2 * outChannels
+            // Either kernel may run (by the batch of the call): room for the larger.
+            var f2 = 0
+            if basin_winograd_accepts(&shape) != 0 {
+                f2 = basin_winograd_weights_count(&shape) + basin_winograd_scratch_count(&shape)
+            }
+            let f4 = basin_winograd4_weights_count(&shape) + basin_winograd4_scratch_count(&shape)
+            return max(f2, f4) + 2 * outChannels
         }
         let tiles = winogradGroup(batch: batch) * tilesPerSample
         return 16 * outChannels * inChannels + 16 * planeStride(rows: inChannels, tiles: tiles)
@@ -242,8 +248,8 @@ extension Conv2dKernel {
     }
 
     /// The shape for the AVX2/FMA kernels (`CBasinKernels`), where this processor runs them and
-    /// they take this layer (output channels and tile columns multiples of 4); else nil, and the
-    /// forward runs on OpenBLAS below.
+    /// they take this layer (output channels a multiple of 4); else nil, and the forward runs on
+    /// OpenBLAS below.
     var kernelShape: basin_winograd_shape? {
         guard Self.kernelsSupported, let c = Int32(exactly: inChannels), let h = Int32(exactly: height),
             let w = Int32(exactly: width), let k = Int32(exactly: outChannels), let ph = Int32(exactly: padding.h),
@@ -251,29 +257,40 @@ extension Conv2dKernel {
         else { return nil }
         var shape = basin_winograd_shape(
             channels: c, height: h, width: w, out_channels: k, pad_h: ph, pad_w: pw, out_height: oh, out_width: ow)
-        return basin_winograd_accepts(&shape) != 0 ? shape : nil
+        return basin_winograd4_accepts(&shape) != 0 ? shape : nil
     }
 
     static let kernelsSupported = basin_winograd_supported() != 0
 
-    /// The forward through `CBasinKernels`: weights transformed once per call, the eval-mode
-    /// BatchNorm's map computed per channel exactly as `Epilogue` computes it.
+    /// The forward through `CBasinKernels`: F(4×4, 3×3) with 8 images to a vector, or for fewer
+    /// than 8 images (where its lanes would idle) F(2×2, 3×3) where that kernel takes the shape.
+    /// Weights are transformed once per call; the eval-mode BatchNorm's map is computed per
+    /// channel exactly as `Epilogue` computes it.
     func kernelForward(_ m: LayerMemory, shape: basin_winograd_shape, epilogue: Epilogue) {
         var shape = shape
         let weight = m.parameters.baseAddress!
         let u = m.scratch.baseAddress!
-        let scale = u + basin_winograd_weights_count(&shape)
+        let small = m.batch < 8 && basin_winograd_accepts(&shape) != 0
+        let scale = u + (small ? basin_winograd_weights_count(&shape) : basin_winograd4_weights_count(&shape))
         let shift = scale + outChannels
         let scratch = shift + outChannels
-        basin_winograd_transform_weights(&shape, weight, u)
         if let norm = epilogue.norm {
             for o in 0..<outChannels { (scale[o], shift[o]) = norm.affine(o) }
         }
         let bias = hasBias ? UnsafePointer(weight + outChannels * patchSize) : nil
         guard let count = Int32(exactly: m.batch) else { preconditionFailure("batch \(m.batch) exceeds Int32") }
-        basin_winograd_forward(
-            &shape, m.input.baseAddress!, count, u, bias, epilogue.norm == nil ? nil : scale, shift,
-            epilogue.relu ? 1 : 0, m.output.baseAddress!, scratch)
+        let affine = epilogue.norm == nil ? nil : UnsafePointer(scale)
+        if small {
+            basin_winograd_transform_weights(&shape, weight, u)
+            basin_winograd_forward(
+                &shape, m.input.baseAddress!, count, u, bias, affine, shift, epilogue.relu ? 1 : 0,
+                m.output.baseAddress!, scratch)
+        } else {
+            basin_winograd4_transform_weights(&shape, weight, u)
+            basin_winograd4_forward(
+                &shape, m.input.baseAddress!, count, u, bias, affine, shift, epilogue.relu ? 1 : 0,
+                m.output.baseAddress!, scratch)
+        }
     }
 
     /// The Winograd forward of `m.batch` images into `m.output`, group by group.

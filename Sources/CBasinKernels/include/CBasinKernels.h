@@ -39,6 +39,21 @@ void basin_winograd_forward(
     const basin_winograd_shape *shape, const float *input, int count, const float *transformed,
     const float *bias, const float *scale, const float *shift, int relu, float *output, float *scratch);
 
+/// Winograd F(4x4, 3x3) on the same shapes, 8 images to the vector (any image size; K a multiple of 4).
+int basin_winograd4_accepts(const basin_winograd_shape *shape);
+size_t basin_winograd4_weights_count(const basin_winograd_shape *shape);
+size_t basin_winograd4_scratch_count(const basin_winograd_shape *shape);
+void basin_winograd4_transform_weights(const basin_winograd_shape *shape, const float *weight, float *transformed);
+/// As basin_winograd_forward; each output within a few 1e-7 of the direct sum relative to its terms.
+void basin_winograd4_forward(
+    const basin_winograd_shape *shape, const float *input, int count, const float *transformed,
+    const float *bias, const float *scale, const float *shift, int relu, float *output, float *scratch);
+
+/// The mean and biased variance (around the mean, a second pass) of `planes` planes of `count`
+/// floats each, `stride` floats apart: one channel of a batch. Summed in double. AVX2/FMA
+/// (call only where basin_winograd_supported).
+void basin_channel_moments(const float *x, int planes, size_t stride, size_t count, double *mean, double *variance);
+
 /// Shapes of a convolution over NCHW images (groups 1, dilation 1, zero padding) for the direct kernel.
 typedef struct {
     int channels, height, width;         ///< input C, H, W
