@@ -10,7 +10,8 @@ public struct BasinCommand: AsyncParsableCommand {
         abstract: "Map neural-network loss landscapes, from one machine to a cluster.",
         version: BasinVersion.string,
         subcommands: [
-            RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self, MergeCommand.self,
+            RunCommand.self, CheckCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self,
+            MergeCommand.self,
             KeygenCommand.self, ComputeChildCommand.self,
             TrainCommand.self, EvalCommand.self, SurfaceCommand.self, InterpolateCommand.self, PlaneCommand.self,
             CurveCommand.self, InspectCommand.self, PlotCommand.self, ExportCommand.self, DataCommand.self,

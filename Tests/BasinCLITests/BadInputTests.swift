@@ -70,6 +70,8 @@ import Testing
             let message = failure(["run", spec, "--out", path("run-\(UUID().uuidString)"), "--workers", "0"])
             #expect(message.contains(expected), "\(body)\n→ \(message)")
             #expect(message.hasPrefix("Error: \(spec): ") || message.contains(spec), "\(message)")
+            // `basin check` refuses it with the same sentence, before any run directory exists.
+            #expect(failure(["check", spec]) == message)
         }
         // The same spec without the typo runs.
         let good = try study("jobs:\n  - surface: {checkpoint: m.safetensors, x: \"-1:1:3\", y: \"-1:1:3\", norm: filter}")
@@ -85,6 +87,7 @@ import Testing
         let square = try study("jobs:\n  - surface: {checkpoint: m.safetensors, x: \"0:1:100000\", y: \"0:1:100000\"}")
         let big = failure(["run", square, "--out", path("square"), "--workers", "0"])
         #expect(big.contains("larger than 50000000 points"), "\(big)")
+        #expect(failure(["check", line]) == message && failure(["check", square]) == big)
         #expect(!FileManager.default.fileExists(atPath: path("square") + "/results"))
     }
 
@@ -97,6 +100,7 @@ import Testing
         let spec = try study("jobs:\n  - surface: {checkpoint: nan.safetensors, x: \"-1:1:3\", y: \"-1:1:3\"}")
         let message = failure(["run", spec, "--out", path("nan-run"), "--workers", "0"])
         #expect(message.contains("nan.safetensors") && message.contains("'0.weight'") && message.contains("finite"), "\(message)")
+        #expect(failure(["check", spec]) == message)
         #expect(!FileManager.default.fileExists(atPath: path("nan-run") + "/results"))
 
         // Features with an infinity, and a file with no rows.
@@ -131,6 +135,24 @@ import Testing
 }
 
 extension BadInputTests {
+    /// Durations and batch sizes from the spec become integers and deadlines: out of range they
+    /// are refused by name (a lease of 1e300 s once trapped converting to milliseconds).
+    @Test func sweepSettingsAndTheBatchNormConventionAreBounded() throws {
+        let job = "\njobs:\n  - surface: {checkpoint: m.safetensors, x: \"-1:1:3\", y: \"-1:1:3\"}"
+        for (body, expected) in [
+            ("sweep: {lease_seconds: 1e300}", "lease_seconds"), ("sweep: {lease_seconds: 0.5}", "lease_seconds"),
+            ("sweep: {shard_seconds: 0}", "shard_seconds"), ("sweep: {shard_seconds: .nan}", "shard_seconds"),
+            ("bn_recompute: {batch_size: 0}", "batch_size"), ("bn_recompute: {weighting: mean}", "weighting"),
+        ] {
+            let spec = try study(body + job)
+            let message = failure(["run", spec, "--out", path("bounded-\(UUID().uuidString)"), "--workers", "0"])
+            #expect(message.contains(expected) && message.contains(spec), "\(body)\n→ \(message)")
+            #expect(failure(["check", spec]) == message)
+        }
+        let good = try study("bn_recompute: {batch_size: 16, weighting: samples}" + job)
+        #expect(failure(["check", good]) == "")
+    }
+
     /// An artifact whose bytes no longer hash to its name (a bit flipped on disk) is found at
     /// the next start, set aside, and the job that made it runs again: the results come out
     /// the same as before the damage.

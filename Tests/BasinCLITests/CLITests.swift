@@ -186,3 +186,46 @@ import Testing
         }
     }
 }
+
+extension CLITests {
+    /// A saved curve evaluated from the command line on any range of t, extrapolation included,
+    /// gives the numbers a study's curve job gives; and `basin check` lists the study's jobs with
+    /// the ids and point counts its run uses.
+    @Test func aSavedCurveEvaluatesAsTheStudyJobDoes() throws {
+        try run(["example", "spirals", "-o", path("curve-spec.yaml")])
+        try run(["train", path("curve-spec.yaml"), "-o", path("ca.safetensors"), "--epochs", "2"])
+        try run(["train", path("curve-spec.yaml"), "-o", path("cb.safetensors"), "--epochs", "2", "--seed", "1"])
+        try run([
+            "curve", path("curve-spec.yaml"), path("ca.safetensors"), path("cb.safetensors"), "-o", path("fit.npz"),
+            "--epochs", "1", "--points", "3", "--save-curve", path("fitted.safetensors"),
+        ])
+        try run([
+            "curve", path("curve-spec.yaml"), "--from-file", path("fitted.safetensors"), "--t", "-0.5:1.5:41", "-o",
+            path("from-file.npz"),
+        ])
+        let spec = try String(contentsOfFile: path("curve-spec.yaml"), encoding: .utf8)
+        try Data((spec + "\njobs:\n  - curve: {name: saved, file: fitted.safetensors, t: \"-0.5:1.5:41\"}\n").utf8)
+            .write(to: URL(fileURLWithPath: path("curve-study.yaml")))
+        try run(["run", path("curve-study.yaml"), "--out", path("curve-run"), "--workers", "0"])
+        let standalone = try ResultFile(contentsOf: URL(fileURLWithPath: path("from-file.npz")))
+        let job = try ResultFile(contentsOf: URL(fileURLWithPath: path("curve-run/results/saved.npz")))
+        #expect(standalone["t"]?.doubles()?.first == -0.5 && standalone["t"]?.doubles()?.last == 1.5)
+        for metric in ["train_loss", "train_acc", "test_loss", "test_acc"] {
+            let a = try #require(standalone[metric]?.floats()), b = try #require(job[metric]?.floats())
+            #expect(a.count == 41 && a == b, "\(metric)")
+        }
+        #expect(standalone["line_train_loss"]?.floats()?.count == 41)
+        // Fitting and --from-file do not mix; a fit needs both models.
+        #expect(failure(["curve", path("curve-spec.yaml"), path("ca.safetensors"), "--from-file", path("fitted.safetensors"), "-o", path("x.npz")]).code != 0)
+        #expect(failure(["curve", path("curve-spec.yaml"), path("ca.safetensors"), "-o", path("x.npz")]).code != 0)
+
+        // basin check: the ids and point counts of the run, nothing written.
+        try run(["check", path("curve-study.yaml")])
+        let study = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path("curve-run/study.json"))))
+        let ids = ((study as? [String: Any])?["jobs"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+        let (checked, _, url) = try SpecFile.studySpec(path("curve-study.yaml"))
+        let table = CheckCommand.table(try Study(spec: checked, executor: Executor(spec: checked, base: url.deletingLastPathComponent())))
+        #expect(!ids.isEmpty && ids.allSatisfy { table.contains($0.prefix(12)) }, "\(table)")
+        #expect(table.contains("43 (41 + 2 ends)"), "\(table)")
+    }
+}

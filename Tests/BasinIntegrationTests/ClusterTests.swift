@@ -751,7 +751,7 @@ import ZeroMQ
                 coordinator.output, "worker joined",
                 [
                     "worker": "torch",
-                    "kinds": "curve/interpolate/plane:orthonormal/plane:raw/surface:random/surface:trajectory",
+                    "kinds": "curve/interpolate/model:external/plane:orthonormal/plane:raw/surface:random/surface:trajectory",
                 ]),
             "\(python.output.suffix(2000))")
         let swift = try Child(

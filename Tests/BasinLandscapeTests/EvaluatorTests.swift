@@ -97,7 +97,7 @@ import Testing
             ModelDescription(input: [3], layers: [.batchNorm1d(numFeatures: nil, eps: 1e-5, momentum: 0.1)]))
         var model = network.initialize(seed: 0)
         let split = try Self.data("blobs", samples: 256, features: 3)
-        model.recomputeBatchNormStatistics(on: split.train, batchSize: split.train.count)
+        model.recomputeBatchNormStatistics(on: split.train, settings: BatchNormRecompute(batchSize: split.train.count))
         let (mean, _) = split.train.featureStatistics()
         for c in 0..<3 { #expect(abs(model.state[c] - mean[c]) < 1e-5) }
     }

@@ -85,7 +85,7 @@ import Testing
             sampleShape: network.description.input, features: TestSupport.gaussian(7 * network.inputSize, seed: 14),
             labels: [Int32](repeating: 0, count: 7), classCount: 2)
         var recomputed = model
-        recomputed.recomputeBatchNormStatistics(on: data, batchSize: 3)
+        recomputed.recomputeBatchNormStatistics(on: data, settings: BatchNormRecompute(batchSize: 3))
         var reference = model
         reference.resetBatchNormStatistics()
         let workspace = Workspace(network: network, capacity: 3)
@@ -93,7 +93,7 @@ import Testing
             for (index, start) in stride(from: 0, to: 7, by: 3).enumerated() {
                 reference.forward(
                     features.baseAddress! + start * network.inputSize, batch: min(3, 7 - start),
-                    mode: .recomputeStatistics(batchIndex: index), workspace: workspace)
+                    mode: .recomputeStatistics(momentum: 1 / Double(index + 1)), workspace: workspace)
             }
         }
         #expect(

@@ -218,7 +218,7 @@ class ShardEvaluator:
             for row in rows:
                 self._set(row)
                 if recompute:
-                    recompute_batchnorm(self.model, self.splits[0][0])
+                    recompute_batchnorm(self.model, self.splits[0][0], self.job.bn_batch, self.job.bn_weighting)
                 self.model.eval()
                 metrics = []
                 for x, y in self.splits:

@@ -250,11 +250,16 @@ class PointJob:
                  arrays=None):
         self.definition, self.spec = definition, spec
         self.kind = definition.get("kind")
+        external = (spec.get("model") or {}).get("external") if isinstance(spec.get("model"), dict) else None
+        if external is not None and factory is None:
+            raise ValueError(f"the spec's model '{str(external)[:80]}' is external: start this worker with "
+                             "--model FILE.py:FUNCTION returning it")
         if basin_points.job_variant(definition) not in basin_points.KINDS:
             raise ValueError(f"the PyTorch worker evaluates {', '.join(basin_points.KINDS)} jobs, not '{self.kind}'")
         self.bn = definition.get("bn") or ("recompute" if self.kind == "curve" else "eval")
         if self.bn not in ("eval", "recompute"):
             raise ValueError(f"unknown BatchNorm mode '{self.bn}' (eval or recompute)")
+        self.bn_batch, self.bn_weighting = recompute_settings(spec)
         self._outputs, self._data_files, self._base = outputs or {}, data_files or {}, base
         if self.kind == "curve":
             self._curve_family(factory)
@@ -443,10 +448,26 @@ class PointJob:
         return self._reference.evaluate([index])[0]
 
 
-def recompute_batchnorm(model, features, batch=128):
-    """Basin's `bn: recompute` (Garipov et al.'s update_bn): every BatchNorm's running statistics
-    reset, then the equally weighted average of the batch statistics (unbiased variance) over
-    `features` in order, in batches of `batch`, with Dropout off. Returns the model in eval mode."""
+def recompute_settings(spec):
+    """(batch size, weighting) of a spec's `bn_recompute` ({batch_size: 128, weighting: batch} by
+    default), checked as Basin checks them."""
+    settings = spec.get("bn_recompute") or {}
+    if not isinstance(settings, dict):
+        raise ValueError("bn_recompute must be a mapping {batch_size, weighting}")
+    batch, weighting = settings.get("batch_size", 128), settings.get("weighting", "batch")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1_000_000:
+        raise ValueError(f"bn_recompute.batch_size must be a batch size from 1 to 1000000, got {str(batch)[:40]}")
+    if weighting not in ("batch", "samples"):
+        raise ValueError(f"bn_recompute.weighting must be batch or samples, got {str(weighting)[:40]}")
+    return batch, weighting
+
+
+def recompute_batchnorm(model, features, batch=128, weighting="batch"):
+    """Basin's `bn: recompute`: every BatchNorm's running statistics reset, then the batch
+    statistics (unbiased variance) over `features` in order, in batches of `batch`, with Dropout
+    off, averaged with every batch weighing the same (`weighting="batch"`, PyTorch's update_bn:
+    batch k enters with momentum 1/(k+1)) or each weighing its size (`"samples"`, Garipov et
+    al.'s update_bn: momentum b / (seen + b)). Returns the model in eval mode."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return model.eval()
@@ -461,6 +482,9 @@ def recompute_batchnorm(model, features, batch=128):
     with torch.no_grad():
         for first in range(0, len(features), batch):
             chunk = features[first:first + batch]  # a tensor on the model's device, or numpy
+            if weighting == "samples":
+                for m in norms:
+                    m.momentum = len(chunk) / (first + len(chunk))
             model(chunk if torch.is_tensor(chunk) else torch.from_numpy(np.ascontiguousarray(chunk)))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum

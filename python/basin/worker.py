@@ -15,7 +15,9 @@ is answered with FAIL and a one-sentence reason.
 
 --model names a function returning the nn.Module to evaluate (for models Basin cannot build);
 its named_parameters() order is the parameter order directions are drawn in. Without it the
-model is built from the checkpoint's Basin description. --data is a directory written by
+model is built from the checkpoint's Basin description. With it the worker also announces
+`model:external`, so the coordinator leases it the jobs of a spec whose model is external
+(`model: {external: NAME}`), which Basin's own workers never get. --data is a directory written by
 `basin data SPEC -o DIR`, needed when the spec's data is a built-in generator; --data-factory
 names a function returning the data instead (a torch Dataset or tensors, see
 basin.torch.load_data_factory). --device and --points-per-pass: see basin.evaluate.
@@ -150,6 +152,16 @@ def declines(definition, kinds):
     if variant not in kinds:
         return f"this PyTorch worker does not compute {variant[:40]} jobs (it takes {', '.join(kinds)})"
     return None
+
+
+# The capability that gets a worker the jobs of a spec whose model Basin does not build
+# (`model: {external: NAME}`): announced by a worker started with --model, which builds it.
+EXTERNAL_MODEL = "model:external"
+
+
+def announced_capabilities(args):
+    """HELLO's `kinds`: the job kinds and variants it takes, and model:external with --model."""
+    return list(args.kinds) + ([EXTERNAL_MODEL] if args.model else [])
 
 
 def announced(text):
@@ -335,7 +347,8 @@ class Connection:
 
     def hello(self):
         self.send("HELLO", {"worker": self.args.name, "host": socket.gethostname(), "pid": os.getpid(),
-                            "slots": self.args.slots, "version": "basin-worker (Python)", "kinds": list(self.args.kinds)})
+                            "slots": self.args.slots, "version": "basin-worker (Python)",
+                            "kinds": announced_capabilities(self.args)})
 
     def receive(self, timeout_ms):
         """The next message's (command, header, frames), None when nothing came, or an exit status."""

@@ -19,6 +19,23 @@ struct LandscapeOptions: ParsableArguments {
     )
     var bn: BatchNormMode?
 
+    @Option(help: "With --bn recompute: samples per batch of the re-estimation.")
+    var bnBatchSize: Int = 128
+
+    @Option(
+        help:
+            "With --bn recompute: batch (every batch weighs the same, PyTorch's update_bn) or samples (each batch weighs its size, Garipov et al.'s)."
+    )
+    var bnWeighting: BatchNormRecompute.Weighting = .batch
+
+    func validate() throws {
+        guard (1...1_000_000).contains(bnBatchSize) else {
+            throw ValidationError("--bn-batch-size must be from 1 to 1000000")
+        }
+    }
+
+    var recompute: BatchNormRecompute { BatchNormRecompute(batchSize: bnBatchSize, weighting: bnWeighting) }
+
     @Flag(help: "Evaluate with the plain path (whole network per point) instead of the fast evaluator.")
     var plain = false
 
@@ -63,12 +80,14 @@ struct LandscapeOptions: ParsableArguments {
     ) throws {
         let started = Date()
         let batchNorm = bn ?? (job.kind == .curve ? .recompute : .eval)
-        let metrics = try job.evaluate(0..<job.points.count, data: data, loss: loss, batchNorm: batchNorm, fast: !plain)
+        let metrics = try job.evaluate(
+            0..<job.points.count, data: data, loss: loss, batchNorm: batchNorm, recompute: recompute, fast: !plain)
         var result = job.result(metrics)
         result.metadata = Self.merge(
             result.metadata,
             [
                 "inputs": .object(inputs), "bn": .string(batchNorm.rawValue), "loss": .string(loss.rawValue),
+                "bn_recompute": try JSONValue(encoding: recompute),
                 "basin_version": .string(BasinVersion.string),
                 "model": try JSONValue(encoding: job.family.network.description),
                 "definitions": .object(Self.definitions),
@@ -112,6 +131,7 @@ struct LandscapeOptions: ParsableArguments {
 }
 
 extension BatchNormMode: ExpressibleByArgument {}
+extension BatchNormRecompute.Weighting: ExpressibleByArgument {}
 extension DirectionSpec.Normalization: ExpressibleByArgument {}
 extension DirectionSpec.OneDimensional: ExpressibleByArgument {}
 extension Curve.Kind: ExpressibleByArgument {}

@@ -19,7 +19,8 @@ final class ProgressDisplay: @unchecked Sendable {
     }
 
     static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
+        guard seconds.isFinite, seconds < 1e12 else { return "more than 30,000 years" }
+        let s = Int(max(0, seconds).rounded())
         return s >= 3600
             ? "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m"
             : s >= 60 ? "\(s / 60)m\(String(format: "%02d", s % 60))s" : "\(s)s"

@@ -26,7 +26,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let logger = Logger(label: "basin.run")
-        let sweep = try options.open(logger: logger)
+        let sweep = try options.open(logger: logger, localWorkers: true)
         if workers == 0 {
             let display = ProgressDisplay(logger: logger)
             let signals = SignalFlag()

@@ -17,13 +17,15 @@ struct SweepOptions: ParsableArguments {
     var threads: Int = 1
 
     /// Opens the run directory for this spec and reports what changed since the last run.
-    func open(logger: Logger) throws -> Sweep {
+    /// `localWorkers`: whether Basin workers of this process compute it (`basin run`), which
+    /// cannot build an external model.
+    func open(logger: Logger, localWorkers: Bool = false) throws -> Sweep {
         BLAS.setThreads(threads)
-        let (text, url) = try SpecFile.read(spec)
-        let studySpec = try SpecFile.decode(StudySpec.self, from: text, source: spec)
-        if let problem = studySpec.train.validationError() { throw SpecError("train", problem, file: spec) }
-        guard !studySpec.jobs.isEmpty || studySpec.stages != nil else {
-            throw NNError("\(spec): neither 'jobs' nor 'stages'; nothing to run")
+        let (studySpec, text, url) = try SpecFile.studySpec(spec)
+        if localWorkers, let external = studySpec.model.external {
+            throw NNError(
+                "\(spec): the model '\(external.name)' is external, which Basin's own workers cannot build; run "
+                    + "`basin coordinator` and PyTorch workers (`basin-worker --model FILE.py:FUNCTION`)")
         }
         let sweep: Sweep
         do {

@@ -1,4 +1,5 @@
 import BasinNN
+import BasinSweep
 import Foundation
 import Yams
 
@@ -63,9 +64,22 @@ enum SpecFile {
     /// A training spec and the directory its relative data paths start from (a study spec
     /// serves as one: its `jobs`, `stages` and `sweep` are left to `basin run`).
     static func trainingSpec(_ path: String) throws -> (spec: TrainingSpec, base: URL) {
-        let (spec, url) = try load(TrainingSpec.self, path: path, tolerating: ["jobs", "stages", "sweep"])
+        let (spec, url) = try load(
+            TrainingSpec.self, path: path, tolerating: ["jobs", "stages", "sweep", "bn_recompute"])
         if let problem = spec.train.validationError() { throw SpecError("train", problem, file: path) }
         return (spec, url.deletingLastPathComponent())
+    }
+
+    /// A study spec checked as `basin run`, `basin coordinator` and `basin check` check it: its
+    /// text and URL beside it.
+    static func studySpec(_ path: String) throws -> (spec: StudySpec, text: String, url: URL) {
+        let (text, url) = try read(path)
+        let spec = try decode(StudySpec.self, from: text, source: path)
+        if let problem = spec.train.validationError() { throw SpecError("train", problem, file: path) }
+        guard !spec.jobs.isEmpty || spec.stages != nil else {
+            throw NNError("\(path): neither 'jobs' nor 'stages'; nothing to run")
+        }
+        return (spec, text, url)
     }
 
     /// The spec's data, with errors about the `data` section prefixed by the spec's path.

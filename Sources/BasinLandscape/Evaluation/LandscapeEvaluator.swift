@@ -16,8 +16,8 @@ public struct LandscapeEvaluator: Sendable {
     public let batchNorm: BatchNormMode
     /// Samples per chunk in evaluation.
     public var chunkSize = 500
-    /// Samples per minibatch when re-estimating BatchNorm statistics.
-    public var batchNormBatchSize = 128
+    /// How BatchNorm statistics are re-estimated at each point (`batchNorm == .recompute`).
+    public var batchNormRecompute = BatchNormRecompute()
     /// Upper bound on the floats held by per-point parameter copies in the fast path.
     public var groupFloats = 16 << 20
     /// Upper bound on the floats of the K first-layer responses of one chunk in the fast path,
@@ -66,7 +66,7 @@ public struct LandscapeEvaluator: Sendable {
             backward: false)
         return try points.map { c in
             var model = family.model(at: c)
-            if recomputes { model.recomputeBatchNormStatistics(on: train, batchSize: batchNormBatchSize) }
+            if recomputes { model.recomputeBatchNormStatistics(on: train, settings: batchNormRecompute) }
             let trainTally = try model.evaluate(on: train, loss: loss, workspace: workspace)
             let testTally = try test.map { try model.evaluate(on: $0, loss: loss, workspace: workspace) }
             return PointMetrics(train: trainTally, test: testTally)
@@ -104,13 +104,15 @@ public struct LandscapeEvaluator: Sendable {
             let responses = FirstLayerResponses(heads: heads, outputSize: head.outputSize)
             if recomputes {
                 for p in tails.indices { tails[p].resetBatchNormStatistics() }
-                let workspace = Workspace(network: tail, capacity: min(batchNormBatchSize, train.count), backward: false)
-                forEachChunk(of: train, size: batchNormBatchSize) { pointer, batch, index in
+                let size = batchNormRecompute.batchSize
+                let workspace = Workspace(network: tail, capacity: min(size, train.count), backward: false)
+                forEachChunk(of: train, size: size) { pointer, batch, index in
+                    let momentum = batchNormRecompute.momentum(batch: index, size: batch, seen: index * size)
                     responses.compute(pointer, batch: batch)
                     for p in tails.indices {
                         responses.combine(group[p], batch: batch)
                         tails[p].forward(
-                            responses.combined, batch: batch, mode: .recomputeStatistics(batchIndex: index),
+                            responses.combined, batch: batch, mode: .recomputeStatistics(momentum: momentum),
                             workspace: workspace)
                     }
                 }

@@ -42,7 +42,7 @@ struct BatchNormKernel: LayerKernel {
         let savedMean = m.scratch.baseAddress!, savedInvStd = savedMean + c
         let count = Double(n * s)
         var momentum = self.momentum
-        if case .recomputeStatistics(let index) = mode { momentum = 1 / Double(index + 1) }
+        if case .recomputeStatistics(let weight) = mode { momentum = weight }
         for ch in 0..<c {
             var mean: Double, variance: Double
             if mode.usesBatchStatistics {

@@ -5,10 +5,10 @@ public enum ForwardMode: Sendable, Equatable {
     /// BatchNorm uses batch statistics and updates running ones; Dropout draws its mask from
     /// the `(seed, step)` stream, so the same step gives the same mask on any machine.
     case train(seed: UInt64, step: UInt64)
-    /// Re-estimates BatchNorm running statistics (PyTorch's `update_bn`): BatchNorm normalizes
-    /// with batch statistics and folds batch `index` into a cumulative average
-    /// (momentum 1/(index+1)); Dropout is the identity.
-    case recomputeStatistics(batchIndex: Int)
+    /// Re-estimates BatchNorm running statistics (`update_bn`, `BatchNormRecompute`): BatchNorm
+    /// normalizes with batch statistics and folds them into the running ones with `momentum`
+    /// (1 for the first batch, which replaces the reset statistics); Dropout is the identity.
+    case recomputeStatistics(momentum: Double)
     /// Evaluation with no backward pass after it (`Model.infer`): as `eval`, but a layer may
     /// apply the eval-mode BatchNorm and the ReLU that follow it in its own pass over the output
     /// (`Epilogue`), leaving their activations unwritten. The numbers are bitwise those of `eval`.

@@ -123,12 +123,13 @@ public struct Model: Sendable {
 
 extension Model {
     /// Replaces the BatchNorm running statistics by their average over `data` in chunks of
-    /// `batchSize`, in order (PyTorch's `torch.optim.swa_utils.update_bn`; Garipov et al.'s
-    /// `update_bn`). Dropout is off while collecting. Does nothing for a model without BatchNorm.
-    public mutating func recomputeBatchNormStatistics(on data: Dataset, batchSize: Int = 128) {
+    /// `settings.batchSize`, in order, weighted by `settings.weighting` (PyTorch's
+    /// `torch.optim.swa_utils.update_bn` per batch; Garipov et al.'s `update_bn` per sample).
+    /// Dropout is off while collecting. Does nothing for a model without BatchNorm.
+    public mutating func recomputeBatchNormStatistics(on data: Dataset, settings: BatchNormRecompute = .init()) {
         guard network.hasBatchNorm, data.count > 0 else { return }
         resetBatchNormStatistics()
-        let chunk = min(batchSize, data.count)
+        let chunk = min(settings.batchSize, data.count)
         let workspace = Workspace(network: network, capacity: chunk, backward: false)
         data.features.withUnsafeBufferPointer { features in
             var start = 0, index = 0
@@ -136,7 +137,8 @@ extension Model {
                 let batch = min(chunk, data.count - start)
                 forward(
                     features.baseAddress! + start * data.sampleSize, batch: batch,
-                    mode: .recomputeStatistics(batchIndex: index), workspace: workspace)
+                    mode: .recomputeStatistics(momentum: settings.momentum(batch: index, size: batch, seen: start)),
+                    workspace: workspace)
                 start += batch
                 index += 1
             }

@@ -110,13 +110,16 @@ public struct LandscapeJob: Sendable {
         return Axis(min: low - margin, max: high + margin, steps: Axis.defaultSteps)
     }
 
-    /// Evaluates points `range` (a shard) with the fast or the plain evaluator.
+    /// Evaluates points `range` (a shard) with the fast or the plain evaluator; `recompute` is
+    /// how `bn: recompute` re-estimates BatchNorm statistics.
     public func evaluate(
-        _ range: Range<Int>, data: DataSplit, loss: LossFunction, batchNorm: BatchNormMode, fast: Bool = true
+        _ range: Range<Int>, data: DataSplit, loss: LossFunction, batchNorm: BatchNormMode,
+        recompute: BatchNormRecompute = .init(), fast: Bool = true
     ) throws -> [PointMetrics] {
-        let evaluator = try LandscapeEvaluator(
+        var evaluator = try LandscapeEvaluator(
             family: family, train: data.train, test: data.test.count > 0 ? data.test : nil, loss: loss,
             batchNorm: batchNorm)
+        evaluator.batchNormRecompute = recompute
         let selected = Array(points[range])
         return fast ? try evaluator.fast(selected) : try evaluator.plain(selected)
     }

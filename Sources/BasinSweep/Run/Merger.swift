@@ -96,8 +96,12 @@ public struct Merger {
                 }
                 guard case .object(var meta) = result.metadata else { continue }
                 meta["bn"] = .string((job.definition.grid?.batchNorm ?? .eval).rawValue)
+                meta["bn_recompute"] = try JSONValue(encoding: executor.spec.bnRecompute ?? BatchNormRecompute())
                 meta["loss"] = .string(executor.spec.train.loss.rawValue)
-                meta["model"] = try JSONValue(encoding: landscape.family.network.description)
+                meta["model"] =
+                    executor.spec.model.external != nil
+                    ? try JSONValue(encoding: executor.spec.model)
+                    : try JSONValue(encoding: landscape.family.network.description)
                 result.metadata = .object(meta)
             } else {
                 guard let output = produced[j] else { continue }

@@ -366,10 +366,10 @@ public struct ShardScheduler {
 
     /// Whether every connected taker that can compute `key` has failed it.
     func everyoneFailed(_ key: ShardKey) -> Bool {
-        let definition = study.jobs[key.job].definition
+        let job = study.jobs[key.job]
         let evidence = Set((failures[key] ?? []).map(\.identity))
         return takers.values.allSatisfy {
-            !definition.isComputed(by: $0.kinds) || $0.declined.contains(key.job) || evidence.contains($0.identity)
+            !job.isComputed(by: $0.kinds) || $0.declined.contains(key.job) || evidence.contains($0.identity)
         }
     }
 
@@ -399,7 +399,7 @@ public struct ShardScheduler {
                 // while an idle one could run it. Grid shards fill the spare credit instead.
                 let busy = !taker.leases.isEmpty
                 let kindFits = { (key: ShardKey) in
-                    jobs[key.job].definition.isComputed(by: taker.kinds)
+                    jobs[key.job].isComputed(by: taker.kinds)
                         && !taker.declined.contains(key.job) && !(busy && !jobs[key.job].isGrid)
                 }
                 let accepts = { (key: ShardKey) in

@@ -57,8 +57,65 @@ public final class Executor {
     private func model(_ file: String) throws -> Model {
         let url = try resolve(file)
         let tensors = try SafeTensors(contentsOf: url)
-        let description = try Checkpoint.description(in: tensors, source: url.path) ?? spec.model
+        if spec.model.external != nil { return try Self.geometry(of: tensors, prefix: "", source: url.path) }
+        guard let description = try Checkpoint.description(in: tensors, source: url.path) ?? spec.model.description
+        else { throw NNError("\(url.path): the checkpoint carries no model description and the spec gives none") }
         return try Checkpoint.load(tensors, into: try Network(description), source: url.path)
+    }
+
+    /// The spec's model description (stage jobs, which Study admits only for one).
+    private func describedModel() throws -> ModelDescription {
+        switch spec.model {
+        case .described(let description): return description
+        case .external(let external): throw Self.externalError(external)
+        }
+    }
+
+    static func externalError(_ model: ExternalModel) -> NNError {
+        NNError(
+            "the spec's model '\(model.name)' is external: only PyTorch workers started with "
+                + "--model FILE.py:FUNCTION evaluate it")
+    }
+
+    /// The coordinator's view of an external model's checkpoint: its geometry, never evaluated.
+    /// Its parameters (the F32/F64 tensors named `prefix…`, BatchNorm's running statistics
+    /// excepted, in name order) stand as one flat vector, the weight of a [1 → n] linear layer, so
+    /// a plane's orthonormal coordinates and a path's arc lengths are those of the parameters,
+    /// as the PyTorch worker computes them. `Executor.run` refuses to evaluate it.
+    static func geometry(of tensors: SafeTensors, prefix: String, source: String) throws -> Model {
+        var flat: [Float] = []
+        for name in tensors.names.sorted() where name.hasPrefix(prefix) {
+            guard !name.hasSuffix(".running_mean") && !name.hasSuffix(".running_var"),
+                let tensor = tensors[name], [.f32, .f64].contains(tensor.dtype), let values = tensor.floats()
+            else { continue }
+            flat += values
+        }
+        guard !flat.isEmpty else { throw NNError("\(source): no floating-point parameters named '\(prefix)…'") }
+        let network = try Network(
+            ModelDescription(input: [1], layers: [.linear(inFeatures: 1, outFeatures: flat.count, bias: false)]))
+        return Model(network: network, parameters: flat, state: [], batchesTracked: [])
+    }
+
+    /// For a model Basin does not build: the number of floats of one model that a grid job
+    /// reads, after checking that its files are safetensors whose tensors agree (the same names
+    /// and shapes in every checkpoint; a curve file's control points `p<j>.*` alike).
+    public func externalParameterCount(of definition: JobDefinition) throws -> Int {
+        let files = try definition.inputFiles.map { file -> (String, [String: [Int]]) in
+            let url = try resolve(file)
+            let tensors = try SafeTensors(contentsOf: url)
+            guard !tensors.names.isEmpty else { throw NNError("\(url.path): the file holds no tensors") }
+            return (file, Dictionary(uniqueKeysWithValues: tensors.names.map { ($0, tensors[$0]?.shape ?? []) }))
+        }
+        guard let (first, shapes) = files.first else { return 0 }
+        for (file, other) in files.dropFirst() where other != shapes {
+            let name = Set(shapes.keys).symmetricDifference(other.keys).sorted().first
+                ?? shapes.keys.sorted().first { shapes[$0] != other[$0] } ?? "?"
+            throw NNError("\(file): its tensors differ from those of \(first) (at '\(name)')")
+        }
+        if case .curve = definition {
+            return shapes.filter { $0.key.hasPrefix("p0.") }.values.reduce(0) { $0 + $1.reduce(1, *) }
+        }
+        return shapes.values.reduce(0) { $0 + $1.reduce(1, *) }
     }
 
     /// The network a grid job evaluates, from the files it reads (each loaded and checked), or
@@ -67,7 +124,8 @@ public final class Executor {
     public func network(of definition: JobDefinition) throws -> Network? {
         guard definition.grid != nil, definition.inputJobs.isEmpty else { return nil }
         if case .curve(let evaluation) = definition {
-            return try CurveFile.load(contentsOf: resolve(evaluation.file), fallback: spec.model).1.first?.network
+            return try CurveFile.load(contentsOf: resolve(evaluation.file), fallback: spec.model.description).1.first?
+                .network
         }
         return try definition.inputFiles.map(model).first?.network
     }
@@ -107,7 +165,10 @@ public final class Executor {
                 x: plane.x ?? LandscapeJob.framing(coordinates.map { $0[0] }),
                 y: plane.y ?? LandscapeJob.framing(coordinates.map { $0[1] }))
         case .curve(let evaluation):
-            let (curve, points) = try CurveFile.load(contentsOf: resolve(evaluation.file), fallback: spec.model)
+            let (curve, points) =
+                spec.model.external != nil
+                ? try Self.externalCurve(resolve(evaluation.file))
+                : try CurveFile.load(contentsOf: resolve(evaluation.file), fallback: spec.model.description)
             job = LandscapeJob.path(.curve, through: points, curve: curve, t: evaluation.tAxis.values)
             job.metadata["curve"] = .object(["kind": .string(curve.kind.rawValue), "bends": .integer(curve.bends)])
         case .train, .align, .fit, .hessian:
@@ -118,15 +179,33 @@ public final class Executor {
         return job
     }
 
+    /// A Basin curve file of an external model: its kind and bends, and each control point's
+    /// geometry (`p<j>.` tensors).
+    static func externalCurve(_ url: URL) throws -> (Curve, [Model]) {
+        let file = try SafeTensors(contentsOf: url)
+        guard let kind = file.metadata["basin.curve"].flatMap(Curve.Kind.init(rawValue:)),
+            let bends = file.metadata["basin.bends"].flatMap(Int.init), (0...64).contains(bends)
+        else {
+            throw NNError("\(url.path): not a Basin curve file (no 'basin.curve' and 'basin.bends' metadata)")
+        }
+        let curve = Curve(kind: kind, bends: bends)
+        let points = try (0..<curve.controlPointCount).map { try geometry(of: file, prefix: "p\($0).", source: url.path) }
+        guard points.allSatisfy({ $0.parameters.count == points[0].parameters.count }) else {
+            throw NNError("\(url.path): the curve's control points differ in size")
+        }
+        return (curve, points)
+    }
+
     /// Per-point metrics of points `range` of a job.
     public func run(_ definition: JobDefinition, id: String, range: Range<Int>) throws -> [PointMetrics] {
+        if let external = spec.model.external { throw Self.externalError(external) }
         let job = try prepare(definition, id: id)
         guard range.lowerBound >= 0, range.upperBound <= job.points.count else {
             throw NNError("job \(definition.defaultName): points \(range) outside 0..<\(job.points.count)")
         }
         return try job.evaluate(
             range, data: try data(), loss: spec.train.loss, batchNorm: definition.grid?.batchNorm ?? .eval,
-            fast: !spec.sweep.plain)
+            recompute: spec.bnRecompute ?? BatchNormRecompute(), fast: !spec.sweep.plain)
     }
 
     /// What one task produces: its values (4 metrics per point for grid jobs; see
@@ -152,7 +231,7 @@ public final class Executor {
         case .train(let job):
             let data = try data()
             let loss = spec.train.loss
-            let network = try Network(spec.model)
+            let network = try Network(try describedModel())
             var model = network.initialize(seed: job.config.seed)
             var history: [Double] = []
             try Trainer(config: job.config).train(&model, on: data.train) { report, _ in

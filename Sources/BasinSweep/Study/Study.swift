@@ -16,8 +16,36 @@ public struct Study: Sendable {
         public let shards: [Range<Int>]
         /// Indices of the jobs whose outputs this one reads (all earlier in `jobs`).
         public let dependencies: [Int]
+        /// A capability a worker must announce besides the job's kind (`model:external` for a
+        /// model Basin does not build); nil: none.
+        public let needs: String?
+        /// A grid job's estimated work in seconds of one worker (the deterministic estimate that
+        /// sizes its shards: forward FLOPs at 40 GFLOP/s); nil for the other kinds.
+        public let estimatedSeconds: Double?
+
+        public init(
+            definition: JobDefinition, id: String, name: String, pointCount: Int, shards: [Range<Int>],
+            dependencies: [Int], needs: String? = nil, estimatedSeconds: Double? = nil
+        ) {
+            self.estimatedSeconds = estimatedSeconds
+            self.definition = definition
+            self.id = id
+            self.name = name
+            self.pointCount = pointCount
+            self.shards = shards
+            self.dependencies = dependencies
+            self.needs = needs
+        }
 
         public var isGrid: Bool { definition.kind.isGrid }
+
+        /// Whether a worker that announced `kinds` (HELLO; nil: every kind Basin builds) computes
+        /// this job: it names the job's kind or variant, and what the job needs besides.
+        public func isComputed(by kinds: Set<String>?) -> Bool {
+            guard definition.isComputed(by: kinds) else { return false }
+            guard let needs else { return true }
+            return kinds?.contains(needs) == true
+        }
     }
 
     public let jobs: [Job]
@@ -39,7 +67,23 @@ public struct Study: Sendable {
         var jobs: [Job] = []
         var names: [String: Int] = [:]
         let definitions = try spec.allJobs()
-        let network = try Network(spec.model)
+        let external = spec.model.external
+        if external != nil, let stage = definitions.first(where: { !$0.kind.isGrid }) {
+            throw SpecError(
+                "model",
+                "an external model is evaluated by PyTorch workers only, which compute surface, interpolate, "
+                    + "plane and curve jobs; '\(stage.defaultName)' (\(stage.kind.rawValue)) needs a model Basin builds")
+        }
+        if external != nil,
+            let trajectory = definitions.first(where: {
+                if case .surface(let surface) = $0 { return surface.trajectory != nil }
+                return false
+            })
+        {
+            throw SpecError(
+                trajectory.defaultName, "a trajectory surface needs a model Basin builds, and the spec's model is external")
+        }
+        let network = try spec.model.description.map(Network.init)
         var fileHashes: [String: String] = [:]
         func hash(_ file: String, _ label: String) throws -> String {
             if let known = fileHashes[file] { return known }
@@ -74,6 +118,7 @@ public struct Study: Sendable {
                 "plain": .bool(spec.sweep.plain),
             ]
             if !dataHashes.isEmpty { fields["data_files"] = .array(dataHashes) }
+            if let recompute = spec.bnRecompute { fields["bn_recompute"] = try JSONValue(encoding: recompute) }
             let identity = try JSONValue(encoding: fields)
             hasher.update(data: identity.serialized())
             for file in definition.inputFiles {
@@ -83,36 +128,45 @@ public struct Study: Sendable {
             let id = hasher.finalize().map { String(format: "%02x", $0) }.joined()
             var count = 1
             var shards = [0..<1]
+            var estimate: Double?
             if let grid = definition.grid {
                 if let problem = grid.sizeProblem { throw SpecError(label, problem) }
                 if case .surface(let surface) = definition, surface.trajectory != nil, !dependencies.isEmpty {
                     throw SpecError(label, "a trajectory surface needs a checkpoint file, not another job's output")
                 }
                 count = grid.pointCount
-                let perPointNetwork: Network
+                let perPointFlops: Int
                 do {
-                    perPointNetwork = try executor.network(of: definition) ?? network
+                    if let external {
+                        // Opaque checkpoints: checked to agree, the cost given or 2 per parameter.
+                        let parameters = try executor.externalParameterCount(of: definition)
+                        perPointFlops = external.flopsPerSample.map { Int($0) } ?? 2 * parameters
+                    } else if let perPointNetwork = try executor.network(of: definition) ?? network {
+                        // With the fast evaluator only the layers after a Linear/Conv2d first layer run per point.
+                        perPointFlops =
+                            !spec.sweep.plain && LandscapeEvaluator.reusesFirstLayer(perPointNetwork)
+                            ? perPointNetwork.flopsPerSample(1..<perPointNetwork.layerCount)
+                            : perPointNetwork.flopsPerSample()
+                    } else {
+                        throw NNError("no model to evaluate")
+                    }
                 } catch let error as NNError {
                     throw SpecError(label, error.description)
                 }
-                // With the fast evaluator only the layers after a Linear/Conv2d first layer run per point.
-                let perPointFlops =
-                    !spec.sweep.plain && LandscapeEvaluator.reusesFirstLayer(perPointNetwork)
-                    ? perPointNetwork.flopsPerSample(1..<perPointNetwork.layerCount)
-                    : perPointNetwork.flopsPerSample()
+                let samples = data.train.count + data.test.count
+                estimate = Double(count) * Self.secondsPerPoint(flops: perPointFlops, samples: samples)
                 let perShard = max(
                     1,
                     spec.sweep.shardPoints
-                        ?? Self.pointsPerShard(
-                            flops: perPointFlops, samples: data.train.count + data.test.count,
-                            seconds: spec.sweep.shardSeconds))
+                        ?? Self.pointsPerShard(flops: perPointFlops, samples: samples, seconds: spec.sweep.shardSeconds))
                 shards = stride(from: 0, to: count, by: perShard).map { $0..<min(count, $0 + perShard) }
             }
             names[name] = jobs.count
             jobs.append(
                 Job(
                     definition: definition, id: id, name: name, pointCount: count, shards: shards,
-                    dependencies: dependencies))
+                    dependencies: dependencies, needs: external == nil ? nil : ExternalModel.capability,
+                    estimatedSeconds: estimate))
         }
         self.jobs = jobs
         self.fileHashes = fileHashes
@@ -130,7 +184,11 @@ public struct Study: Sendable {
     /// parameter, times the positions of a convolution) at an assumed 40 GFLOP/s per worker
     /// (one core's sgemm runs at about 110 here).
     static func pointsPerShard(flops: Int, samples: Int, seconds: Double) -> Int {
-        let perPoint = Double(flops) * Double(max(samples, 1)) / 40e9
-        return max(1, min(100_000, Int(seconds / max(perPoint, 1e-9))))
+        let perPoint = secondsPerPoint(flops: flops, samples: samples)
+        // Clamped in Double first: shard_seconds comes from the user.
+        let points = seconds / max(perPoint, 1e-9)
+        return points.isNaN ? 1 : Int(max(1, min(100_000, points)))
     }
+
+    static func secondsPerPoint(flops: Int, samples: Int) -> Double { Double(flops) * Double(max(samples, 1)) / 40e9 }
 }
