@@ -11,6 +11,7 @@ public struct BasinCommand: AsyncParsableCommand {
         version: BasinVersion.string,
         subcommands: [
             RunCommand.self, CheckCommand.self, CoordinatorCommand.self, WorkerCommand.self, StatusCommand.self,
+            SummaryCommand.self, ReportCommand.self,
             MergeCommand.self,
             KeygenCommand.self, ComputeChildCommand.self,
             TrainCommand.self, EvalCommand.self, SurfaceCommand.self, InterpolateCommand.self, PlaneCommand.self,

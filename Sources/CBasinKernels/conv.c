@@ -44,24 +44,7 @@ void basin_conv_pack_weights(const basin_conv_shape *s, const float *weight, flo
 
 /// padded[c][y][x] = input[c][y - pad_h][x - pad_w] inside the image, else 0.
 AVX2 static void pad_image(const basin_conv_shape *s, const float *image, float *padded) {
-    const int H = s->height, W = s->width, rows = padded_rows(s), width = padded_width(s);
-    const int lo = s->pad_w, hi = s->pad_w + W < width ? s->pad_w + W : width;
-    for (int c = 0; c < s->channels; c++) {
-        for (int y = 0; y < rows; y++) {
-            float *line = padded + ((size_t)c * rows + y) * width;
-            int iy = y - s->pad_h;
-            if (iy < 0 || iy >= H) {
-                memset(line, 0, sizeof(float) * width);
-                continue;
-            }
-            const float *src = image + ((size_t)c * H + iy) * W - s->pad_w;
-            int x = 0;
-            for (; x < lo; x++) line[x] = 0;
-            for (; x + 8 <= hi; x += 8) _mm256_storeu_ps(line + x, _mm256_loadu_ps(src + x));
-            for (; x < hi; x++) line[x] = src[x];
-            for (; x < width; x++) line[x] = 0;
-        }
-    }
+    pad_planes(image, s->channels, s->height, s->width, s->pad_h, s->pad_w, padded_rows(s), padded_width(s), padded);
 }
 
 /// Unfolds 8 output positions of one row (output row y, columns x0 ..< x0 + 8) into lanes

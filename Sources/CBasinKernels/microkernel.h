@@ -4,6 +4,7 @@
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
@@ -54,6 +55,31 @@ AVX2 static inline void gemm_block(const float *u, const float *v, int C, float 
         : [m] "r"(m), [m3] "r"(m3), [r] "r"(bytes)
         : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
           "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+}
+
+/// One image's channels with their zero padding, as the kernels read them: padded[c][y][x] =
+/// image[c][y - pad_h][x - pad_w] inside the height x width image, else 0, for `rows` rows of
+/// `columns` floats a channel.
+AVX2 static inline void pad_planes(
+    const float *image, int channels, int height, int width, int pad_h, int pad_w, int rows, int columns,
+    float *padded) {
+    const int lo = pad_w < columns ? pad_w : columns, hi = pad_w + width < columns ? pad_w + width : columns;
+    for (int c = 0; c < channels; c++) {
+        for (int y = 0; y < rows; y++) {
+            float *line = padded + ((size_t)c * rows + y) * columns;
+            int iy = y - pad_h;
+            if (iy < 0 || iy >= height) {
+                memset(line, 0, sizeof(float) * columns);
+                continue;
+            }
+            const float *src = image + ((size_t)c * height + iy) * width - pad_w;
+            int x = 0;
+            for (; x < lo; x++) line[x] = 0;
+            for (; x + 8 <= hi; x += 8) _mm256_storeu_ps(line + x, _mm256_loadu_ps(src + x));
+            for (; x < hi; x++) line[x] = src[x];
+            for (; x < columns; x++) line[x] = 0;
+        }
+    }
 }
 
 #endif

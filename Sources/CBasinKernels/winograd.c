@@ -148,25 +148,8 @@ AVX2 static inline void input_tiles8(const float *const rows[4], float *v, size_
 /// Image `image` with its zero padding, as the tiles read it: padded[c][y][x] = input[c][y - pad_h][x - pad_w]
 /// inside the image, else 0, for y < 2 th + 2.
 AVX2 static void pad_image(const basin_winograd_shape *s, const float *input, size_t image, float *padded) {
-    const int C = s->channels, H = s->height, W = s->width, rows = 2 * tile_rows(s) + 2, width = padded_width(s);
-    const int lo = s->pad_w, hi = s->pad_w + W < width ? s->pad_w + W : width;
-    for (int c = 0; c < C; c++) {
-        const float *source = input + (image * C + c) * (size_t)H * W;
-        for (int y = 0; y < rows; y++) {
-            float *line = padded + ((size_t)c * rows + y) * width;
-            int iy = y - s->pad_h;
-            if (iy < 0 || iy >= H) {
-                memset(line, 0, sizeof(float) * width);
-                continue;
-            }
-            const float *src = source + (size_t)iy * W - s->pad_w;
-            for (int x = 0; x < lo; x++) line[x] = 0;
-            int x = lo;
-            for (; x + 8 <= hi; x += 8) _mm256_storeu_ps(line + x, _mm256_loadu_ps(src + x));
-            for (; x < hi; x++) line[x] = src[x];
-            for (; x < width; x++) line[x] = 0;
-        }
-    }
+    pad_planes(input + image * s->channels * (size_t)s->height * s->width, s->channels, s->height, s->width,
+               s->pad_h, s->pad_w, 2 * tile_rows(s) + 2, padded_width(s), padded);
 }
 
 /// The input transform of tiles [first, first + count) (count a multiple of 4) into V, walked by

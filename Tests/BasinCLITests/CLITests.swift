@@ -229,3 +229,34 @@ extension CLITests {
         #expect(table.contains("43 (41 + 2 ends)"), "\(table)")
     }
 }
+
+extension CLITests {
+    /// A study's per-cell table for a paper (`basin summary --format`), the same numbers as
+    /// summary.csv's cell rows; and `basin plot` refuses what it would otherwise draw wrongly.
+    @Test func aStudysTableForAPaperAndPlotRefusals() throws {
+        try run(["example", "connectivity", "-o", path("conn.yaml")])
+        try run(["run", path("conn.yaml"), "--out", path("conn-run"), "--workers", "0"])
+        let spec = try SpecFile.studySpec(path("conn.yaml")).spec
+        let summary = try #require(try Sweep.summary(directory: URL(fileURLWithPath: path("conn-run")), spec: spec))
+        let csv = summary.cellTable(.csv).split(separator: "\n")
+        #expect(csv.count == 3 && csv[0].hasPrefix("cell,models,pairs,train_loss_mean,train_loss_std"), "\(csv)")
+        #expect(csv[1].hasPrefix("lr=0.05,3,3,") && csv[2].hasPrefix("lr=0.2,3,3,"), "\(csv)")
+        // The means are summary.csv's cell_mean rows.
+        let written = try String(contentsOfFile: path("conn-run/summary.csv"), encoding: .utf8).split(separator: "\n")
+        let meanRow = try #require(written.first { $0.hasPrefix("cell_mean,\"lr=0.05\"") })
+        let trainLoss = meanRow.split(separator: ",", omittingEmptySubsequences: false)[3]
+        #expect(csv[1].split(separator: ",")[3] == trainLoss)
+        let markdown = summary.cellTable(.markdown)
+        #expect(markdown.contains("| cell | train loss |") && markdown.contains("| lr=0.05 | ") && markdown.contains(" ± "))
+        let latex = summary.cellTable(.latex)
+        #expect(latex.hasPrefix("\\begin{tabular}{l") && latex.contains("\\pm") && latex.hasSuffix("\\end{tabular}\n"))
+        #expect(latex.contains("$\\lambda$max"))
+        #expect(failure(["summary", path("conn-run"), "--format", "latex"]).code == 0)
+        #expect(failure(["summary", path("conn-run"), "--format", "html"]).code != 0)
+        #expect(failure(["summary", path("nowhere")]).message.contains("not a run directory"))
+
+        #expect(failure(["plot", path("conn-run"), "-o", path("barriers.png")]).message.contains("SVG"))
+        #expect(failure(["plot", path("conn-run"), "-o", path("b.svg"), "--metric", "bogus"]).message.contains("bogus"))
+        #expect(failure(["plot", path("conn-run"), "-o", path("b.svg"), "--metric", "error"]).code == 0)
+    }
+}

@@ -59,6 +59,10 @@ extension ClusterTests {
             let missing = lines.filter { $0.hasPrefix("missing: ") }.map { $0.split(separator: ":").prefix(2).joined(separator: ":") }
             let points = lines.filter { $0.contains(" points; results in ") }.map { $0.prefix { $0 != ";" } }
             outputs[name] = (missing + points.map(String.init)).joined(separator: "\n")
+            // basin status names the quarantined shards after the run has ended.
+            let problems = try Sweep.status(directory.appendingPathComponent(name)).problems
+            #expect(problems.quarantined.count == 3, "\(problems)")
+            #expect(problems.quarantined.allSatisfy { $0.job.hasPrefix("interpolate") && $0.reasons.count == 3 })
         }
         #expect(outputs["inprocess"] == outputs["twoworkers"], "\(outputs)")
         #expect(outputs["inprocess"]?.contains("missing: interpolate") == true, "\(outputs)")

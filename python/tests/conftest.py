@@ -4,6 +4,7 @@ The binary is $BASIN_BINARY, else the repository's .build/release/basin, else .b
 without one every test that needs it fails, saying to build first.
 """
 import os
+import socket
 import subprocess
 import sys
 
@@ -66,3 +67,10 @@ def basin(basin_binary, workdir):
 
 def close(a, b, tolerance=1e-5):
     return abs(a - b) <= tolerance * max(abs(a), abs(b), 1e-12)
+
+
+def free_port():
+    """A TCP port on the loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

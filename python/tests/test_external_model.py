@@ -4,7 +4,6 @@ its jobs, the PyTorch worker started with --model computes them all, and every p
 is the module evaluated at that point by hand (the state_dicts combined and scored in PyTorch)."""
 import glob
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from torch import nn
 
 from basin import points as basin_points
 from basin import results
+from conftest import free_port
 
 MODEL = '''
 import torch
@@ -53,12 +53,6 @@ jobs:
   - surface: {name: around, checkpoint: a.safetensors, x: "-1:1:3", y: "-1:1:3"}
 sweep: {shard_points: 3}
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

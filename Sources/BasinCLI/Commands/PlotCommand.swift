@@ -23,13 +23,26 @@ struct PlotCommand: ParsableCommand {
     @Flag(help: "Logarithmic colour or y scale.")
     var log = false
 
+    /// What a barrier chart draws, by `--metric`.
+    static let barrierMetrics = ["train_loss": "loss", "loss": "loss", "loss_barrier": "loss", "error": "error",
+                                 "error_barrier": "error"]
+
+    func validate() throws {
+        guard (output as NSString).pathExtension.lowercased() == "svg" else {
+            throw ValidationError("basin plot writes SVG: name the output FILE.svg, not '\(output)'")
+        }
+    }
+
     func run() throws {
         var isDirectory: ObjCBool = false
         let summary =
             FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) && isDirectory.boolValue
             ? (file as NSString).appendingPathComponent("summary.csv") : file
         if summary.hasSuffix(".csv") {
-            let quantity = metric.contains("error") || metric.contains("acc") ? "error" : "loss"
+            guard let quantity = Self.barrierMetrics[metric] else {
+                throw ValidationError(
+                    "a barrier chart draws --metric loss or error (loss_barrier, error_barrier), not '\(metric)'")
+            }
             let chart = try BarrierChart(
                 csv: try String(contentsOfFile: summary, encoding: .utf8), source: summary, quantity: quantity)
             let svg = chart.svg(

@@ -32,6 +32,12 @@ struct StatusCommand: ParsableCommand {
             line += ", no coordinator running"
         }
         print(line)
+        for entry in status.problems.quarantined {
+            print(
+                "quarantined: \(entry.job) points \(entry.start)..<\(entry.end) (shard \(entry.shard)), failed on "
+                    + "\(entry.reasons.count) worker(s): \(entry.reasons.prefix(3).joined(separator: "; "))")
+        }
+        for entry in status.problems.notRun { print("not run: \(entry.job), because \(entry.because) failed") }
         if !status.voided.isEmpty {
             let reasons = Set(status.voided).sorted().prefix(5).joined(separator: "; ")
             print("\(status.voided.count) result(s) voided by verification and computed again: \(reasons)")

@@ -95,6 +95,12 @@ struct SweepOptions: ParsableArguments {
     ) throws {
         let (done, total) = try sweep.merge()
         try? FileManager.default.removeItem(at: sweep.run.statusFile)
+        try RunProblems(
+            quarantined: quarantine.map {
+                .init(job: $0.job, shard: $0.shard, start: $0.points.lowerBound, end: $0.points.upperBound, reasons: $0.reasons)
+            },
+            notRun: blocked.map { .init(job: $0.job, because: $0.because) }
+        ).write(to: sweep.run.problemsFile)
         if let summary = try sweep.summary() { print(summary.table()) }
         print("\(done)/\(total) points; results in \(sweep.run.results.path), summary in \(sweep.run.summaryFile.path)")
         for entry in blocked { print("not run: \(entry.job), because \(entry.because) failed") }

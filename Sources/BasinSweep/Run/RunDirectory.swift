@@ -17,6 +17,8 @@ public struct RunDirectory: Sendable {
     public var statusFile: URL { url.appendingPathComponent("status.json") }
     public var summaryFile: URL { url.appendingPathComponent("summary.csv") }
     public var jobsFile: URL { url.appendingPathComponent("jobs.csv") }
+    /// What the last run left undone (`RunProblems`).
+    public var problemsFile: URL { url.appendingPathComponent("problems.json") }
     public var artifacts: URL { url.appendingPathComponent("artifacts") }
 
     /// The result file of a job: `results/<job name>.npz`.

@@ -280,6 +280,19 @@ public final class Sweep {
         return try Merger(study: study, executor: executor, run: run).merge(records: try Journal.read(run.journal))
     }
 
+    /// The study summary of a run directory from its merged result files, without its lock (nil
+    /// for a spec without stages): what `basin summary` prints.
+    public static func summary(directory: URL, spec: StudySpec) throws -> StudySummary? {
+        guard let stages = spec.stages else { return nil }
+        let study = try Study(spec: spec, executor: Executor(spec: spec, base: try base(of: directory)))
+        let run = RunDirectory(directory)
+        var results: [String: ResultFile] = [:]
+        for job in study.jobs where FileManager.default.fileExists(atPath: run.result(job.name).path) {
+            results[job.name] = try ResultFile(contentsOf: run.result(job.name))
+        }
+        return try StudySummary(stages: stages, base: spec.train, results: results)
+    }
+
     /// Progress of a run directory from its files alone (works while it runs and after).
     public static func status(_ directory: URL) throws -> RunStatus {
         let run = RunDirectory(directory)
@@ -307,7 +320,8 @@ public final class Sweep {
         let span = (recent.map(\.0).max() ?? 0) - (recent.map(\.0).min() ?? 0)
         let rate = span > 0 ? Double(recent.dropFirst().reduce(0) { $0 + $1.1 }) / span : 0
         let live = LiveStatus.read(run.statusFile, now: Date().timeIntervalSince1970)
-        return RunStatus(jobs: jobs, pointsPerSecond: rate, live: live, voided: voided)
+        return RunStatus(
+            jobs: jobs, pointsPerSecond: rate, live: live, voided: voided, problems: try RunProblems.read(run.problemsFile))
     }
 }
 
@@ -328,6 +342,8 @@ public struct RunStatus: Sendable {
     public var workersAlive: Int? { live?.workers }
     /// Why each voided result was voided (a worker failed verification), in journal order.
     public var voided: [String] = []
+    /// What the last run to end left undone: quarantined shards, jobs not run.
+    public var problems = RunProblems()
 
     public var done: Int { jobs.reduce(0) { $0 + $1.done } }
     public var total: Int { jobs.reduce(0) { $0 + $1.total } }
