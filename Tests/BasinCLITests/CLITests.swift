@@ -260,3 +260,59 @@ extension CLITests {
         #expect(failure(["plot", path("conn-run"), "-o", path("b.svg"), "--metric", "error"]).code == 0)
     }
 }
+
+extension CLITests {
+    /// Plots for a paper: axes named after the directions, the models marked, a log scale chosen
+    /// when the values span more than two decades, missing points called partial, a study's
+    /// paths of one pair drawn together with the barrier marked, n on the barrier chart, and a
+    /// plain sweep's run directory plotted result by result.
+    @Test func plotsSayWhatTheyShow() throws {
+        // A raw plane with one corner at loss 99 and one point missing.
+        var plane = ResultFile()
+        var loss: [Float] = (0..<9).map { Float(0.1 + 0.05 * Double($0)) }
+        loss[8] = 99
+        loss[4] = .nan
+        plane.set("train_loss", TensorData(loss, shape: [3, 3]))
+        plane.set("x", TensorData([0, 0.5, 1] as [Double], shape: [3]))
+        plane.set("y", TensorData([0, 0.5, 1] as [Double], shape: [3]))
+        plane.set("model_x", TensorData([0, 1, 0] as [Double], shape: [3]))
+        plane.set("model_y", TensorData([0, 0, 1] as [Double], shape: [3]))
+        plane.set("done", TensorData(dtype: .bool, shape: [3, 3], bytes: Data([1, 1, 1, 1, 0, 1, 1, 1, 1])))
+        plane.metadata = .object(["kind": .string("plane"), "basis": .string("raw")])
+        try plane.write(to: URL(fileURLWithPath: path("plane.npz")))
+        try run(["plot", path("plane.npz")])
+        let svg = try String(contentsOfFile: path("plane.svg"), encoding: .utf8)
+        for text in ["α (toward θ₂)", "β (toward θ₃)", "θ1", "log scale", "partial: 8 of 9 points", "train loss"] {
+            #expect(svg.contains(text), "the plane's plot lacks '\(text)'")
+        }
+        #expect(!svg.contains("0.3162") && !svg.contains("3.162"), "log ticks must sit at round values")
+
+        // A study: its curve drawn with the straight and aligned lines of the same pair.
+        try run(["example", "connectivity", "-o", path("plots.yaml")])
+        try run(["run", path("plots.yaml"), "--out", path("plots-run"), "--workers", "0"])
+        let curve = path("plots-run/results/curve/lr=0.05,seed=0-seed=1.npz")
+        try run(["plot", curve, "-o", path("pair.svg")])
+        let pair = try String(contentsOfFile: path("pair.svg"), encoding: .utf8)
+        for text in ["straight line train", "aligned line train", "fitted curve train", "loss barrier", "θ₁", "t (θ₁ at 0"] {
+            #expect(pair.contains(text), "the path plot lacks '\(text)'")
+        }
+        try run(["plot", path("plots-run")])
+        #expect(try String(contentsOfFile: path("plots-run/barriers.svg"), encoding: .utf8).contains("n = 3"))
+
+        // A plain sweep: every result plotted beside itself.
+        try run(["example", "spirals", "-o", path("plain-model.yaml")])
+        try run(["train", path("plain-model.yaml"), "-o", path("p0.safetensors"), "--epochs", "1"])
+        try run(["train", path("plain-model.yaml"), "-o", path("p1.safetensors"), "--epochs", "1", "--seed", "1"])
+        let text =
+            try String(contentsOfFile: path("plain-model.yaml"), encoding: .utf8)
+            + "\njobs:\n  - surface: {checkpoint: p0.safetensors, x: \"-1:1:5\", y: \"-1:1:5\"}\n"
+            + "  - interpolate: {from: p0.safetensors, to: p1.safetensors, t: \"0:1:5\"}\n"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path("plain.yaml")))
+        try run(["run", path("plain.yaml"), "--out", path("plain-run"), "--workers", "0"])
+        try run(["plot", path("plain-run")])
+        let surface = try String(contentsOfFile: path("plain-run/results/surface/p0.svg"), encoding: .utf8)
+        #expect(surface.contains("α (direction 1)") && surface.contains("θ (the model)"))
+        #expect(FileManager.default.fileExists(atPath: path("plain-run/results/interpolate/p0-p1.svg")))
+        #expect(failure(["plot", path("plain-run"), "-o", path("one.svg")]).code != 0)
+    }
+}

@@ -8,6 +8,8 @@ struct BarrierChart {
         var name: String
         var means: [Double?]
         var stds: [Double?]
+        /// Pairs of seeds whose barriers the cell averages (its `pair` rows).
+        var pairs: Int = 0
     }
 
     static let series = [
@@ -28,6 +30,7 @@ struct BarrierChart {
         }
         let columns = Self.series.map { header.firstIndex(of: "\($0.0)_\(quantity)_barrier") }
         var means: [String: [Double?]] = [:], stds: [String: [Double?]] = [:], order: [String] = []
+        var pairs: [String: Int] = [:]
         for line in lines {
             let f = Self.fields(line)
             guard f.count == header.count else {
@@ -39,9 +42,13 @@ struct BarrierChart {
                 order.append(f[1])
             } else if f[0] == "cell_std" {
                 stds[f[1]] = values
+            } else if f[0] == "pair", values.contains(where: { $0 != nil }) {
+                pairs[f[1], default: 0] += 1
             }
         }
-        cells = order.map { Cell(name: $0.isEmpty ? "(all)" : $0, means: means[$0]!, stds: stds[$0] ?? []) }
+        cells = order.map {
+            Cell(name: $0.isEmpty ? "(all)" : $0, means: means[$0]!, stds: stds[$0] ?? [], pairs: pairs[$0] ?? 0)
+        }
         guard cells.contains(where: { $0.means.contains { $0 != nil } }) else {
             throw NNError("\(source): no \(quantity) barriers yet (the connect stage has not finished)")
         }
@@ -95,6 +102,7 @@ struct BarrierChart {
                 }
             }
             canvas.text(x0 + group * 0.4, top + plotHeight + 20, cell.name, size: 12)
+            canvas.text(x0 + group * 0.4, top + plotHeight + 36, "n = \(cell.pairs)", size: 11)
         }
         canvas.line(left, py(0), left + plotWidth, py(0), stroke: "black")
         canvas.rect(left, top, plotWidth, plotHeight, fill: "none", stroke: "black")
@@ -104,7 +112,7 @@ struct BarrierChart {
             canvas.text(left + plotWidth + 36, y, label, anchor: "start")
         }
         canvas.text(
-            left + plotWidth + 15, top + 100, "mean ± std over pairs", size: 11, anchor: "start")
+            left + plotWidth + 15, top + 100, "mean ± std over a cell's n pairs", size: 11, anchor: "start")
         canvas.text(25, top + plotHeight / 2, "\(quantity) barrier", size: 14, rotate: -90)
         canvas.text(width / 2, 30, title, size: 15, weight: "bold")
         return canvas.document

@@ -4,11 +4,77 @@ import Foundation
 
 /// Draws a result file as SVG: a 2-D result as a heatmap with contour lines and a colour bar
 /// (plus the projected trajectory or the three models when present); a 1-D result or curve
-/// as a line chart of train and test (and the straight line beside a curve).
+/// as a line chart of train and test (and the straight line beside a curve). Axes are named
+/// after the directions (α, β, t), the models are marked, values spanning more than two decades
+/// are drawn on a log scale (said in the legend), a path's barrier is marked, and a result with
+/// missing points says it is partial.
 struct ResultPlot {
     let result: ResultFile
     let title: String
     let logScale: Bool
+    /// Other paths between the same two models, drawn beside this one (a study's straight
+    /// line, aligned line and fitted curve of one pair).
+    var companions: [(label: String, result: ResultFile, color: String)] = []
+    /// This result's own label beside companions ("fitted curve").
+    var ownLabel: String?
+
+    init(
+        result: ResultFile, title: String, logScale: Bool, ownLabel: String? = nil,
+        companions: [(String, ResultFile, String)] = []
+    ) {
+        self.result = result
+        self.title = title
+        self.logScale = logScale
+        self.ownLabel = ownLabel
+        self.companions = companions.map { (label: $0.0, result: $0.1, color: $0.2) }
+    }
+
+    /// Whether positive values span more than two decades (a log scale shows them; a linear
+    /// one shows the largest alone).
+    static func spansDecades(_ values: [Double]) -> Bool {
+        let positive = values.filter { $0.isFinite && $0 > 0 }
+        guard let low = positive.min(), let high = positive.max(), positive.count == values.filter(\.isFinite).count
+        else { return false }
+        return high / low > 100
+    }
+
+    /// Ticks of a log10 axis at round values: powers of ten, and 2× and 5× them when those are few.
+    static func logTicks(_ low: Double, _ high: Double) -> [Double] {
+        guard low.isFinite, high.isFinite, high > low else { return [low] }
+        for factors in [[1.0], [1.0, 2, 5], [1.0, 1.5, 2, 3, 5, 7]] {
+            var ticks: [Double] = []
+            for e in Int(floor(max(-300, low)))...Int(ceil(min(300, high))) {
+                for f in factors {
+                    let t = log10(f) + Double(e)
+                    if t >= low - 1e-9 && t <= high + 1e-9 { ticks.append(t) }
+                }
+            }
+            if ticks.count >= 3 { return ticks }
+        }
+        return niceTicks(low, high)
+    }
+
+    /// The metric as a reader says it ("train loss").
+    static func label(_ metric: String) -> String { metric.replacingOccurrences(of: "_", with: " ") }
+
+    /// The names of a 2-D result's axes, from what it is.
+    var axisNames: (x: String, y: String) {
+        let kind = result.metadata["kind"]?.stringValue
+        if kind == "plane" {
+            return result.metadata["basis"]?.stringValue == "orthonormal"
+                ? ("α (distance along θ₂ − θ₁)", "β (distance, orthogonal)") : ("α (toward θ₂)", "β (toward θ₃)")
+        }
+        if result["trajectory_x"] != nil { return ("α (first principal direction)", "β (second principal direction)") }
+        return ("α (direction 1)", "β (direction 2)")
+    }
+
+    /// "partial: k of n points (missing in grey)" when some points are missing, else nil.
+    func partialNote(_ values: [Float]) -> String? {
+        let missing = values.filter(\.isNaN).count
+        let done = result["done"]?.integers().map { $0.filter { $0 != 0 }.count } ?? values.count - missing
+        guard done < values.count else { return nil }
+        return "partial: \(done) of \(values.count) points computed (missing ones blank or grey)"
+    }
 
     static let width = 760.0, height = 560.0
     static let plotLeft = 80.0, plotTop = 60.0, plotWidth = 520.0, plotHeight = 420.0
@@ -29,8 +95,8 @@ struct ResultPlot {
         result[name]?.floats().map { $0.map(Double.init) } ?? (0..<count).map(Double.init)
     }
 
-    private func transform(_ v: Double) -> Double {
-        logScale ? (v > 0 ? log10(v) : .nan) : v
+    private func transform(_ v: Double, log: Bool) -> Double {
+        log ? (v > 0 ? log10(v) : .nan) : v
     }
 
     // MARK: Heatmap
@@ -38,7 +104,9 @@ struct ResultPlot {
     private func heatmap(_ raw: [Double], ny: Int, nx: Int, metric: String) -> String {
         var canvas = SVGCanvas(width: Self.width, height: Self.height)
         let xs = axis("x", count: nx), ys = axis("y", count: ny)
-        let values = raw.map(transform)
+        let automatic = !logScale && Self.spansDecades(raw)
+        let log = logScale || automatic
+        let values = raw.map { transform($0, log: log) }
         let finite = values.filter { $0.isFinite }
         let low = finite.min() ?? 0, high = finite.max() ?? 1
         let span = high > low ? high - low : 1
@@ -94,8 +162,16 @@ struct ResultPlot {
             canvas.line(Self.plotLeft - 5, py(t), Self.plotLeft, py(t), stroke: "black")
             canvas.text(Self.plotLeft - 8, py(t) + 4, tickLabel(t), anchor: "end")
         }
-        canvas.text(Self.plotLeft + Self.plotWidth / 2, Self.height - 30, "x", size: 14)
-        canvas.text(25, Self.plotTop + Self.plotHeight / 2, "y", size: 14, rotate: -90)
+        canvas.text(Self.plotLeft + Self.plotWidth / 2, Self.height - 30, axisNames.x, size: 14)
+        canvas.text(25, Self.plotTop + Self.plotHeight / 2, axisNames.y, size: 14, rotate: -90)
+        // The model a surface is built around, at the origin.
+        if result.metadata["kind"]?.stringValue == "surface", left <= 0, right >= 0, bottom <= 0, top >= 0 {
+            canvas.circle(px(0), py(0), r: 5, fill: "white", stroke: "black")
+            canvas.text(px(0) + 8, py(0) - 8, "θ (the model)", size: 13, anchor: "start", weight: "bold")
+        }
+        if let note = partialNote(raw.map(Float.init)) {
+            canvas.text(Self.plotLeft, Self.height - 8, note, size: 11, anchor: "start")
+        }
         // Overlays: the projected trajectory, the three models of a plane.
         if let tx = result["trajectory_x"]?.floats(), let ty = result["trajectory_y"]?.floats() {
             let points = zip(tx, ty).map { (px(Double($0)), py(Double($1))) }
@@ -118,14 +194,18 @@ struct ResultPlot {
                 fill: ColorMap.color(f))
         }
         canvas.rect(barLeft, Self.plotTop, barWidth, Self.plotHeight, fill: "none", stroke: "black")
-        for t in niceTicks(low, high) {
+        for t in log ? Self.logTicks(low, high) : niceTicks(low, high, count: 6) {
             let y = Self.plotTop + Self.plotHeight * (1 - (t - low) / span)
             canvas.line(barLeft + barWidth, y, barLeft + barWidth + 4, y, stroke: "black")
             canvas.text(
-                barLeft + barWidth + 7, y + 4, logScale ? tickLabel(pow(10, t)) : tickLabel(t), size: 11,
-                anchor: "start")
+                barLeft + barWidth + 7, y + 4, log ? tickLabel(pow(10, t)) : tickLabel(t), size: 11, anchor: "start")
         }
-        canvas.text(barLeft + barWidth / 2, Self.plotTop - 10, metric + (logScale ? " (log)" : ""), size: 12)
+        canvas.text(barLeft + barWidth / 2, Self.plotTop - 10, Self.label(metric) + (log ? " (log scale)" : ""), size: 12)
+        if automatic {
+            canvas.text(
+                Self.width - 10, Self.height - 8, String(format: "log scale: the values span %.1f decades", high - low),
+                size: 11, anchor: "end")
+        }
         canvas.text(Self.width / 2, 30, title, size: 15, weight: "bold")
         return canvas.document
     }
@@ -138,9 +218,13 @@ struct ResultPlot {
         var xName = result["t"] != nil ? "t" : "x"
         var series: [(label: String, values: [Double], color: String, dash: String?)] = []
         let hasLine = result["line_train_\(base)"] != nil
-        for (prefix, label, color) in [("", hasLine ? "curve" : "", "#1f77b4"), ("line_", "straight line", "#d62728")] {
+        let own = companions.isEmpty ? (hasLine ? "curve" : "") : (ownLabel ?? "")
+        var sources: [(ResultFile, String, String, String)] = [(result, "", own, "#1f77b4")]
+        if hasLine { sources.append((result, "line_", "straight line", "#d62728")) }
+        sources += companions.map { ($0.result, "", $0.label, $0.color) }
+        for (file, prefix, label, color) in sources {
             for (split, dash) in [("train", nil as String?), ("test", "6,4")] {
-                guard let v = result["\(prefix)\(split)_\(base)"]?.floats(), v.contains(where: { !$0.isNaN }) else {
+                guard let v = file["\(prefix)\(split)_\(base)"]?.floats(), v.contains(where: { !$0.isNaN }) else {
                     continue
                 }
                 series.append(
@@ -159,6 +243,9 @@ struct ResultPlot {
         }
         let n = series.first?.values.count ?? 0
         let xs: [Double] = xName == "epoch" ? (0..<n).map { Double($0 + 1) } : axis(xName, count: n)
+        let automatic = !logScale && Self.spansDecades(series.flatMap(\.values))
+        let log = logScale || automatic
+        func transform(_ v: Double) -> Double { self.transform(v, log: log) }
         let all = series.flatMap { $0.values.map(transform) }.filter { $0.isFinite }
         var low = all.min() ?? 0, high = all.max() ?? 1
         if high <= low { (low, high) = (low - 0.5, high + 0.5) }
@@ -168,9 +255,9 @@ struct ResultPlot {
         let x0 = xs.first ?? 0, x1 = xs.last ?? 1
         func px(_ x: Double) -> Double { Self.plotLeft + (x - x0) / max(x1 - x0, 1e-12) * Self.plotWidth }
         func py(_ y: Double) -> Double { Self.plotTop + (high - y) / (high - low) * Self.plotHeight }
-        for t in niceTicks(low, high) {
+        for t in log ? Self.logTicks(low, high) : niceTicks(low, high) {
             canvas.line(Self.plotLeft, py(t), Self.plotLeft + Self.plotWidth, py(t), stroke: "#e0e0e0")
-            canvas.text(Self.plotLeft - 8, py(t) + 4, logScale ? tickLabel(pow(10, t)) : tickLabel(t), anchor: "end")
+            canvas.text(Self.plotLeft - 8, py(t) + 4, log ? tickLabel(pow(10, t)) : tickLabel(t), anchor: "end")
         }
         for t in niceTicks(x0, x1) {
             canvas.line(
@@ -205,9 +292,47 @@ struct ResultPlot {
             canvas.line(x, y - 4, x + 30, y - 4, stroke: "#d62728", dash: "4,4")
             canvas.text(x + 36, y, "top-\(top.count) eigenvalues", size: 12, anchor: "start")
         }
+        // A path's models at t = 0 and 1, and its barrier: the highest train value on [0, 1] above
+        // the mean of the two ends.
+        if xName == "t", let statistics = result.metadata["statistics"], let train = series.first?.values {
+            var ends: [Double] = []
+            if case .array(let items)? = statistics["train_endpoint_loss"] { ends = items.compactMap(\.doubleValue) }
+            if base == "loss", ends.count == 2 {
+                for (t, value, name) in [(0.0, ends[0], "θ₁"), (1.0, ends[1], "θ₂")] where t >= x0 && t <= x1 {
+                    let y = transform(value)
+                    guard y.isFinite else { continue }
+                    canvas.circle(px(t), py(y), r: 5, fill: "white", stroke: "black")
+                    canvas.text(px(t), py(y) - 10, name, size: 13, weight: "bold")
+                }
+            }
+            let key = base == "loss" ? "train_loss_barrier" : "train_error_barrier"
+            let inside = zip(xs, train).filter { $0.0 >= 0 && $0.0 <= 1 && $0.1.isFinite }
+            let peak = base == "loss" ? inside.max { $0.1 < $1.1 } : inside.min { $0.1 < $1.1 }
+            if let barrier = statistics[key]?.doubleValue, barrier.isFinite, let (t, value) = peak,
+                base == "loss" || base == "acc"
+            {
+                let y = transform(value)
+                if y.isFinite {
+                    canvas.line(px(t), py(y), px(t), Self.plotTop + Self.plotHeight, stroke: "#444", dash: "3,3")
+                    canvas.text(
+                        px(t) + 6, py(y) + (base == "loss" ? -14 : 18),
+                        String(format: "%@ barrier %.4g", base == "loss" ? "loss" : "error", barrier), size: 12,
+                        anchor: "start", weight: "bold")
+                }
+            }
+        }
+        if let values = result["train_\(base)"]?.floats(), let note = partialNote(values) {
+            canvas.text(Self.plotLeft, Self.height - 8, note, size: 11, anchor: "start")
+        }
+        if automatic {
+            canvas.text(Self.width - 10, Self.height - 8, "log scale: the values span more than 2 decades", size: 11, anchor: "end")
+        }
+        let xLabel =
+            xName == "density_grid" ? "eigenvalue" : xName == "t" ? "t (θ₁ at 0, θ₂ at 1)" : xName == "x" ? "α" : xName
+        canvas.text(Self.plotLeft + Self.plotWidth / 2, Self.height - 30, xLabel, size: 14)
         canvas.text(
-            Self.plotLeft + Self.plotWidth / 2, Self.height - 30, xName == "density_grid" ? "eigenvalue" : xName, size: 14)
-        canvas.text(25, Self.plotTop + Self.plotHeight / 2, base + (logScale ? " (log10)" : ""), size: 14, rotate: -90)
+            25, Self.plotTop + Self.plotHeight / 2, Self.label(metric == "epoch_loss" ? "mean loss" : base)
+                + (log ? " (log scale)" : ""), size: 14, rotate: -90)
         canvas.text(Self.width / 2, 30, title, size: 15, weight: "bold")
         return canvas.document
     }

@@ -175,7 +175,11 @@ struct RunReport {
             result["train_loss"] != nil ? "train_loss" : result["epoch_loss"] != nil ? "epoch_loss"
             : result["density"] != nil ? "density" : nil
         if let metric {
-            let plot = ResultPlot(result: result, title: PlotCommand.title(result, file: file.path), logScale: false)
+            let companions = PlotCommand.companions(of: file.path)
+            let plot = ResultPlot(
+                result: result, title: PlotCommand.title(result, file: file.path), logScale: false,
+                ownLabel: companions.isEmpty ? nil : PlotCommand.pathJobs.first { file.path.contains("/\($0.0)/") }?.1,
+                companions: companions)
             if let svg = try? plot.svg(metric: metric) {
                 let caption = metric == "epoch_loss" ? "Training curve: mean loss per epoch" : metric == "density"
                     ? "Hessian eigenvalue density" : "\(metric.replacingOccurrences(of: "_", with: " "))"
