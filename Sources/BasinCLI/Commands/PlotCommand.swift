@@ -119,18 +119,21 @@ struct PlotCommand: ParsableCommand {
         }
     }
 
-    /// "<model> — <job>": the model's layers in short and what was computed.
+    /// "<job> · <model>": what was computed first, then the model's layers in short (an external
+    /// model by its name).
     static func title(_ result: ResultFile, file: String) -> String {
         var model = ""
         if let data = try? JSONEncoder().encode(result.metadata["model"] ?? .null),
             let description = try? JSONDecoder().decode(ModelDescription.self, from: data)
         {
             model = Self.shortName(description)
+        } else if let external = result.metadata["model"]?["external"]?.stringValue {
+            model = external
         }
         let kind = result.metadata["kind"]?.stringValue ?? "result"
         var job = kind
         if let name = result.metadata["job_name"]?.stringValue {
-            return [model, name].filter { !$0.isEmpty }.joined(separator: " — ")
+            return [name, model].filter { !$0.isEmpty }.joined(separator: " · ")
         }
         if let inputs = result.metadata["inputs"], case .object(let items) = inputs {
             let names = items.keys.sorted().compactMap { key -> String? in
@@ -140,7 +143,7 @@ struct PlotCommand: ParsableCommand {
             }
             job += " of " + names.joined(separator: " → ")
         }
-        return [model, job].filter { !$0.isEmpty }.joined(separator: " — ")
+        return [job, model].filter { !$0.isEmpty }.joined(separator: " · ")
     }
 
     static func shortName(_ description: ModelDescription) -> String {
