@@ -56,23 +56,38 @@ size_t basin_winograd4_scratch_count(const basin_winograd_shape *s) {
 }
 
 /// U = G g G^T, G = [[1/4,0,0],[-1/6,-1/6,-1/6],[-1/6,1/6,-1/6],[1/24,1/12,1/6],[1/24,-1/12,1/6],[0,0,1]],
-/// summed in double, packed [xi][K/4][C][4].
-void basin_winograd4_transform_weights(const basin_winograd_shape *s, const float *weight, float *u) {
+/// summed in double (multiply, then add left to right), packed [xi][K/4][C][4]: four output
+/// channels at a time, one per double lane, so each (xi, c) writes its 4 floats at once. Once per
+/// call of the forward, for every chunk of images: it was 5 % of a ResNet-20 point done a filter
+/// at a time.
+AVX2 void basin_winograd4_transform_weights(const basin_winograd_shape *s, const float *weight, float *u) {
     static const double G[6][3] = {
         {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
         {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
     const int C = s->channels, K = s->out_channels;
-    const size_t plane = (size_t)C * K;
-    for (int k = 0; k < K; k++) {
+    const size_t plane = (size_t)C * K, filter = (size_t)C * 9;
+    for (int k = 0; k < K; k += 4) {
         for (int c = 0; c < C; c++) {
-            const float *g = weight + ((size_t)k * C + c) * 9;
-            double t[6][3];
+            const float *w = weight + ((size_t)k * C + c) * 9;
+            __m256d g[9];
+            for (int e = 0; e < 9; e++)
+                g[e] = _mm256_set_pd(w[3 * filter + e], w[2 * filter + e], w[filter + e], w[e]);
+            __m256d t[6][3];
             for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 3; j++) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-            float *out = u + (size_t)(k / 4) * C * 4 + (size_t)c * 4 + k % 4;
+                for (int j = 0; j < 3; j++)
+                    t[i][j] = _mm256_add_pd(
+                        _mm256_add_pd(_mm256_mul_pd(_mm256_set1_pd(G[i][0]), g[j]),
+                                      _mm256_mul_pd(_mm256_set1_pd(G[i][1]), g[3 + j])),
+                        _mm256_mul_pd(_mm256_set1_pd(G[i][2]), g[6 + j]));
+            float *out = u + (size_t)(k / 4) * C * 4 + (size_t)c * 4;
             for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++)
-                    out[(6 * i + j) * plane] = (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+                for (int j = 0; j < 6; j++) {
+                    __m256d v = _mm256_add_pd(
+                        _mm256_add_pd(_mm256_mul_pd(t[i][0], _mm256_set1_pd(G[j][0])),
+                                      _mm256_mul_pd(t[i][1], _mm256_set1_pd(G[j][1]))),
+                        _mm256_mul_pd(t[i][2], _mm256_set1_pd(G[j][2])));
+                    _mm_storeu_ps(out + (6 * i + j) * plane, _mm256_cvtpd_ps(v));
+                }
         }
     }
 }
