@@ -250,7 +250,8 @@ class PointJob:
                  arrays=None):
         self.definition, self.spec = definition, spec
         self.kind = definition.get("kind")
-        external = (spec.get("model") or {}).get("external") if isinstance(spec.get("model"), dict) else None
+        model = spec.get("model")
+        external = model.get("external") if isinstance(model, dict) else None
         if external is not None and factory is None:
             raise ValueError(f"the spec's model '{str(external)[:80]}' is external: start this worker with "
                              "--model FILE.py:FUNCTION returning it")

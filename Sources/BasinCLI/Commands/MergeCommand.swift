@@ -16,10 +16,7 @@ struct MergeCommand: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: directory)
-        let specPath = RunDirectory(url).specFile.path
-        let (text, _) = try SpecFile.read(specPath)
-        let spec = try SpecFile.decode(StudySpec.self, from: text, source: specPath)
-        let (done, total) = try Sweep.merge(directory: url, spec: spec)
+        let (done, total) = try Sweep.merge(directory: url, spec: try SpecFile.runSpec(url))
         print("\(done)/\(total) points merged into \(RunDirectory(url).results.path)")
     }
 }

@@ -18,13 +18,7 @@ struct SummaryCommand: ParsableCommand {
 
     func run() throws {
         let url = URL(fileURLWithPath: directory)
-        let specPath = RunDirectory(url).specFile.path
-        guard FileManager.default.fileExists(atPath: specPath) else {
-            throw NNError("\(directory): not a run directory (no spec.yaml)")
-        }
-        let (text, _) = try SpecFile.read(specPath)
-        let spec = try SpecFile.decode(StudySpec.self, from: text, source: specPath)
-        guard let summary = try Sweep.summary(directory: url, spec: spec) else {
+        guard let summary = try Sweep.summary(directory: url, spec: try SpecFile.runSpec(url)) else {
             throw NNError("\(directory): its spec has no stages, so there is no per-cell table (see jobs.csv)")
         }
         print(summary.cellTable(format), terminator: format == .text ? "\n" : "")

@@ -18,15 +18,12 @@ struct RunReport {
     init(directory: URL, merge: Bool = true) throws {
         self.directory = directory
         let run = RunDirectory(directory)
-        guard FileManager.default.fileExists(atPath: run.specFile.path) else {
-            throw NNError("\(directory.path): not a run directory (no spec.yaml)")
-        }
-        let (text, _) = try SpecFile.read(run.specFile.path)
-        spec = try SpecFile.decode(StudySpec.self, from: text, source: run.specFile.path)
-        if merge { try Sweep.merge(directory: directory, spec: spec) }
-        study = try Study(spec: spec, executor: Executor(spec: spec, base: try Sweep.base(of: directory)))
-        status = try Sweep.status(directory)
+        spec = try SpecFile.runSpec(directory)
+        let executor = Executor(spec: spec, base: try Sweep.base(of: directory))
+        study = try Study(spec: spec, executor: executor)
         records = try Journal.read(run.journal)
+        if merge { try Merger(study: study, executor: executor, run: run).merge(records: records) }
+        status = try Sweep.status(directory, records: records)
     }
 
     var run: RunDirectory { RunDirectory(directory) }
@@ -48,7 +45,7 @@ struct RunReport {
                 if let chart = try? BarrierChart(csv: summary, source: run.summaryFile.path, quantity: quantity) {
                     body += Self.figure(
                         chart.svg(title: "\(quantity.capitalized) barriers per cell"),
-                        caption: "\(quantity.capitalized) barriers: mean ± std over each cell's pairs (n = \(pairsPerCell()) pair(s) a cell)")
+                        caption: "\(quantity.capitalized) barriers: mean ± std over each cell's pairs (n per cell under its name)")
                     figures += 1
                 }
             }
@@ -204,12 +201,6 @@ struct RunReport {
         let data = "{\"x\":\(list(xs)),\"y\":\(list(ys)),\"z\":\(list(values.map(Double.init)))}"
         return "<figure><canvas class=\"surface3d\" width=\"640\" height=\"420\" data-surface='\(data)'></canvas>"
             + "<figcaption>train loss in 3-D: drag to turn</figcaption></figure>"
-    }
-
-    private func pairsPerCell() -> String {
-        guard let stages = spec.stages else { return "0" }
-        let seeds = stages.train.seeds.count
-        return String(seeds * (seeds - 1) / 2)
     }
 
     private func anchor(_ name: String) -> String {

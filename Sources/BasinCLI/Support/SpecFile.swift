@@ -82,6 +82,16 @@ enum SpecFile {
         return (spec, text, url)
     }
 
+    /// The study spec a run directory holds (`RUN/spec.yaml`), for the commands that read a run.
+    static func runSpec(_ directory: URL) throws -> StudySpec {
+        let path = RunDirectory(directory).specFile.path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw NNError("\(directory.path): not a run directory (no spec.yaml)")
+        }
+        let (text, _) = try read(path)
+        return try decode(StudySpec.self, from: text, source: path)
+    }
+
     /// The spec's data, with errors about the `data` section prefixed by the spec's path.
     static func loadData(_ spec: TrainingSpec, base: URL, path: String) throws -> DataSplit {
         do {

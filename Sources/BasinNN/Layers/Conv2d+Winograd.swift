@@ -274,12 +274,8 @@ extension Conv2dKernel {
         let scale = u + (small ? basin_winograd_weights_count(&shape) : basin_winograd4_weights_count(&shape))
         let shift = scale + outChannels
         let scratch = shift + outChannels
-        if let norm = epilogue.norm {
-            for o in 0..<outChannels { (scale[o], shift[o]) = norm.affine(o) }
-        }
-        let bias = hasBias ? UnsafePointer(weight + outChannels * patchSize) : nil
-        guard let count = Int32(exactly: m.batch) else { preconditionFailure("batch \(m.batch) exceeds Int32") }
-        let affine = epilogue.norm == nil ? nil : UnsafePointer(scale)
+        let affine = epilogue.fill(scale: scale, shift: shift, channels: outChannels)
+        let bias = self.bias(weight), count = Self.kernelCount(m.batch)
         if small {
             basin_winograd_transform_weights(&shape, weight, u)
             basin_winograd_forward(
@@ -307,7 +303,7 @@ extension Conv2dKernel {
         // The GEMMs add into M (β = 1), which the output transform leaves zero behind it; the
         // scratch may hold another layer's numbers, so it starts zeroed once per call.
         product.update(repeating: 0, count: 16 * planeStride(rows: outChannels, tiles: maxTiles))
-        let bias = hasBias ? UnsafePointer(weight + outChannels * patchSize) : nil
+        let bias = self.bias(weight)
         var first = 0
         while first < m.batch {
             let n = min(group, m.batch - first)

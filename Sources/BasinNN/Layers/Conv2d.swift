@@ -76,14 +76,21 @@ struct Conv2dKernel: LayerKernel {
         let scale = packed + basin_conv_weights_count(&shape)
         let shift = scale + outChannels
         basin_conv_pack_weights(&shape, weight, packed)
-        if let norm = epilogue.norm {
-            for o in 0..<outChannels { (scale[o], shift[o]) = norm.affine(o) }
-        }
-        let bias = hasBias ? UnsafePointer(weight + outChannels * patchSize) : nil
-        guard let count = Int32(exactly: m.batch) else { preconditionFailure("batch \(m.batch) exceeds Int32") }
+        let affine = epilogue.fill(scale: scale, shift: shift, channels: outChannels)
         basin_conv_forward(
-            &shape, m.input.baseAddress!, count, packed, bias, epilogue.norm == nil ? nil : scale, shift,
+            &shape, m.input.baseAddress!, Self.kernelCount(m.batch), packed, bias(weight), affine, shift,
             epilogue.relu ? 1 : 0, m.output.baseAddress!, shift + outChannels)
+    }
+
+    /// The bias, stored after the weights, for the C kernels (nil without one).
+    func bias(_ weight: UnsafeMutablePointer<Float>) -> UnsafePointer<Float>? {
+        hasBias ? UnsafePointer(weight + outChannels * patchSize) : nil
+    }
+
+    /// A batch as the C kernels count it (workspaces hold far fewer than 2³¹ samples).
+    static func kernelCount(_ batch: Int) -> Int32 {
+        guard let count = Int32(exactly: batch) else { preconditionFailure("batch \(batch) exceeds Int32") }
+        return count
     }
 
     private func directScratch(batch: Int) -> Int {

@@ -111,6 +111,17 @@ struct Epilogue {
         }
     }
 
+    /// The BatchNorm map of `channels` channels written into `scale` and `shift`, exactly as
+    /// `apply` computes it, for the C kernels, which take it as two arrays: `scale`, or nil when
+    /// there is no BatchNorm to apply.
+    func fill(scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>, channels: Int)
+        -> UnsafePointer<Float>?
+    {
+        guard let norm else { return nil }
+        for c in 0..<channels { (scale[c], shift[c]) = norm.affine(c) }
+        return UnsafePointer(scale)
+    }
+
     /// `batch` samples of `channels × spatial` values through the epilogue into `output`.
     func apply(_ values: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int) {
         for b in 0..<batch {

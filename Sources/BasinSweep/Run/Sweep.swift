@@ -116,6 +116,10 @@ public final class Sweep {
 
     /// The study summary from the merged result files (nil for a spec without stages).
     public func summary() throws -> StudySummary? {
+        try Self.summary(of: study, spec: spec, run: run)
+    }
+
+    private static func summary(of study: Study, spec: StudySpec, run: RunDirectory) throws -> StudySummary? {
         guard let stages = spec.stages else { return nil }
         var results: [String: ResultFile] = [:]
         for job in study.jobs where FileManager.default.fileExists(atPath: run.result(job.name).path) {
@@ -283,23 +287,19 @@ public final class Sweep {
     /// The study summary of a run directory from its merged result files, without its lock (nil
     /// for a spec without stages): what `basin summary` prints.
     public static func summary(directory: URL, spec: StudySpec) throws -> StudySummary? {
-        guard let stages = spec.stages else { return nil }
+        guard spec.stages != nil else { return nil }
         let study = try Study(spec: spec, executor: Executor(spec: spec, base: try base(of: directory)))
-        let run = RunDirectory(directory)
-        var results: [String: ResultFile] = [:]
-        for job in study.jobs where FileManager.default.fileExists(atPath: run.result(job.name).path) {
-            results[job.name] = try ResultFile(contentsOf: run.result(job.name))
-        }
-        return try StudySummary(stages: stages, base: spec.train, results: results)
+        return try summary(of: study, spec: spec, run: RunDirectory(directory))
     }
 
     /// Progress of a run directory from its files alone (works while it runs and after).
-    public static func status(_ directory: URL) throws -> RunStatus {
+    /// `records`: the journal when the caller has read it already.
+    public static func status(_ directory: URL, records given: [Journal.Record]? = nil) throws -> RunStatus {
         let run = RunDirectory(directory)
         guard let entries = readStudyFile(run.studyFile)?.jobs else {
             throw RunDirectoryError.notARun(directory)
         }
-        let records = try Journal.read(run.journal)
+        let records = try given ?? Journal.read(run.journal)
         var donePoints: [String: Set<Int>] = [:]
         var times: [(Double, Int)] = []
         var voided: [String] = []
